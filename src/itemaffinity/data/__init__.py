@@ -1,0 +1,1 @@
+"""Reading, mapping, validating and indexing behaviour logs and catalogs."""

@@ -1,0 +1,194 @@
+"""Ingest: files → validated canonical rows → one atomic write into the store.
+
+Everything up to the write happens in an in-memory DuckDB, so a fatal input error leaves the
+store untouched. The write is one transaction per file; re-ingesting an identical file with the
+same mapping is a no-op, and rows already stored by another file are rejected as
+`already_in_store`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+
+from itemaffinity.data.mapping import Mapping
+from itemaffinity.data.readers import read_source
+from itemaffinity.data.validation import (REASONS, apply_joins, column_types, reject_summary,
+                                          stage_catalog, stage_events)
+from itemaffinity.errors import InputError
+from itemaffinity.store.duckdb_store import ensure_schema
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestResult:
+    """What one file's ingest did; `rows_read == accepted + sum(rejected.values())`."""
+
+    source: str
+    rows_read: int
+    accepted: int
+    rejected: dict[str, int]
+    catalog_rows: int = 0
+    run_id: int | None = None
+    skipped: str | None = None
+    seconds: float = 0.0
+    catalog_rejected: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _crash_point(name: str) -> None:
+    """Test hook: `ITEMAFFINITY_CRASH_AT=name` SIGKILLs this process here (crash-safety tests)."""
+    if os.environ.get("ITEMAFFINITY_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _derive_catalog(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> bool:
+    """Catalog from product columns carried on event rows (e.g. Online Retail's Description)."""
+    if not any(r in mapping.columns for r in ("title", "description", "category", "brand", "price")):
+        return False
+    con.execute("""CREATE OR REPLACE TEMP TABLE derived_catalog AS
+        SELECT item_id,
+               mode(title) FILTER (WHERE title IS NOT NULL) AS title,
+               mode(description) FILTER (WHERE description IS NOT NULL) AS description,
+               mode(category) FILTER (WHERE category IS NOT NULL) AS category,
+               mode(brand) FILTER (WHERE brand IS NOT NULL) AS brand,
+               median(price) FILTER (WHERE price > 0) AS price
+        FROM staged WHERE reason IS NULL AND event <> 'return' GROUP BY item_id""")
+    return True
+
+
+_CATALOG_UPSERT = """INSERT INTO store.catalog BY NAME ({select})
+    ON CONFLICT (item_id) DO UPDATE SET
+      title = coalesce(excluded.title, title), description = coalesce(excluded.description, description),
+      category = coalesce(excluded.category, category), brand = coalesce(excluded.brand, brand),
+      price = coalesce(excluded.price, price), run_id = excluded.run_id"""
+
+
+def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_path: str | None = None,
+                progress: Progress | None = None) -> IngestResult:
+    """Ingest one events file (and optionally its catalog) into the store at `store_path`.
+
+    Raises:
+        InputError: a fatal input problem; nothing was written.
+    """
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    workdir = tempfile.mkdtemp(prefix="itemaffinity-")
+    con = duckdb.connect(config={"temp_directory": workdir})
+    try:
+        say(f"reading {path}")
+        source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
+                             sheet=mapping.sheet, workdir=workdir)
+        base_dir = Path(path).parent
+        if mapping.joins:
+            apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
+        catalog_file = catalog_path
+        if catalog_file is None and mapping.catalog and mapping.catalog.file:
+            catalog_file = str(base_dir / mapping.catalog.file)
+        cat_table = None
+        if catalog_file:
+            say(f"reading catalog {catalog_file}")
+            _, cat_table = stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
+                                         delimiter=mapping.delimiter, encoding=mapping.encoding)
+            con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
+                        "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
+        say("validating")
+        stage_events(con, source, mapping, known_items_table="known_items" if cat_table else None)
+        derived = _derive_catalog(con, mapping)
+        sha = file_sha256(path)
+        mapping_json = mapping.model_dump_json()
+        mapping_sha = hashlib.sha256(mapping_json.encode()).hexdigest()
+
+        say("writing store")
+        con.execute(f"ATTACH '{str(store_path).replace(chr(39), chr(39) * 2)}' AS store")
+        con.execute("BEGIN TRANSACTION")
+        ensure_schema(con, "store")
+        prev = con.execute("SELECT run_id, rows_read, accepted, rejected, catalog_rows FROM store.runs "
+                           "WHERE file_sha256 = ? AND mapping_sha256 = ? AND kind = 'ingest' ORDER BY run_id LIMIT 1",
+                           [sha, mapping_sha]).fetchone()
+        if prev:
+            con.execute("ROLLBACK")
+            return IngestResult(path, prev[1], prev[2], json.loads(prev[3]), prev[4], prev[0],
+                                skipped=f"identical file already ingested in run {prev[0]}",
+                                seconds=time.perf_counter() - t0)
+        run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM store.runs").fetchone()[0]
+        con.execute("""UPDATE staged SET reason = 'already_in_store' WHERE reason IS NULL
+                       AND event_key IN (SELECT event_key FROM store.events)""")
+        con.execute(f"""INSERT INTO store.events SELECT event_key, {run_id}, source_row, user_id, item_id,
+            event, ts, seq, basket_id, quantity, value, price FROM staged WHERE reason IS NULL ORDER BY source_row""")
+        _crash_point("mid_ingest")
+        con.execute(f"""INSERT INTO store.rejects SELECT {run_id}, ?, r.source_row, r.reason, NULL,
+            to_json(s)::VARCHAR FROM staged r JOIN src s ON s._row = r.source_row
+            WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [path])
+        if source.malformed:
+            con.executemany("INSERT INTO store.rejects VALUES (?, ?, ?, ?, ?, ?)",
+                            [(run_id, path, m.row, m.reason, m.detail, m.raw) for m in source.malformed])
+        catalog_rows = 0
+        catalog_rejected: dict[str, int] = {}
+        cols = "item_id, title, description, category, brand, price"
+        if derived:
+            con.execute(_CATALOG_UPSERT.format(select=f"SELECT {cols}, {run_id} AS run_id FROM derived_catalog"))
+            catalog_rows = con.execute("SELECT count(*) FROM derived_catalog").fetchone()[0]
+        if cat_table:
+            con.execute(_CATALOG_UPSERT.format(
+                select=f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL"))
+            catalog_rows += con.execute("SELECT count(*) FROM staged_catalog WHERE reason IS NULL").fetchone()[0]
+            catalog_rejected = reject_summary(con, "staged_catalog")
+            con.execute("""INSERT INTO store.rejects SELECT ?, ?, source_row, reason, 'catalog', NULL
+                           FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, catalog_file])
+        rejected = reject_summary(con)
+        if source.malformed:
+            rejected = {"malformed_line": len(source.malformed), **rejected}
+        rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
+        accepted = con.execute("SELECT count(*) FROM staged WHERE reason IS NULL").fetchone()[0]
+        con.execute("INSERT INTO store.runs VALUES (?, 'ingest', ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
+                    [run_id, path, sha, mapping_sha, mapping_json, int(time.perf_counter() - t0),
+                     source.rows_read, accepted, json.dumps(rejected), catalog_rows])
+        _crash_point("before_commit")
+        con.execute("COMMIT")
+        result = IngestResult(path, source.rows_read, accepted, rejected, catalog_rows, run_id,
+                              seconds=time.perf_counter() - t0, catalog_rejected=catalog_rejected)
+        log.info("ingested %s: %d rows, %d accepted in %.2fs", path, result.rows_read, accepted, result.seconds)
+        return result
+    except duckdb.Error as exc:
+        msg = str(exc).splitlines()[0]
+        if "lock" in msg.lower() or "Could not set lock" in msg:
+            raise InputError(f"store is in use by another process: {msg}", file=str(store_path)) from None
+        if "IO Error" in msg or "not a valid DuckDB database" in msg.lower() or "Serialization" in msg:
+            raise InputError(f"cannot open store: {msg}", file=str(store_path)) from None
+        raise
+    finally:
+        con.close()
+
+
+def ingest_files(paths: list[str], mapping: Mapping, store_path: str | Path,
+                 catalog_path: str | None = None, progress: Progress | None = None) -> list[IngestResult]:
+    """Ingest several files in order; each is its own atomic run. Inputs are checked up front."""
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError("file not found", file=p)
+    return [ingest_file(p, mapping, store_path, catalog_path if i == 0 else None, progress)
+            for i, p in enumerate(paths)]

@@ -1,0 +1,220 @@
+"""InteractionData: the frozen, indexed view of the store that every miner and model shares.
+
+Built once per run from the store's events and catalog (DESIGN §3, §5):
+- `basket_items`: baskets × items, binary CSR (purchase baskets only; returns form no basket);
+- `user_items`: users × items, weighted CSR (event weights, optional time decay; each return
+  cancels one purchase);
+- per-user chronological sequences (CSR-like `seq_indptr`/`seq_items`/`seq_ts`);
+- item statistics and catalog fields aligned to item indices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import scipy.sparse as sp
+
+from itemaffinity.data.schema import BASKET_EVENTS, DEFAULT_EVENT_WEIGHTS
+from itemaffinity.data.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+def _freeze(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.flags.writeable = False
+
+
+def _freeze_csr(m: sp.csr_matrix) -> sp.csr_matrix:
+    _freeze(m.data, m.indices, m.indptr)
+    return m
+
+
+@dataclass(frozen=True)
+class InteractionData:
+    """Vocabularies and sparse matrices over one slice of the store's events.
+
+    Attributes:
+        items, users, baskets: vocabularies (items include catalog-only items, which have no events).
+        basket_items: (n_baskets, n_items) float32 CSR of 0/1.
+        basket_user: (n_baskets,) user index of each basket, −1 for anonymous.
+        basket_ts: (n_baskets,) datetime64[s] of each basket (NaT when the data has no time).
+        user_items: (n_users, n_items) float32 CSR of summed event weights.
+        seq_indptr, seq_items, seq_ts: user u's chronological items are
+            seq_items[seq_indptr[u]:seq_indptr[u+1]].
+        item_baskets, item_users, item_events: per-item counts; item_returns: returned lines.
+        item_first_seen, item_last_seen: datetime64[s] per item (NaT if never seen).
+        titles, categories, brands: object arrays per item (None when unknown); prices: float64 (NaN).
+    """
+
+    items: Vocabulary
+    users: Vocabulary
+    baskets: Vocabulary
+    basket_items: sp.csr_matrix
+    basket_user: np.ndarray
+    basket_ts: np.ndarray
+    user_items: sp.csr_matrix
+    seq_indptr: np.ndarray
+    seq_items: np.ndarray
+    seq_ts: np.ndarray
+    item_baskets: np.ndarray
+    item_users: np.ndarray
+    item_events: np.ndarray
+    item_returns: np.ndarray
+    item_first_seen: np.ndarray
+    item_last_seen: np.ndarray
+    titles: np.ndarray
+    categories: np.ndarray
+    brands: np.ndarray
+    prices: np.ndarray
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    half_life_days: float | None = None
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_baskets(self) -> int:
+        return self.basket_items.shape[0]
+
+    def sequence(self, user_idx: int) -> np.ndarray:
+        """Item indices user `user_idx` interacted with, oldest first."""
+        return self.seq_items[self.seq_indptr[user_idx]:self.seq_indptr[user_idx + 1]]
+
+    def title(self, item_idx: int) -> str | None:
+        return self.titles[item_idx]
+
+    @classmethod
+    def from_store(cls, store: str | Path | duckdb.DuckDBPyConnection, *, since: dt.datetime | None = None,
+                   until: dt.datetime | None = None, event_weights: dict[str, float] | None = None,
+                   half_life_days: float | None = None) -> "InteractionData":
+        """Build from a store file (or open connection), optionally only events in [since, until).
+
+        Args:
+            store: the DuckDB store path or a connection to it.
+            since, until: time window on `ts` (rows without a timestamp are kept only when both
+                are None).
+            event_weights: overrides of the default weights (view 1, fav 2, cart 3, purchase 4).
+            half_life_days: exponential time decay of user weights, relative to the newest event.
+        """
+        t0 = time.perf_counter()
+        own = not isinstance(store, duckdb.DuckDBPyConnection)
+        con = duckdb.connect(str(store), read_only=True) if own else store
+        try:
+            data = cls._build(con, since, until, {**DEFAULT_EVENT_WEIGHTS, **(event_weights or {})},
+                              half_life_days)
+        finally:
+            if own:
+                con.close()
+        log.info("InteractionData: %d items, %d users, %d baskets in %.2fs", data.n_items, data.n_users,
+                 data.n_baskets, time.perf_counter() - t0)
+        return data
+
+    @classmethod
+    def _build(cls, con: duckdb.DuckDBPyConnection, since, until, weights, half_life_days) -> "InteractionData":
+        conds = []
+        params: list = []
+        if since is not None:
+            conds.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("ts < ?")
+            params.append(until)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _ev AS SELECT user_id, item_id, event, ts, seq,
+            basket_id, run_id, source_row FROM events {where}""", params)
+        item_ids = [r[0] for r in con.execute(
+            "SELECT item_id FROM (SELECT item_id FROM _ev UNION SELECT item_id FROM catalog) ORDER BY item_id").fetchall()]
+        items = Vocabulary(np.array(item_ids, dtype=object), presorted=True)
+        user_ids = [r[0] for r in con.execute(
+            "SELECT DISTINCT user_id FROM _ev WHERE user_id IS NOT NULL ORDER BY user_id").fetchall()]
+        users = Vocabulary(np.array(user_ids, dtype=object), presorted=True)
+        con.execute("CREATE OR REPLACE TEMP TABLE _iv AS SELECT item_id, (row_number() OVER (ORDER BY item_id) - 1)::INTEGER AS i "
+                    "FROM (SELECT item_id FROM _ev UNION SELECT item_id FROM catalog)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _uv AS SELECT user_id, (row_number() OVER (ORDER BY user_id) - 1)::INTEGER AS u "
+                    "FROM (SELECT DISTINCT user_id FROM _ev WHERE user_id IS NOT NULL)")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _evi AS SELECT e.*, iv.i, coalesce(uv.u, -1) AS u
+            FROM _ev e JOIN _iv iv USING (item_id) LEFT JOIN _uv uv USING (user_id)""")
+        n_items, n_users = len(items), len(users)
+
+        # Baskets: purchase events grouped by basket_id, ordered by time then id.
+        bev = ", ".join(f"'{e}'" for e in BASKET_EVENTS)
+        bask = con.execute(f"""SELECT basket_id, min(ts) AS ts, max(u) AS u FROM _evi
+            WHERE event IN ({bev}) AND basket_id IS NOT NULL GROUP BY basket_id ORDER BY ts NULLS LAST, basket_id""").fetchnumpy()
+        baskets = Vocabulary(np.asarray(bask["basket_id"], dtype=object), presorted=True)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _bv AS SELECT basket_id,
+            (row_number() OVER (ORDER BY min(ts) NULLS LAST, basket_id) - 1)::INTEGER AS b
+            FROM _evi WHERE event IN ({bev}) AND basket_id IS NOT NULL GROUP BY basket_id""")
+        bi = con.execute(f"""SELECT DISTINCT bv.b, e.i FROM _evi e JOIN _bv bv USING (basket_id)
+            WHERE e.event IN ({bev}) ORDER BY 1, 2""").fetchnumpy()
+        n_b = len(baskets)
+        basket_items = sp.csr_matrix((np.ones(len(bi["b"]), dtype=np.float32), (bi["b"], bi["i"])),
+                                     shape=(n_b, n_items))
+        basket_items.sum_duplicates()
+
+        # User × item weights, with returns cancelling purchases and optional decay.
+        wcase = "CASE event " + " ".join(f"WHEN '{e}' THEN {float(w)}" for e, w in weights.items()) + \
+                f" WHEN 'return' THEN {-float(weights.get('purchase', 4.0))} ELSE 0 END"
+        decay = "1.0"
+        if half_life_days:
+            ref = con.execute("SELECT max(ts) FROM _evi").fetchone()[0]
+            if ref is not None:
+                decay = (f"coalesce(pow(0.5, date_diff('second', ts, TIMESTAMP '{ref}') / 86400.0 / {float(half_life_days)}), 1.0)")
+        ui = con.execute(f"""SELECT u, i, sum(({wcase}) * {decay}) AS w FROM _evi WHERE u >= 0
+            GROUP BY u, i HAVING sum(({wcase}) * {decay}) > 1e-9 ORDER BY u, i""").fetchnumpy()
+        user_items = sp.csr_matrix((ui["w"].astype(np.float32), (ui["u"], ui["i"])), shape=(n_users, n_items))
+
+        # Sequences: every non-return event, by time, then sequence position, then file order.
+        seq = con.execute("""SELECT u, i, ts FROM _evi WHERE u >= 0 AND event <> 'return'
+            ORDER BY u, ts NULLS LAST, seq NULLS LAST, run_id, source_row""").fetchnumpy()
+        seq_u = seq["u"].astype(np.int64)
+        seq_indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(seq_u, minlength=n_users), out=seq_indptr[1:])
+        seq_items = seq["i"].astype(np.int32)
+        seq_ts = np.asarray(seq["ts"], dtype="datetime64[s]")
+
+        st = con.execute(f"""SELECT iv.i, count(DISTINCT e.basket_id) FILTER (WHERE e.event IN ({bev})) AS nb,
+              count(DISTINCT e.user_id) FILTER (WHERE e.event <> 'return') AS nu,
+              count(e.item_id) FILTER (WHERE e.event <> 'return') AS ne,
+              count(e.item_id) FILTER (WHERE e.event = 'return') AS nr,
+              min(e.ts) AS first_ts, max(e.ts) AS last_ts,
+              any_value(c.title) AS title, any_value(c.category) AS category, any_value(c.brand) AS brand,
+              any_value(c.price) AS price
+            FROM _iv iv LEFT JOIN _evi e ON e.i = iv.i LEFT JOIN catalog c ON c.item_id = iv.item_id
+            GROUP BY iv.i ORDER BY iv.i""").fetchnumpy()
+        to_obj = lambda a: np.array([None if (x is None or x != x) else x for x in a.tolist()], dtype=object)  # noqa: E731
+        data = cls(
+            items=items, users=users, baskets=baskets,
+            basket_items=_freeze_csr(basket_items.astype(np.float32)),
+            basket_user=np.asarray(bask["u"], dtype=np.int64) if n_b else np.zeros(0, np.int64),
+            basket_ts=np.asarray(bask["ts"], dtype="datetime64[s]") if n_b else np.zeros(0, "datetime64[s]"),
+            user_items=_freeze_csr(user_items),
+            seq_indptr=seq_indptr, seq_items=seq_items, seq_ts=seq_ts,
+            item_baskets=np.asarray(st["nb"], dtype=np.int64), item_users=np.asarray(st["nu"], dtype=np.int64),
+            item_events=np.asarray(st["ne"], dtype=np.int64), item_returns=np.asarray(st["nr"], dtype=np.int64),
+            item_first_seen=np.asarray(st["first_ts"], dtype="datetime64[s]"),
+            item_last_seen=np.asarray(st["last_ts"], dtype="datetime64[s]"),
+            titles=to_obj(np.asarray(st["title"], dtype=object)),
+            categories=to_obj(np.asarray(st["category"], dtype=object)),
+            brands=to_obj(np.asarray(st["brand"], dtype=object)),
+            prices=np.asarray(st["price"], dtype=np.float64),
+            event_weights=dict(weights), half_life_days=half_life_days,
+        )
+        _freeze(data.basket_user, data.basket_ts, data.seq_indptr, data.seq_items, data.seq_ts,
+                data.item_baskets, data.item_users, data.item_events, data.item_returns,
+                data.item_first_seen, data.item_last_seen, data.titles, data.categories, data.brands,
+                data.prices)
+        for t in ("_ev", "_iv", "_uv", "_evi", "_bv"):
+            con.execute(f"DROP TABLE IF EXISTS {t}")
+        return data

@@ -1,0 +1,277 @@
+"""Validation: map a read source to canonical columns and give every row a verdict.
+
+Each row ends either accepted (reason NULL) or rejected with exactly one reason, the first that
+applies in `REASONS` order. Nothing is dropped: rejected rows go to the store's `rejects` table.
+All work is SQL inside DuckDB, so it runs at scan speed on large files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+
+from itemaffinity.data.mapping import Join, Mapping
+from itemaffinity.data.readers import Source, _sql_str, read_source
+from itemaffinity.data.schema import ALL_ROLES, EVENT_SYNONYMS
+from itemaffinity.errors import InputError
+
+log = logging.getLogger(__name__)
+
+REASONS = (
+    "malformed_line", "missing_item_id", "missing_basket_and_user", "bad_timestamp",
+    "bad_quantity", "bad_price", "bad_value", "unknown_event", "non_product_code",
+    "unknown_item", "non_positive_price", "non_positive_quantity", "duplicate_line",
+    "already_in_store",
+)
+"""Every reject reason, in the order they are checked."""
+
+TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
+              "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
+              "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE")
+
+
+def q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def apply_joins(con: duckdb.DuckDBPyConnection, table: str, joins: list[Join], base_dir: Path,
+                workdir: str) -> None:
+    """Left-join sibling files onto `table` in place (one row per key on the joined side)."""
+    for i, join in enumerate(joins):
+        path = str(base_dir / join.file)
+        jt = f"{table}_join{i}"
+        src = read_source(con, path, jt, workdir=workdir)
+        wanted = join.columns or [c for c in src.columns if c != join.on]
+        missing = [c for c in [join.on, *wanted] if c not in src.columns]
+        if missing:
+            raise InputError(f"joined file has no column {missing[0]!r}", file=path, column=missing[0])
+        own = column_types(con, table)
+        if join.on not in own:
+            raise InputError(f"join key {join.on!r} not found", column=join.on)
+        picks = ", ".join(f"any_value({q(c)}) AS {q(c)}" for c in wanted if c not in own)
+        if not picks:
+            continue
+        con.execute(f"""CREATE TEMP TABLE {table}_j AS SELECT t.*, {', '.join('j.' + q(c) for c in wanted if c not in own)}
+            FROM {table} t LEFT JOIN (SELECT CAST({q(join.on)} AS VARCHAR) AS _k, {picks} FROM {jt} GROUP BY 1) j
+            ON CAST(t.{q(join.on)} AS VARCHAR) = j._k ORDER BY t._row""")
+        con.execute(f"DROP TABLE {table}; DROP TABLE {jt}; ALTER TABLE {table}_j RENAME TO {table}")
+
+
+def resolve_columns(mapping: Mapping, source: Source, roles: tuple[str, ...] = ALL_ROLES) -> dict[str, str]:
+    """role → source column: the mapping's columns (checked to exist) plus same-named columns."""
+    cols = dict(mapping.columns)
+    for role, column in cols.items():
+        if column not in source.columns:
+            raise InputError(f"required column {column!r} (mapped to {role}) not found; the file's "
+                             f"columns are: {', '.join(source.columns)}", file=source.path, column=column)
+    for role in roles:
+        if role not in cols and role in source.columns:
+            cols[role] = role
+    if "item_id" not in cols:
+        raise InputError("no item_id column: map one with --col item_id=COLUMN, --map FILE or --preset",
+                         file=source.path)
+    if "basket_id" not in cols and "user_id" not in cols:
+        raise InputError("no basket_id or user_id column: map one with --col basket_id=COLUMN or "
+                         "--col user_id=COLUMN", file=source.path)
+    return cols
+
+
+def _id_expr(col: str) -> str:
+    return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
+
+
+def _num_expr(col: str, ctype: str) -> str:
+    if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
+        return f"CAST({q(col)} AS DOUBLE)"
+    return f"TRY_CAST(replace(trim(CAST({q(col)} AS VARCHAR)), ',', '') AS DOUBLE)"
+
+
+def _present(col: str) -> str:
+    return f"({q(col)} IS NOT NULL AND trim(CAST({q(col)} AS VARCHAR)) <> '')"
+
+
+def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str,
+                   fmt: str | None) -> str:
+    """A SQL expression parsing `col` into TIMESTAMP (NULL where it cannot be parsed).
+
+    Native timestamps and dates are cast; numbers are epoch seconds (milliseconds when > 1e11);
+    text uses the given strptime format or the one of TS_FORMATS that parses most of a sample.
+    """
+    base = ctype.split("(")[0]
+    if base.startswith("TIMESTAMP") or base == "DATE":
+        return f"CAST({q(col)} AS TIMESTAMP)"
+    if base in NUMERIC_TYPES:
+        x = f"CAST({q(col)} AS DOUBLE)"
+        return f"CASE WHEN abs({x}) > 1e11 THEN to_timestamp({x} / 1000) ELSE to_timestamp({x}) END::TIMESTAMP"
+    text = f"trim(CAST({q(col)} AS VARCHAR))"
+    if fmt:
+        return f"try_strptime({text}, {_sql_str(fmt)})"
+    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
+    counts = con.execute("SELECT " + ", ".join(
+        [f"count(TRY_CAST(v AS TIMESTAMP))"] + [f"count(try_strptime(v, {_sql_str(f)}))" for f in TS_FORMATS])
+        + f" FROM {sample}").fetchone()
+    best = max(range(len(counts)), key=lambda i: counts[i])
+    if counts[best] == 0:
+        return f"TRY_CAST({text} AS TIMESTAMP)"
+    if best == 0:
+        return f"TRY_CAST({text} AS TIMESTAMP)"
+    return f"try_strptime({text}, {_sql_str(TS_FORMATS[best - 1])})"
+
+
+def _event_map_table(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
+    pairs = {**EVENT_SYNONYMS, **{k.strip().lower(): v for k, v in mapping.event_values.items()}}
+    con.execute("CREATE OR REPLACE TEMP TABLE _event_map(src VARCHAR, event VARCHAR)")
+    con.executemany("INSERT INTO _event_map VALUES (?, ?)", list(pairs.items()))
+
+
+def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mapping,
+                 known_items_table: str | None = None) -> str:
+    """Create temp table `staged` with canonical columns, `event_key` and `reason` for each row.
+
+    Args:
+        con: connection holding `source.table`.
+        source: the read events file.
+        mapping: the resolved mapping.
+        known_items_table: a table with column item_id; with `strict_catalog`, other items are
+            rejected as unknown_item.
+
+    Returns:
+        The staged table's name.
+    """
+    t = source.table
+    cols = resolve_columns(mapping, source)
+    types = column_types(con, t)
+    src_cols = source.columns
+    sel = {
+        "item_id": _id_expr(cols["item_id"]),
+        "user_id": _id_expr(cols["user_id"]) if "user_id" in cols else "NULL::VARCHAR",
+        "basket_id": _id_expr(cols["basket_id"]) if "basket_id" in cols else "NULL::VARCHAR",
+    }
+    checks: list[tuple[str, str]] = [
+        ("missing_item_id", "item_id IS NULL"),
+        ("missing_basket_and_user", "basket_id IS NULL AND user_id IS NULL"),
+    ]
+    if "ts" in cols:
+        c = cols["ts"]
+        sel["ts"] = timestamp_expr(con, t, c, types[c], mapping.timestamp_format)
+        sel["_ts_given"] = _present(c)
+        checks.append(("bad_timestamp", "_ts_given AND ts IS NULL"))
+    else:
+        sel["ts"] = "NULL::TIMESTAMP"
+    for role, reason in (("quantity", "bad_quantity"), ("price", "bad_price"), ("value", "bad_value")):
+        if role in cols:
+            c = cols[role]
+            sel[f"_{role}"] = _num_expr(c, types[c])
+            sel[f"_{role}_given"] = _present(c)
+            checks.append((reason, f"_{role}_given AND _{role} IS NULL"))
+        else:
+            sel[f"_{role}"] = "NULL::DOUBLE"
+    sel["seq"] = _num_expr(cols["order"], types[cols["order"]]) if "order" in cols else "NULL::DOUBLE"
+    for role in ("title", "description", "category", "brand"):
+        sel[role] = _id_expr(cols[role]) if role in cols else "NULL::VARCHAR"
+    _event_map_table(con, mapping)
+    if "event" in cols:
+        sel["_event_src"] = f"lower(trim(CAST({q(cols['event'])} AS VARCHAR)))"
+        event_join = "LEFT JOIN _event_map m ON m.src = base._event_src"
+        event_expr = f"coalesce(m.event, {_sql_str(mapping.default_event)})"
+        checks.append(("unknown_event", "_event_mapped IS NULL AND coalesce(_event_src, '') <> ''"))
+    else:
+        event_join = ""
+        event_expr = _sql_str(mapping.default_event)
+    if mapping.return_basket_prefix:
+        event_expr = (f"CASE WHEN starts_with(basket_id, {_sql_str(mapping.return_basket_prefix)}) "
+                      f"THEN 'return' ELSE {event_expr} END")
+    np_terms = []
+    if mapping.non_product_codes:
+        codes = ", ".join(_sql_str(c) for c in mapping.non_product_codes)
+        np_terms.append(f"item_id IN ({codes})")
+    if mapping.non_product_pattern:
+        np_terms.append(f"regexp_full_match(item_id, {_sql_str(mapping.non_product_pattern)})")
+    if np_terms:
+        checks.append(("non_product_code", " OR ".join(np_terms)))
+    if mapping.strict_catalog and known_items_table:
+        checks.append(("unknown_item", f"item_id NOT IN (SELECT item_id FROM {known_items_table})"))
+    if "price" in cols:
+        checks.append(("non_positive_price", "_price <= 0"))
+    if "quantity" in cols:
+        checks.append(("non_positive_quantity", "quantity <= 0"))
+    checks.append(("duplicate_line", "_dup > 1"))
+
+    part = ", ".join(q(c) for c in src_cols)
+    inner = ", ".join(f"{expr} AS {q(name)}" for name, expr in sel.items())
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for r, cond in checks) + " END"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS
+    WITH base AS (
+        SELECT _row, {inner},
+               md5_number(row({part})::VARCHAR) AS event_key,
+               row_number() OVER (PARTITION BY {part} ORDER BY _row) AS _dup
+        FROM {t}),
+    typed AS (
+        SELECT base.*, {"m.event" if event_join else "NULL"} AS _event_mapped, {event_expr} AS event
+        FROM base {event_join}),
+    fin AS (
+        SELECT *, CASE WHEN event = 'return' THEN abs(_quantity) ELSE _quantity END AS quantity FROM typed)
+    SELECT _row AS source_row, event_key, user_id, item_id, event, ts, seq, basket_id,
+           coalesce(quantity, 1.0) AS quantity,
+           coalesce(_value, CASE WHEN event = 'rating' THEN NULL ELSE _price * coalesce(quantity, 1.0) END) AS value,
+           _price AS price, title, description, category, brand,
+           {reason} AS reason
+    FROM fin ORDER BY _row""")
+    return "staged"
+
+
+def reject_summary(con: duckdb.DuckDBPyConnection, table: str = "staged") -> dict[str, int]:
+    rows = con.execute(f"SELECT reason, count(*) FROM {table} WHERE reason IS NOT NULL GROUP BY 1").fetchall()
+    order = {r: i for i, r in enumerate(REASONS)}
+    return dict(sorted(((r, int(n)) for r, n in rows), key=lambda kv: order.get(kv[0], 99)))
+
+
+def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, base_dir: Path,
+                  workdir: str, delimiter: str | None = None, encoding: str | None = None) -> tuple[Source, str]:
+    """Read a catalog file into temp table `staged_catalog` (item_id + catalog roles + reason)."""
+    spec = mapping.catalog
+    src = read_source(con, path, "catsrc", delimiter=delimiter, encoding=encoding, workdir=workdir)
+    if spec and spec.joins:
+        apply_joins(con, "catsrc", list(spec.joins), base_dir, workdir)
+        src.columns = [c for c in column_types(con, "catsrc") if c != "_row"]
+    roles = dict(spec.columns) if spec else {}
+    for role in ("item_id", "title", "description", "category", "brand", "price"):
+        if role not in roles and role in src.columns:
+            roles[role] = role
+    if "item_id" not in roles:
+        raise InputError("catalog has no item_id column: map one with --catalog-col item_id=COLUMN",
+                         file=path)
+    for role, c in roles.items():
+        for col in ([c] if isinstance(c, str) else c):
+            if col not in src.columns:
+                raise InputError(f"catalog column {col!r} (mapped to {role}) not found; columns are: "
+                                 f"{', '.join(src.columns)}", file=path, column=col)
+    types = column_types(con, "catsrc")
+    exprs = {}
+    for role in ("item_id", "title", "description", "category", "brand"):
+        c = roles.get(role)
+        if c is None:
+            exprs[role] = "NULL::VARCHAR"
+        elif isinstance(c, list):
+            exprs[role] = "NULLIF(concat_ws(' > ', " + ", ".join(_id_expr(x) for x in c) + "), '')"
+        else:
+            exprs[role] = _id_expr(c)
+    exprs["price"] = _num_expr(roles["price"], types[roles["price"]]) if "price" in roles else "NULL::DOUBLE"
+    sel = ", ".join(f"{e} AS {r}" for r, e in exprs.items())
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE staged_catalog AS
+        SELECT _row AS source_row, *,
+          CASE WHEN item_id IS NULL THEN 'missing_item_id'
+               WHEN row_number() OVER (PARTITION BY item_id ORDER BY _row) > 1 THEN 'duplicate_item'
+          END AS reason
+        FROM (SELECT _row, {sel} FROM catsrc) ORDER BY _row""")
+    return src, "staged_catalog"

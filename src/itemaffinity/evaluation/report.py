@@ -1,0 +1,143 @@
+"""The HTML report: one self-contained file (plots inlined as PNG) that every step adds to.
+
+A report is a list of sections; each part of the pipeline contributes its own section
+(`dataset_sections` here; mining and evaluation add theirs), so the report grows with the
+pipeline without one module knowing all of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from itemaffinity.data.interactions import InteractionData  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+_TEMPLATE = jinja2.Environment(
+    loader=jinja2.PackageLoader("itemaffinity", "templates"), autoescape=jinja2.select_autoescape(["html"])
+)
+
+
+@dataclass
+class Section:
+    title: str
+    html: str
+    anchor: str = ""
+
+
+@dataclass
+class Report:
+    """An HTML report under construction."""
+
+    title: str
+    subtitle: str = ""
+    sections: list[Section] = field(default_factory=list)
+
+    def add(self, title: str, body_html: str) -> None:
+        anchor = "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+        self.sections.append(Section(title, body_html, anchor))
+
+    def write(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "index.html"
+        text = _TEMPLATE.get_template("report.html").render(report=self)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def figure_html(fig: plt.Figure, alt: str) -> str:
+    """A matplotlib figure as an inline <img> (the report stays one file)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def table_html(header: list[str], rows: list[list[object]], numeric: set[int] | None = None) -> str:
+    """A plain HTML table; columns in `numeric` are right-aligned and thousands-separated."""
+    numeric = numeric or set()
+
+    def cell(i: int, v: object) -> str:
+        if i in numeric and isinstance(v, (int, np.integer)):
+            return f'<td class="num">{int(v):,}</td>'
+        if i in numeric and isinstance(v, (float, np.floating)):
+            return f'<td class="num">{float(v):,.4g}</td>'
+        return f"<td>{html.escape('' if v is None else str(v))}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: InteractionData) -> None:
+    """Dataset summary, rejects by reason, basket sizes, item popularity and activity over time."""
+    from itemaffinity.store.duckdb_store import store_summary
+
+    s = store_summary(con)
+    sizes = np.diff(data.basket_items.indptr)
+    summary = [
+        ["events accepted", s["events"]], ["rows rejected", sum(s["rejects"].values())],
+        ["distinct items (with events)", s["items"]], ["catalog items", s["catalog_items"]],
+        ["users", s["users"]], ["purchase baskets", data.n_baskets],
+        ["mean basket size (distinct items)", float(sizes.mean()) if len(sizes) else 0.0],
+        ["first event", s["time_range"][0]], ["last event", s["time_range"][1]],
+    ]
+    by_type = table_html(["event", "rows"], [[k, v] for k, v in s["events_by_type"].items()], {1})
+    runs = con.execute("SELECT run_id, source, rows_read, accepted, finished_at FROM runs ORDER BY run_id").fetchall()
+    report.add("Dataset", table_html(["measure", "value"], summary, {1})
+               + "<h3>Events by type</h3>" + by_type
+               + "<h3>Ingest runs</h3>" + table_html(["run", "source", "rows read", "accepted", "finished"],
+                                                      [list(r) for r in runs], {2, 3}))
+    rej = con.execute("""SELECT reason, count(*) AS n, any_value(raw) FROM rejects GROUP BY reason
+                         ORDER BY n DESC""").fetchall()
+    total_read = con.execute("SELECT coalesce(sum(rows_read), 0) FROM runs").fetchone()[0] or 1
+    report.add("Data quality: rejected rows",
+               "<p>Every row read is either accepted or kept in the <code>rejects</code> table with its reason.</p>"
+               + table_html(["reason", "rows", "share of rows read", "example"],
+                            [[r, n, f"{n / total_read:.2%}", (ex or "")[:160]] for r, n, ex in rej], {1}))
+
+    figs = []
+    if len(sizes):
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.hist(np.clip(sizes, 1, 100), bins=50, color="#3b6ea5")
+        ax.set_xlabel("distinct items per basket (clipped at 100)")
+        ax.set_ylabel("baskets")
+        ax.set_title("Basket sizes")
+        figs.append(figure_html(fig, "basket size histogram"))
+    pop = np.sort(np.asarray(data.basket_items.sum(axis=0)).ravel())[::-1]
+    pop = pop[pop > 0]
+    if len(pop):
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.loglog(np.arange(1, len(pop) + 1), pop, color="#a53b3b")
+        ax.set_xlabel("item rank")
+        ax.set_ylabel("baskets containing the item")
+        ax.set_title("Item popularity (long tail)")
+        figs.append(figure_html(fig, "item popularity"))
+    monthly = con.execute("""SELECT date_trunc('month', ts) AS m, count(*) FROM events WHERE ts IS NOT NULL
+                             GROUP BY 1 ORDER BY 1""").fetchall()
+    if monthly:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        ax.bar([m.strftime("%Y-%m") for m, _ in monthly], [n for _, n in monthly], color="#3ba57a")
+        ax.tick_params(axis="x", rotation=70, labelsize=7)
+        ax.set_ylabel("events")
+        ax.set_title("Events per month")
+        figs.append(figure_html(fig, "events per month"))
+    top = np.argsort(-np.asarray(data.basket_items.sum(axis=0)).ravel())[:15]
+    top_rows = [[data.items.id(i), data.titles[i], int(data.item_baskets[i]), int(data.item_users[i])] for i in top]
+    report.add("Activity", '<div class="figs">' + "".join(figs) + "</div><h3>Most frequently bought items</h3>"
+               + table_html(["item_id", "title", "baskets", "users"], top_rows, {2, 3}))

@@ -1,0 +1,1 @@
+"""Persistence: the DuckDB store and pickle-free artifacts."""
