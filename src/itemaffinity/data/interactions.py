@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from itemaffinity.data.schema import BASKET_EVENTS, DEFAULT_EVENT_WEIGHTS
 from itemaffinity.data.vocab import Vocabulary
+from itemaffinity.store.duckdb_store import ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,34 @@ class InteractionData:
         log.info("InteractionData: %d items, %d users, %d baskets in %.2fs", data.n_items, data.n_users,
                  data.n_baskets, time.perf_counter() - t0)
         return data
+
+    @classmethod
+    def from_tables(cls, events: "pa.Table", catalog: "pa.Table | None" = None, **kwargs) -> "InteractionData":
+        """Build from in-memory Arrow tables in the canonical columns (tests, notebooks).
+
+        Missing optional columns get their defaults (event purchase, no time, file order).
+        """
+        import pyarrow as pa
+
+        con = duckdb.connect()
+        try:
+            ensure_schema(con)
+            n = events.num_rows
+            defaults = {"user_id": pa.nulls(n, pa.string()), "basket_id": pa.nulls(n, pa.string()),
+                        "event": pa.array(["purchase"] * n), "ts": pa.nulls(n, pa.timestamp("us")),
+                        "seq": pa.nulls(n, pa.float64()), "quantity": pa.array([1.0] * n),
+                        "value": pa.nulls(n, pa.float64()), "price": pa.nulls(n, pa.float64())}
+            cols = {c: events.column(c) if c in events.column_names else d for c, d in defaults.items()}
+            full = pa.table({"item_id": events.column("item_id"), **cols,
+                             "run_id": pa.array([1] * n, pa.int32()), "source_row": pa.array(range(1, n + 1))})
+            con.register("_in_events", full)
+            con.execute("INSERT INTO events BY NAME SELECT * FROM _in_events")
+            if catalog is not None:
+                con.register("_in_catalog", catalog)
+                con.execute("INSERT INTO catalog BY NAME SELECT * FROM _in_catalog")
+            return cls.from_store(con, **kwargs)
+        finally:
+            con.close()
 
     @classmethod
     def _build(cls, con: duckdb.DuckDBPyConnection, since, until, weights, half_life_days) -> "InteractionData":
