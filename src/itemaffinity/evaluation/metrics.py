@@ -1,0 +1,90 @@
+"""Ranking metrics over full rankings (DESIGN §6).
+
+All functions take `top`: (q, K) item indices ranked best first (−1 = empty slot) and `targets`:
+a list of q arrays of relevant item indices. They return per-query values; the runner averages.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def _hits(top: np.ndarray, targets: list[np.ndarray], k: int) -> np.ndarray:
+    """(q, k) boolean: is the item at each rank relevant?"""
+    top = top[:, :k]
+    out = np.zeros(top.shape, dtype=bool)
+    for r, t in enumerate(targets):
+        if len(t):
+            out[r] = np.isin(top[r], t)
+    return out
+
+
+def hit_rate(top, targets, k):
+    return _hits(top, targets, k).any(axis=1).astype(np.float64)
+
+
+def recall(top, targets, k):
+    n = np.array([max(len(t), 1) for t in targets], dtype=np.float64)
+    return _hits(top, targets, k).sum(axis=1) / n
+
+
+def precision(top, targets, k):
+    return _hits(top, targets, k).sum(axis=1) / float(k)
+
+
+def ndcg(top, targets, k):
+    h = _hits(top, targets, k)
+    disc = 1.0 / np.log2(np.arange(2, h.shape[1] + 2))
+    dcg = (h * disc).sum(axis=1)
+    ideal = np.array([disc[:min(len(t), h.shape[1])].sum() for t in targets])
+    return np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)
+
+
+def mrr(top, targets, k):
+    h = _hits(top, targets, k)
+    first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, 0)
+    return np.divide(1.0, first, out=np.zeros(len(first)), where=first > 0)
+
+
+def average_precision(top, targets, k):
+    h = _hits(top, targets, k).astype(np.float64)
+    prec_at = np.cumsum(h, axis=1) / np.arange(1, h.shape[1] + 1)
+    denom = np.array([min(len(t), h.shape[1]) or 1 for t in targets], dtype=np.float64)
+    return (prec_at * h).sum(axis=1) / denom
+
+
+RANKING_METRICS: dict[str, Callable[[np.ndarray, list[np.ndarray], int], np.ndarray]] = {
+    "HR": hit_rate, "Recall": recall, "Precision": precision, "NDCG": ndcg, "MRR": mrr, "MAP": average_precision,
+}
+
+
+def catalog_coverage(top: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue that appears in at least one list."""
+    shown = np.unique(top[top >= 0])
+    return len(shown) / max(n_items, 1)
+
+
+def popularity_bias(top: np.ndarray, popularity: np.ndarray) -> float:
+    """Mean popularity percentile (0 = rarest, 1 = most popular) of recommended items."""
+    ranks = np.argsort(np.argsort(popularity, kind="stable"), kind="stable") / max(len(popularity) - 1, 1)
+    vals = top[top >= 0]
+    return float(ranks[vals].mean()) if len(vals) else float("nan")
+
+
+def intra_list_diversity(top: np.ndarray, categories: np.ndarray) -> float:
+    """Mean share of item pairs within a list that have different categories (NaN without categories)."""
+    if categories is None or all(c is None for c in categories[: min(len(categories), 1000)]):
+        return float("nan")
+    codes = {c: i for i, c in enumerate(set(categories.tolist()))}
+    cat = np.array([codes[c] for c in categories.tolist()])
+    vals = []
+    for row in top:
+        row = row[row >= 0]
+        if len(row) < 2:
+            continue
+        c = cat[row]
+        diff = (c[:, None] != c[None, :]).sum() / (len(c) * (len(c) - 1))
+        vals.append(diff)
+    return float(np.mean(vals)) if vals else float("nan")

@@ -1,0 +1,183 @@
+"""Evaluation protocols (DESIGN §6): each turns a store into a `Task` — training data, query rows,
+held-out targets — the same for every model. All rank the full catalogue.
+
+- basket completion: time split; each test basket with ≥ 2 known items hides one (seeded);
+- next item: leave-last-out per user (the second to last is the validation target);
+- next basket: time split; a user's future items that are new to them;
+Validation tasks are cut from the training period only, for tuning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.errors import InputError
+from itemaffinity.models.base import query_matrix
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Task:
+    """One evaluation task.
+
+    Attributes:
+        name: protocol name.
+        train: what models are fitted on.
+        queries: (q, n_items) CSR of query items (a basket's other items or a user's history).
+        targets: q arrays of held-out item indices.
+        query_users: (q,) user indices for personalised scoring, or None to score from `queries`.
+        exclude: (q, n_items) items removed from each ranking (the query items).
+        candidates: optional item indices the ranking is restricted to.
+        info: split, seed, dataset hash, counts — recorded with every result row.
+    """
+
+    name: str
+    train: InteractionData
+    queries: sp.csr_matrix
+    targets: list[np.ndarray]
+    query_users: np.ndarray | None = None
+    exclude: sp.csr_matrix | None = None
+    candidates: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_queries(self) -> int:
+        return self.queries.shape[0]
+
+
+def dataset_hash(con: duckdb.DuckDBPyConnection) -> str:
+    """A short hash of the ingested files (their sha256s and mappings), to tag results."""
+    rows = con.execute("SELECT file_sha256, mapping_sha256 FROM runs WHERE kind = 'ingest' ORDER BY run_id").fetchall()
+    return hashlib.sha256("|".join(f"{a}:{b}" for a, b in rows).encode()).hexdigest()[:12]
+
+
+def _parse_date(value: str | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"bad --split-date {value!r}; use YYYY-MM-DD") from None
+
+
+def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *, n_queries: int = 5000,
+                      seed: int = 0, test_until: dt.datetime | None = None, name: str = "basket-completion") -> Task:
+    """Train on baskets before `split_date`; hide one item of each later basket with ≥ 2 known items."""
+    split = _parse_date(split_date)
+    train = InteractionData.from_store(con, until=split)
+    if train.n_baskets == 0:
+        raise InputError(f"no purchase baskets before {split:%Y-%m-%d}; choose another --split-date")
+    params: list[Any] = [split]
+    cond = "ts >= ?"
+    if test_until is not None:
+        cond += " AND ts < ?"
+        params.append(test_until)
+    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id) FROM events
+        WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
+                       params).fetchall()
+    baskets = []
+    for _, items in rows:
+        idx = train.items.indices(items)
+        idx = idx[(idx >= 0)]
+        idx = idx[train.item_baskets[idx] > 0]  # items the training period has seen
+        if len(idx) >= 2:
+            baskets.append(np.sort(idx))
+    if not baskets:
+        raise InputError(f"no test baskets with ≥ 2 known items after {split:%Y-%m-%d}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(baskets), size=min(n_queries, len(baskets)), replace=False)
+    chosen.sort()
+    queries, targets = [], []
+    for b in chosen:
+        items = baskets[b]
+        hide = rng.integers(len(items))
+        targets.append(items[hide:hide + 1])
+        queries.append(np.delete(items, hide))
+    q = query_matrix(queries, train.n_items)
+    info = {"split": f"time split at {split:%Y-%m-%d}", "seed": seed, "dataset": dataset_hash(con),
+            "test_baskets": len(baskets), "queries": len(chosen)}
+    return Task(name, train, q, targets, None, q, None, info)
+
+
+def _events_table(con: duckdb.DuckDBPyConnection, where: str) -> pa.Table:
+    return con.execute(f"""SELECT user_id, item_id, event, ts, seq, basket_id, quantity, value, price FROM (
+        SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC NULLS FIRST, seq DESC NULLS FIRST,
+               run_id DESC, source_row DESC) AS _from_end
+        FROM events WHERE event <> 'return') WHERE {where} ORDER BY run_id, source_row""").fetch_arrow_table()
+
+
+def _catalog_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return con.execute("SELECT item_id, title, description, category, brand, price FROM catalog").fetch_arrow_table()
+
+
+def next_item(con: duckdb.DuckDBPyConnection, *, holdout: int = 1, n_queries: int | None = None,
+              seed: int = 0, name: str = "next-item") -> Task:
+    """Leave-last-out: hold out each user's `holdout`-th item from the end (1 = test, 2 = validation).
+
+    The training data are every user's items before the held-out one; users with fewer than
+    holdout + 2 events are skipped (they would have no history).
+    """
+    train = InteractionData.from_tables(_events_table(con, f"user_id IS NULL OR _from_end > {holdout}"),
+                                        _catalog_table(con))
+    held = con.execute(f"""SELECT user_id, item_id FROM (
+        SELECT user_id, item_id, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC NULLS FIRST,
+               seq DESC NULLS FIRST, run_id DESC, source_row DESC) AS _from_end,
+               count(*) OVER (PARTITION BY user_id) AS n
+        FROM events WHERE event <> 'return' AND user_id IS NOT NULL)
+        WHERE _from_end = {holdout} AND n >= {holdout + 2} ORDER BY user_id""").fetchall()
+    users = train.users.indices([u for u, _ in held])
+    items = train.items.indices([i for _, i in held])
+    keep = (users >= 0) & (items >= 0)
+    users, items = users[keep], items[keep]
+    if n_queries is not None and n_queries < len(users):
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(users), n_queries, replace=False))
+        users, items = users[pick], items[pick]
+    hist = train.user_items[users].copy()
+    hist.data = np.ones_like(hist.data)
+    info = {"split": f"leave-last-out (holdout {holdout} from the end)", "seed": seed,
+            "dataset": dataset_hash(con), "queries": int(len(users))}
+    return Task(name, train, sp.csr_matrix(hist), [np.array([i]) for i in items], users, sp.csr_matrix(hist),
+                None, info)
+
+
+def next_basket(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *, n_queries: int = 5000,
+                seed: int = 0, name: str = "next-basket") -> Task:
+    """Time split: for each user active before and after the split, their new items after it."""
+    split = _parse_date(split_date)
+    train = InteractionData.from_store(con, until=split)
+    rows = con.execute("""SELECT user_id, list(DISTINCT item_id) FROM events WHERE event = 'purchase'
+        AND user_id IS NOT NULL AND ts >= ? GROUP BY user_id ORDER BY user_id""", [split]).fetchall()
+    users, targets = [], []
+    for user, items in rows:
+        u = train.users.index(user)
+        if u < 0:
+            continue
+        seen = set(train.user_items[u].indices.tolist())
+        idx = train.items.indices(items)
+        idx = np.array(sorted(set(idx[idx >= 0].tolist()) - seen), dtype=np.int64)
+        if len(idx):
+            users.append(u)
+            targets.append(idx)
+    if not users:
+        raise InputError(f"no users active both before and after {split:%Y-%m-%d}")
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(users), min(n_queries, len(users)), replace=False))
+    users_arr = np.asarray(users)[pick]
+    hist = train.user_items[users_arr].copy()
+    hist.data = np.ones_like(hist.data)
+    info = {"split": f"time split at {split:%Y-%m-%d}, new items only", "seed": seed,
+            "dataset": dataset_hash(con), "queries": int(len(pick))}
+    return Task(name, train, sp.csr_matrix(hist), [targets[i] for i in pick], users_arr, sp.csr_matrix(hist),
+                None, info)

@@ -1,0 +1,44 @@
+"""EASE (Steck, WWW 2019): a closed-form item–item linear model.
+
+B = I − P·diag(1/diag(P)) with P = (XᵀX + λI)⁻¹ and diag(B) = 0. Scores are X_q·B.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+from pydantic import Field
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models.base import ModelConfig, Recommender
+
+
+class EASEConfig(ModelConfig):
+    lambda_: float = Field(default=100.0, gt=0, alias="lam")
+    source: Literal["baskets", "users"] = "baskets"
+
+    model_config = ModelConfig.model_config | {"populate_by_name": True}
+
+
+class EASE(Recommender):
+    name = "ease"
+    Config = EASEConfig
+
+    def _fit(self, data: InteractionData) -> None:
+        x = data.basket_items if self.config.source == "baskets" and data.n_baskets else self.user_history_
+        x = sp.csr_matrix(x, dtype=np.float32)
+        g = (x.T @ x).toarray().astype(np.float64)
+        g[np.diag_indices_from(g)] += self.config.lambda_
+        p = scipy.linalg.inv(g, overwrite_a=True, check_finite=False)
+        b = p / (-np.diag(p))
+        b[np.diag_indices_from(b)] = 0.0
+        self.weights_ = b.astype(np.float32)
+
+    def score(self, queries: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(queries @ self.weights_, dtype=np.float32)
+
+    def similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
+        return self.weights_[item_idx]

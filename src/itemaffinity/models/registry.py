@@ -1,0 +1,48 @@
+"""Models by name: `create_model("itemknn", k=50)`, `load_model(path)`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from itemaffinity.errors import InputError
+from itemaffinity.models.base import Recommender
+from itemaffinity.models.ease import EASE
+from itemaffinity.models.factorization import ALS, BPR
+from itemaffinity.models.itemknn import ItemKNN
+from itemaffinity.models.popularity import Popularity, RecentPopularity
+from itemaffinity.models.userknn import UserKNN
+
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, EASE, ALS, BPR)
+}
+
+
+def register(cls: type[Recommender]) -> type[Recommender]:
+    """Add a model class to the registry (used by modules with heavy optional dependencies)."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    return list(MODELS)
+
+
+def create_model(name: str, **params: Any) -> Recommender:
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name](**params)
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load a model saved with `Recommender.save` (npz arrays + JSON, no pickle)."""
+    path = Path(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    model = create_model(meta["model"], **meta["config"])
+    with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    model._restore(arrays, meta["sparse"])
+    return model
