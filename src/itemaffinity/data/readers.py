@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import gzip
 import logging
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +78,11 @@ def _check_readable(path: str) -> None:
         raise InputError("file is empty", file=path)
 
 
+def _open_bytes(path: str):
+    """The file's bytes, decompressed on the fly for `.gz` (DuckDB scans those directly too)."""
+    return gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")
+
+
 _BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
          (codecs.BOM_UTF16_BE, "utf-16")]
@@ -85,7 +92,7 @@ def _first_invalid_utf8(path: str) -> int | None:
     """Byte offset of the first invalid UTF-8 sequence, or None when the file is valid."""
     dec = codecs.getincrementaldecoder("utf-8")()
     offset = 0
-    with open(path, "rb") as fh:
+    with _open_bytes(path) as fh:
         while chunk := fh.read(_CHUNK):
             try:
                 dec.decode(chunk, final=False)
@@ -112,7 +119,7 @@ def detect_encoding(path: str, given: str | None) -> str:
                 raise InputError(f"wrong encoding: not valid UTF-8 at byte {bad}; "
                                  f"give the file's encoding with --encoding", file=path)
         return name
-    with open(path, "rb") as fh:
+    with _open_bytes(path) as fh:
         head = fh.read(1 << 20)
     for bom, name in _BOMS:
         if head.startswith(bom):
@@ -123,9 +130,16 @@ def detect_encoding(path: str, given: str | None) -> str:
         return "utf-8"
     from charset_normalizer import from_bytes
 
-    best = from_bytes(head).best()
+    matches = from_bytes(head)
+    best = matches.best()
     if best is None:
         raise InputError("wrong encoding: cannot detect the text encoding; give --encoding", file=path)
+    # Short Western text often scores the same in several single-byte code pages, and the
+    # detector's first pick (e.g. cp1250) then garbles è/à/û. Windows-1252, the usual encoding of
+    # non-UTF-8 shop exports, wins whenever it explains the bytes as well as the best guess.
+    if any("cp1252" in m.could_be_from_charset and m.chaos <= best.chaos for m in matches):
+        log.info("%s: detected encoding cp1252 (best guess %s)", path, best.encoding)
+        return "cp1252"
     log.info("%s: detected encoding %s", path, best.encoding)
     return best.encoding
 
@@ -135,7 +149,7 @@ def _transcode_to_utf8(path: str, encoding: str, workdir: str) -> str:
     out = os.path.join(workdir, Path(path).name + ".utf8")
     dec = codecs.getincrementaldecoder(encoding)()
     offset = 0
-    with open(path, "rb") as src, open(out, "w", encoding="utf-8", newline="") as dst:
+    with _open_bytes(path) as src, open(out, "w", encoding="utf-8", newline="") as dst:
         try:
             while chunk := src.read(_CHUNK):
                 dst.write(dec.decode(chunk, final=False))
@@ -155,19 +169,27 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: str, table: str, delimiter: 
               encoding: str | None, workdir: str) -> list[Malformed]:
     enc = detect_encoding(path, encoding)
     scan_path = path if enc in ("utf-8", "utf-8-sig") else _transcode_to_utf8(path, enc, workdir)
-    opts = ["all_varchar=true", "header=true", "store_rejects=true", "strict_mode=false",
-            "null_padding=false", "parallel=false"]
+    opts = ["all_varchar=true", "header=true", "store_rejects=true", "null_padding=false", "parallel=false"]
     if delimiter:
         opts.append(f"delim={_sql_str(delimiter)}")
-    elif path.lower().endswith(".tsv"):
+    elif path.lower().removesuffix(".gz").endswith(".tsv"):
         opts.append("delim='\t'")
-    con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
-    try:
-        con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({_sql_str(scan_path)}, {', '.join(opts)})")
-    except duckdb.Error as exc:
-        raise InputError(f"cannot read CSV: {str(exc).splitlines()[0]}", file=path) from None
-    bad = con.execute("SELECT line, error_type::VARCHAR, error_message, csv_line FROM reject_errors "
-                      "ORDER BY line").fetchall()
+    # Strict mode is tried first: the lenient parser can leave doubled quotes ("") unescaped,
+    # cutting a field short, and silently drops fields beyond the header instead of rejecting
+    # the line. Files strict mode cannot sniff (e.g. mixed line endings) are read leniently.
+    for strict in ("true", "false"):
+        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        try:
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM read_csv({_sql_str(scan_path)}, "
+                        f"{', '.join(opts)}, strict_mode={strict})")
+            break
+        except duckdb.Error as exc:
+            if strict == "false":
+                raise InputError(f"cannot read CSV: {str(exc).splitlines()[0]}", file=path) from None
+            log.debug("%s: strict CSV parsing failed, reading leniently: %s", path, exc)
+    # DuckDB logs one error per problem (e.g. one per missing column): one malformed row per line.
+    bad = con.execute("SELECT line, any_value(error_type::VARCHAR), any_value(error_message), "
+                      "any_value(csv_line) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
     return [Malformed(int(line) - 1, "malformed_line", f"{etype}: {msg}", raw or "")
             for line, etype, msg, raw in bad]
 
@@ -261,6 +283,26 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str
     return []
 
 
+def _number_rows(con: duckdb.DuckDBPyConnection, raw: str, table: str, malformed: list[Malformed]) -> None:
+    """Create `table` = `raw` with `_row` first: the k-th parsed row gets the k-th data row number
+    that no malformed line holds, so rows keep their place in the file after a skipped line."""
+    if not malformed:
+        con.execute(f"CREATE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * FROM {raw}")
+        return
+    # Before the j-th malformed row m_j lie m_j - j parsed rows; parsed row k follows every
+    # malformed row with m_j - j < k, so its number is k + (the largest such j).
+    gaps: dict[int, int] = {}
+    for j, m in enumerate(sorted({m.row for m in malformed}), start=1):
+        gaps[m - j] = j
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_gaps (g BIGINT, j BIGINT)")
+    con.executemany(f"INSERT INTO {table}_gaps VALUES (?, ?)", list(gaps.items()))
+    con.execute(f"""CREATE TEMP TABLE {table} AS
+        SELECT r._k + coalesce(g.j, 0) AS _row, r.* EXCLUDE (_k)
+        FROM (SELECT rowid + 1 AS _k, * FROM {raw}) r ASOF LEFT JOIN {table}_gaps g ON r._k > g.g
+        ORDER BY r._k""")
+    con.execute(f"DROP TABLE {table}_gaps")
+
+
 def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: str | None = None,
                 delimiter: str | None = None, encoding: str | None = None,
                 sheet: str | None = None, workdir: str | None = None) -> Source:
@@ -268,15 +310,18 @@ def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: s
     _check_readable(path)
     fmt = fmt or detect_format(path)
     tmp = workdir or tempfile.mkdtemp(prefix="itemaffinity-")
-    if fmt == "csv":
-        malformed = _read_csv(con, path, f"{table}_raw", delimiter, encoding, tmp)
-    elif fmt == "parquet":
-        malformed = _read_parquet(con, path, f"{table}_raw")
-    elif fmt == "jsonl":
-        malformed = _read_jsonl(con, path, f"{table}_raw", encoding, tmp)
-    else:
-        malformed = _read_xlsx(con, path, f"{table}_raw", sheet)
-    con.execute(f"CREATE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * FROM {table}_raw")
+    try:
+        if fmt == "csv":
+            malformed = _read_csv(con, path, f"{table}_raw", delimiter, encoding, tmp)
+        elif fmt == "parquet":
+            malformed = _read_parquet(con, path, f"{table}_raw")
+        elif fmt == "jsonl":
+            malformed = _read_jsonl(con, path, f"{table}_raw", encoding, tmp)
+        else:
+            malformed = _read_xlsx(con, path, f"{table}_raw", sheet)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot decompress: {exc}", file=path) from None
+    _number_rows(con, f"{table}_raw", table, malformed)
     con.execute(f"DROP TABLE {table}_raw")
     columns = [c for c in (d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description)
                if c != "_row"]
