@@ -22,11 +22,11 @@ from typing import Callable
 import duckdb
 
 from itemaffinity.data.mapping import Mapping
-from itemaffinity.data.readers import read_source
+from itemaffinity.data.readers import _check_readable, read_source
 from itemaffinity.data.validation import (REASONS, apply_joins, column_types, reject_summary,
-                                          stage_catalog, stage_events)
+                                          resolve_columns, stage_catalog, stage_events)
 from itemaffinity.errors import InputError
-from itemaffinity.store.duckdb_store import ensure_schema
+from itemaffinity.store.duckdb_store import StoreVersionError, ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,12 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _derive_catalog(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> bool:
-    """Catalog from product columns carried on event rows (e.g. Online Retail's Description)."""
-    if not any(r in mapping.columns for r in ("title", "description", "category", "brand", "price")):
+def _derive_catalog(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> bool:
+    """Catalog from product columns carried on event rows (e.g. Online Retail's Description).
+
+    `roles` are the resolved role → column pairs, so same-named columns (`title`) count too.
+    """
+    if not any(r in roles for r in ("title", "description", "category", "brand", "price")):
         return False
     con.execute("""CREATE OR REPLACE TEMP TABLE derived_catalog AS
         SELECT item_id,
@@ -105,6 +108,7 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
         base_dir = Path(path).parent
         if mapping.joins:
             apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
+            source.columns = [c for c in column_types(con, "src") if c != "_row"]
         catalog_file = catalog_path
         if catalog_file is None and mapping.catalog and mapping.catalog.file:
             catalog_file = str(base_dir / mapping.catalog.file)
@@ -117,7 +121,7 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
                         "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
         say("validating")
         stage_events(con, source, mapping, known_items_table="known_items" if cat_table else None)
-        derived = _derive_catalog(con, mapping)
+        derived = _derive_catalog(con, resolve_columns(mapping, source))
         sha = file_sha256(path)
         mapping_json = mapping.model_dump_json()
         mapping_sha = hashlib.sha256(mapping_json.encode()).hexdigest()
@@ -173,6 +177,8 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
                               seconds=time.perf_counter() - t0, catalog_rejected=catalog_rejected)
         log.info("ingested %s: %d rows, %d accepted in %.2fs", path, result.rows_read, accepted, result.seconds)
         return result
+    except StoreVersionError as exc:
+        raise InputError(f"cannot use store: {exc}", file=str(store_path)) from None
     except duckdb.Error as exc:
         msg = str(exc).splitlines()[0]
         if "lock" in msg.lower() or "Could not set lock" in msg:
@@ -188,7 +194,6 @@ def ingest_files(paths: list[str], mapping: Mapping, store_path: str | Path,
                  catalog_path: str | None = None, progress: Progress | None = None) -> list[IngestResult]:
     """Ingest several files in order; each is its own atomic run. Inputs are checked up front."""
     for p in paths:
-        if not Path(p).is_file():
-            raise InputError("file not found", file=p)
+        _check_readable(p)
     return [ingest_file(p, mapping, store_path, catalog_path if i == 0 else None, progress)
             for i, p in enumerate(paths)]

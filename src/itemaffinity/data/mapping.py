@@ -93,7 +93,8 @@ class Mapping(_Strict):
         bad = set(v) - set(EVENT_TYPES)
         if bad:
             raise ValueError(f"event_weights for unknown event(s) {sorted(bad)}")
-        return v
+        # Given weights override the defaults one by one; events not named keep theirs.
+        return {**DEFAULT_EVENT_WEIGHTS, **v}
 
     @model_validator(mode="after")
     def _default_event_known(self) -> "Mapping":
