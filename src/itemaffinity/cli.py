@@ -208,5 +208,177 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
         click.echo(f"report: {path}")
 
 
+def _require_store(store_path: str) -> None:
+    if not Path(store_path).is_file():
+        raise InputError("store not found: ingest data first (itemaffinity ingest FILE) or pass FILE",
+                         file=store_path)
+
+
+def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{rows[0]['task']} · {rows[0].get('split', '')} · {rows[0]['queries']:,} queries")
+    for col in ("model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "coverage@10", "fit s", "eval s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(r["label"], f"{r['HR@10']:.4f}", f"{r['NDCG@10']:.4f}", f"{r['MRR@10']:.4f}",
+                      f"{r['Recall@20']:.4f}", f"{r['coverage@10']:.3f}", f"{r['fit_s']:.1f}", f"{r['eval_s']:.1f}")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("files", nargs=-1)
+@mapping_options
+@store_option
+@click.option("--task", default="basket-completion", show_default=True,
+              type=click.Choice(["basket-completion", "next-item", "next-basket"]), help="Evaluation protocol.")
+@click.option("--split-date", help="Time split (YYYY-MM-DD); default: the day 80% of baskets lie before.")
+@click.option("--models", "models_text", metavar="A,B:key=value,...",
+              help="Models to compare (default: every classic model); parameters as name:key=value.")
+@click.option("--queries", "n_queries", default=5000, show_default=True, type=click.IntRange(min=1),
+              help="Number of seeded test queries.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--tune", is_flag=True, help="Grid-search each model on a validation split cut from the training period.")
+@click.option("--sampled-negatives", type=click.IntRange(min=1),
+              help="Also report the papers' sampled protocol (target vs N random negatives), labelled as such.")
+@click.option("--out", "out_dir", default="itemaffinity-eval", show_default=True, type=click.Path(file_okay=False))
+@json_option
+@click.pass_context
+@_run_guarded
+def evaluate(ctx: click.Context, files: tuple[str, ...], store_path: str, task: str, split_date: str | None,
+             models_text: str | None, n_queries: int, seed: int, tune: bool, sampled_negatives: int | None,
+             out_dir: str, as_json: bool, **mapping_kw: Any) -> None:
+    """Compare models on one honest offline protocol (full ranking) and write a leaderboard."""
+    from itemaffinity.evaluation.experiment import parse_models, run_evaluation
+    from itemaffinity.evaluation.report import Report, leaderboard_section
+    from itemaffinity.store.artifacts import record_evaluations
+
+    progress = ctx.obj["progress"]
+    specs = parse_models(models_text)
+    if files:
+        do_ingest(list(files), store_path, progress, **mapping_kw)
+    _require_store(store_path)
+    rows, _ = run_evaluation(store_path, task, specs, split_date=split_date, n_queries=n_queries, seed=seed,
+                             do_tune=tune, sampled_negatives=sampled_negatives, progress=progress)
+    record_evaluations(store_path, rows)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.json").write_text(json.dumps(rows, indent=1, default=str))
+    _write_csv(out / "leaderboard.csv", rows)
+    report = Report("itemaffinity evaluation", f"store {store_path} · task {task}")
+    leaderboard_section(report, rows)
+    path = report.write(out)
+    if as_json:
+        click.echo(json.dumps({"task": task, "leaderboard": rows, "report": str(path)}, default=str))
+    else:
+        _print_leaderboard(rows)
+        click.echo(f"leaderboard: {out / 'leaderboard.csv'}   report: {path}")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    keys = [k for k in rows[0] if not isinstance(rows[0][k], dict)]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys + ["config"], extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{k: r.get(k) for k in keys}, "config": json.dumps(r.get("config"))})
+
+
+def _read_query_csv(path: str, key: str, with_items: bool) -> list[tuple[str, str | None]]:
+    import duckdb
+
+    from itemaffinity.data.readers import read_source
+
+    con = duckdb.connect()
+    src = read_source(con, path, "q")
+    need = [key, "item_id"] if with_items else [key]
+    for col in need:
+        if col not in src.columns:
+            raise InputError(f"required column {col!r} not found; columns are: {', '.join(src.columns)}",
+                             file=path, column=col)
+    cols = ", ".join(f'trim(CAST("{c}" AS VARCHAR))' for c in need)
+    rows = con.execute(f"SELECT {cols} FROM q ORDER BY _row").fetchall()
+    con.close()
+    return [(r[0], r[1] if with_items else None) for r in rows if r[0] not in (None, "")]
+
+
+@main.command()
+@store_option
+@click.option("--model", "model_text", required=True, help="Model name (optionally name:key=value).")
+@click.option("--baskets", "baskets_file", type=click.Path(dir_okay=False),
+              help="CSV with query_id,item_id (one row per item of each query basket).")
+@click.option("--users", "users_file", type=click.Path(dir_okay=False), help="CSV with a user_id column.")
+@click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Output CSV.")
+@click.option("--fit", "fit_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Ingest this file and (re)fit the model on the store first.")
+@mapping_options
+@json_option
+@click.pass_context
+@_run_guarded
+def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file: str | None,
+              users_file: str | None, n: int, out_file: str, fit_files: tuple[str, ...], as_json: bool,
+              **mapping_kw: Any) -> None:
+    """Batch recommendations for query baskets or users, from a stored (or freshly fitted) model."""
+    import csv
+
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.evaluation.experiment import parse_models
+    from itemaffinity.models.registry import create_model
+    from itemaffinity.store.artifacts import load_saved_model, save_model
+
+    if bool(baskets_file) == bool(users_file):
+        raise InputError("give exactly one of --baskets or --users")
+    spec = parse_models(model_text)[0]
+    progress = ctx.obj["progress"]
+    if fit_files:
+        do_ingest(list(fit_files), store_path, progress, **mapping_kw)
+    _require_store(store_path)
+    queries = _read_query_csv(baskets_file or users_file, "query_id" if baskets_file else "user_id",
+                              with_items=bool(baskets_file))
+    model = None if fit_files else load_saved_model(store_path, spec.label)
+    if model is None:
+        progress(f"fitting {spec.label}")
+        model = create_model(spec.name, **spec.params).fit(InteractionData.from_store(store_path))
+        save_model(store_path, model, spec.label)
+    stats = {"queries": 0, "unknown_items": 0, "unknown_users": 0, "rows": 0}
+    with open(out_file, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        if baskets_file:
+            w.writerow(["query_id", "rank", "item_id", "score"])
+            grouped: dict[str, list[str]] = {}
+            for qid, item in queries:
+                grouped.setdefault(qid, []).append(item)
+            stats["unknown_items"] = sum(1 for _, i in queries if i not in model.items_)
+            ids = list(grouped)
+            for s in range(0, len(ids), 1000):
+                chunk = ids[s:s + 1000]
+                for qid, recs in zip(chunk, model.recommend_batch(histories=[grouped[q] for q in chunk], n=n)):
+                    w.writerows([qid, r + 1, i, f"{sc:.6g}"] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
+                    stats["rows"] += len(recs)
+            stats["queries"] = len(ids)
+        else:
+            w.writerow(["user_id", "rank", "item_id", "score"])
+            users = list(dict.fromkeys(u for u, _ in queries))
+            stats["unknown_users"] = sum(1 for u in users if u not in model.users_)
+            for s in range(0, len(users), 1000):
+                chunk = users[s:s + 1000]
+                for uid, recs in zip(chunk, model.recommend_batch(chunk, n=n)):
+                    w.writerows([uid, r + 1, i, f"{sc:.6g}"] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
+                    stats["rows"] += len(recs)
+            stats["queries"] = len(users)
+    payload = {"model": spec.label, "out": out_file, **stats}
+    if as_json:
+        click.echo(json.dumps(payload))
+    else:
+        click.echo(f"{stats['queries']:,} queries → {stats['rows']:,} recommendations in {out_file}")
+        if stats["unknown_items"]:
+            click.echo(f"ignored {stats['unknown_items']:,} unknown item(s) in the queries", err=True)
+        if stats["unknown_users"]:
+            click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -111,14 +111,14 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
 
 
 def _events_table(con: duckdb.DuckDBPyConnection, where: str) -> pa.Table:
-    return con.execute(f"""SELECT user_id, item_id, event, ts, seq, basket_id, quantity, value, price FROM (
+    return con.sql(f"""SELECT user_id, item_id, event, ts, seq, basket_id, quantity, value, price FROM (
         SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY ts DESC NULLS FIRST, seq DESC NULLS FIRST,
                run_id DESC, source_row DESC) AS _from_end
-        FROM events WHERE event <> 'return') WHERE {where} ORDER BY run_id, source_row""").fetch_arrow_table()
+        FROM events WHERE event <> 'return') WHERE {where} ORDER BY run_id, source_row""").to_arrow_table()
 
 
 def _catalog_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.execute("SELECT item_id, title, description, category, brand, price FROM catalog").fetch_arrow_table()
+    return con.sql("SELECT item_id, title, description, category, brand, price FROM catalog").to_arrow_table()
 
 
 def next_item(con: duckdb.DuckDBPyConnection, *, holdout: int = 1, n_queries: int | None = None,

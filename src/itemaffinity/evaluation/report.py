@@ -141,3 +141,38 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
     top_rows = [[data.items.id(i), data.titles[i], int(data.item_baskets[i]), int(data.item_users[i])] for i in top]
     report.add("Activity", '<div class="figs">' + "".join(figs) + "</div><h3>Most frequently bought items</h3>"
                + table_html(["item_id", "title", "baskets", "users"], top_rows, {2, 3}))
+
+
+def leaderboard_section(report: Report, rows: list[dict]) -> None:
+    """Leaderboard table and bar charts of the ranking metrics, one block per task."""
+    if not rows:
+        return
+    by_task: dict[str, list[dict]] = {}
+    for r in rows:
+        by_task.setdefault(r["task"], []).append(r)
+    for task, trs in by_task.items():
+        trs = sorted(trs, key=lambda r: -r["NDCG@10"])
+        header = ["model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "MAP@10", "coverage@10",
+                  "popularity bias", "diversity", "fit s", "eval s"]
+        keys = ["HR@10", "NDCG@10", "MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10",
+                "diversity@10", "fit_s", "eval_s"]
+        table = table_html(header, [[r.get("label", r["model"])] + [r.get(k) for k in keys] for r in trs],
+                           set(range(1, len(header))))
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(trs) + 1.2))
+        labels = [r.get("label", r["model"]) for r in trs][::-1]
+        ax.barh(labels, [r["NDCG@10"] for r in trs][::-1], color="#3b6ea5", label="NDCG@10")
+        ax.barh(labels, [r["HR@10"] for r in trs][::-1], color="#9cc3e6", alpha=0.5, label="HR@10")
+        ax.set_xlabel("score")
+        ax.legend(loc="lower right")
+        ax.set_title(f"{task}: full ranking")
+        first = trs[0]
+        sampled = [k for k in first if k.startswith("sampled")]
+        extra = ""
+        if sampled:
+            extra = ("<h3>Sampled-negatives protocol (for comparison with papers only)</h3>"
+                     + table_html(["model"] + sampled, [[r.get("label", r["model"])] + [r.get(k) for k in sampled]
+                                                        for r in trs], set(range(1, len(sampled) + 1))))
+        note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
+                f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
+                f"query items excluded.</p>")
+        report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)

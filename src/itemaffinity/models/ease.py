@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import scipy.linalg
+from scipy.linalg import lapack
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -30,12 +30,18 @@ class EASE(Recommender):
     def _fit(self, data: InteractionData) -> None:
         x = data.basket_items if self.config.source == "baskets" and data.n_baskets else self.user_history_
         x = sp.csr_matrix(x, dtype=np.float32)
-        g = (x.T @ x).toarray().astype(np.float64)
+        g = (x.T @ x).toarray()
         g[np.diag_indices_from(g)] += self.config.lambda_
-        p = scipy.linalg.inv(g, overwrite_a=True, check_finite=False)
+        # Cholesky inverse in float32: half the time of a float64 LU inverse, same ranking.
+        chol, info = lapack.spotrf(g, lower=False, overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (info {info})")
+        p, _ = lapack.spotri(chol, lower=False, overwrite_c=True)
+        p = np.triu(p) + np.triu(p, 1).T
         b = p / (-np.diag(p))
         b[np.diag_indices_from(b)] = 0.0
-        self.weights_ = b.astype(np.float32)
+        # C order matters: sparse @ dense is ~20x slower on a Fortran-ordered matrix.
+        self.weights_ = np.ascontiguousarray(b, dtype=np.float32)
 
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         return np.asarray(queries @ self.weights_, dtype=np.float32)

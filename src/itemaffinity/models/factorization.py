@@ -8,11 +8,13 @@ u = (YᵀY + Yᵀ(C−I)Y + λI)⁻¹ YᵀCp with confidence c = 1 + α·w on th
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models.base import ModelConfig, Recommender
@@ -45,7 +47,10 @@ class ALS(Recommender):
         cfg = self.config
         model = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
                                         iterations=cfg.iterations, random_state=cfg.seed)
-        model.fit(_training_matrix(data, cfg.weights, self.user_history_), show_progress=False)
+        # implicit parallelises itself and warns about BLAS threads; limiting them is its advice.
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+            model.fit(_training_matrix(data, cfg.weights, self.user_history_), show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
 
@@ -96,7 +101,8 @@ class BPR(Recommender):
         model = BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
                                             regularization=cfg.regularization, iterations=cfg.iterations,
                                             random_state=cfg.seed)
-        model.fit(sp.csr_matrix(self.user_history_, dtype=np.float32), show_progress=False)
+        with threadpool_limits(1, "blas"):
+            model.fit(sp.csr_matrix(self.user_history_, dtype=np.float32), show_progress=False)
         # implicit appends a bias column to item factors and a constant 1 to user factors.
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)

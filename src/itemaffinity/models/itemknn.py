@@ -50,7 +50,7 @@ WEIGHTINGS: dict[str, Callable[[sp.csr_matrix], sp.csr_matrix]] = {
 
 class ItemKNNConfig(ModelConfig):
     similarity: Literal["cosine", "jaccard", "asymmetric_cosine", "lift"] = "cosine"
-    weighting: Literal["none", "bm25", "tfidf"] = "none"
+    weighting: Literal["none", "bm25", "tfidf"] = "bm25"
     source: Literal["baskets", "users"] = "baskets"
     k: int = Field(default=100, ge=1)
     shrink: float = Field(default=0.0, ge=0)

@@ -1,0 +1,119 @@
+"""One evaluation run as the CLI and the report use it: build the task, (tune,) fit, score, rank."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import duckdb
+
+from itemaffinity.errors import InputError
+from itemaffinity.evaluation import protocols
+from itemaffinity.evaluation.runner import evaluate_model
+from itemaffinity.evaluation.tuning import tune
+from itemaffinity.models.base import Recommender
+from itemaffinity.models.registry import MODELS, create_model
+
+log = logging.getLogger(__name__)
+
+TASKS = ("basket-completion", "next-item", "next-basket")
+CLASSIC_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr")
+VALIDATION_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name with parameters, parsed from `name:key=value:key=value`."""
+
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return self.name + "".join(f":{k}={v}" for k, v in self.params.items())
+
+
+def _value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) -> list[ModelSpec]:
+    specs = []
+    for part in (text.split(",") if text else default):
+        name, *kvs = part.strip().split(":")
+        if name not in MODELS:
+            raise InputError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+        params = {}
+        for kv in kvs:
+            k, sep, v = kv.partition("=")
+            if not sep:
+                raise InputError(f"bad model parameter {kv!r} in {part!r}; use name:key=value")
+            params[k] = _value(v)
+        try:
+            MODELS[name](**params)
+        except Exception as exc:  # pydantic ValidationError
+            raise InputError(f"bad parameters for {name}: {str(exc).splitlines()[0]}") from None
+        specs.append(ModelSpec(name, params))
+    return specs
+
+
+def default_split_date(con: duckdb.DuckDBPyConnection) -> dt.datetime:
+    """The day at which 80 % of purchase baskets lie before (a time split when none is given)."""
+    row = con.execute("""SELECT quantile_disc(ts, 0.8) FROM (SELECT min(ts) AS ts FROM events
+                         WHERE event = 'purchase' AND basket_id IS NOT NULL AND ts IS NOT NULL GROUP BY basket_id)""").fetchone()
+    if row is None or row[0] is None:
+        raise InputError("the data has no timestamps: give a task that needs none (next-item)")
+    return dt.datetime.combine(row[0].date(), dt.time())
+
+
+def build_task(con: duckdb.DuckDBPyConnection, task: str, split_date: dt.datetime | None, n_queries: int,
+               seed: int, validation: bool = False) -> protocols.Task:
+    """The test task, or with `validation` the task cut from the training period for tuning."""
+    if task == "next-item":
+        return protocols.next_item(con, holdout=2 if validation else 1, n_queries=n_queries, seed=seed,
+                                   name=task + ("-validation" if validation else ""))
+    split = split_date or default_split_date(con)
+    if task == "basket-completion":
+        if validation:
+            return protocols.basket_completion(con, split - dt.timedelta(days=VALIDATION_DAYS), n_queries=n_queries,
+                                               seed=seed, test_until=split, name=task + "-validation")
+        return protocols.basket_completion(con, split, n_queries=n_queries, seed=seed)
+    if task == "next-basket":
+        if validation:
+            raise InputError("--tune is not available for next-basket yet; tune on basket-completion")
+        return protocols.next_basket(con, split, n_queries=n_queries, seed=seed)
+    raise InputError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+
+
+def run_evaluation(store_path: str, task: str, specs: list[ModelSpec], *, split_date: str | None = None,
+                   n_queries: int = 5000, seed: int = 0, do_tune: bool = False, sampled_negatives: int | None = None,
+                   progress: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Recommender]]:
+    """Evaluate every spec on the task; returns leaderboard rows (best first) and the fitted models."""
+    say = progress or (lambda _m: None)
+    split = protocols._parse_date(split_date) if split_date else None
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        say(f"building task {task}")
+        test = build_task(con, task, split, n_queries, seed)
+        val = build_task(con, task, split, n_queries, seed, validation=True) if do_tune else None
+    rows, fitted = [], {}
+    for spec in specs:
+        params = dict(spec.params)
+        if val is not None:
+            say(f"tuning {spec.name} on the validation split")
+            params, _ = tune(spec.name, val, params)
+        say(f"fitting and scoring {spec.name}")
+        model = create_model(spec.name, **params)
+        row = evaluate_model(model, test, sampled_negatives=sampled_negatives)
+        row["label"] = ModelSpec(spec.name, params).label if (params or do_tune) else spec.name
+        row["tuned"] = do_tune
+        rows.append(row)
+        fitted[row["label"]] = model
+    rows.sort(key=lambda r: -r["NDCG@10"])
+    return rows, fitted

@@ -1,0 +1,59 @@
+"""Where fitted models and evaluation results of a store live.
+
+Models are saved next to the store file in `<store>.artifacts/models/<name>.{npz,json}` (no
+pickle); evaluation rows go into the store's `evaluations` table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from itemaffinity.models.base import Recommender
+from itemaffinity.models.registry import load_model
+
+
+def artifact_dir(store_path: str | Path) -> Path:
+    p = Path(store_path)
+    return p.with_name(p.name + ".artifacts")
+
+
+def model_path(store_path: str | Path, name: str) -> Path:
+    return artifact_dir(store_path) / "models" / name
+
+
+def save_model(store_path: str | Path, model: Recommender, name: str | None = None) -> Path:
+    return model.save(model_path(store_path, name or model.name))
+
+
+def load_saved_model(store_path: str | Path, name: str) -> Recommender | None:
+    path = model_path(store_path, name)
+    return load_model(path) if path.with_suffix(".json").is_file() else None
+
+
+def saved_models(store_path: str | Path) -> list[str]:
+    folder = artifact_dir(store_path) / "models"
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def record_evaluations(store_path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append leaderboard rows to the store's `evaluations` table (one JSON document per row)."""
+    with duckdb.connect(str(store_path)) as con:
+        con.execute("""CREATE TABLE IF NOT EXISTS evaluations (recorded_at TIMESTAMP DEFAULT now(),
+                       task VARCHAR, model VARCHAR, ndcg10 DOUBLE, row VARCHAR)""")
+        con.executemany("INSERT INTO evaluations (task, model, ndcg10, row) VALUES (?, ?, ?, ?)",
+                        [(r["task"], r["model"], r.get("NDCG@10"), json.dumps(r, default=str)) for r in rows])
+
+
+def latest_evaluations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The most recent row per (task, model label), best first within each task."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'evaluations'").fetchone()[0]
+    if not exists:
+        return []
+    rows = con.execute("""SELECT row FROM (SELECT row, row_number() OVER (PARTITION BY task, json_extract_string(row, '$.label')
+                          ORDER BY recorded_at DESC) AS r FROM evaluations) WHERE r = 1""").fetchall()
+    out = [json.loads(r[0]) for r in rows]
+    return sorted(out, key=lambda r: (r["task"], -(r.get("NDCG@10") or 0)))
