@@ -1,0 +1,145 @@
+"""Clustering and segmentation: product groups and customer segments.
+
+- Product groups: K-Means on item embeddings from a truncated SVD of the PPMI-weighted item
+  co-occurrence matrix (items bought in the same baskets land together); each group is named by
+  the words most over-represented in its titles.
+- Customer segments: RFM (recency, frequency, monetary) quintile scores mapped to the usual named
+  segments, plus a behaviour cluster from K-Means on the user's spend share per product group.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+
+from itemaffinity.data.interactions import InteractionData
+
+log = logging.getLogger(__name__)
+
+_STOP = {"OF", "AND", "THE", "WITH", "IN", "SET", "A", "TO", "FOR", "ON", "DESIGN", "SMALL", "LARGE", "&"}
+
+
+@dataclass(frozen=True)
+class ProductGroups:
+    """item_cluster[i] is item i's group (−1 for items with no baskets); labels[c] names group c."""
+
+    item_cluster: np.ndarray
+    labels: list[str]
+    sizes: np.ndarray
+
+
+def item_embeddings(data: InteractionData, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n_items, dim) L2-normalised embeddings from SVD of the PPMI co-occurrence; and the mask of items with data."""
+    x = data.basket_items if data.n_baskets else sp.csr_matrix(data.user_items > 0, dtype=np.float32)
+    c = (x.T @ x).tocoo()
+    n = float(x.shape[0])
+    counts = np.asarray(x.sum(axis=0)).ravel()
+    off = c.row != c.col
+    pmi = np.log(c.data[off] * n / (counts[c.row[off]] * counts[c.col[off]]))
+    keep = pmi > 0
+    ppmi = sp.csr_matrix((pmi[keep], (c.row[off][keep], c.col[off][keep])), shape=c.shape)
+    active = counts > 0
+    dim = max(2, min(dim, int(active.sum()) - 1))
+    emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(ppmi)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
+    return emb.astype(np.float32), active
+
+
+def _label(titles: list[str | None], background: Counter, total_bg: int, top: int = 3) -> str:
+    words = Counter(w for t in titles if t for w in set(re.findall(r"[A-Za-z]{3,}", t.upper())) if w not in _STOP)
+    n = max(len(titles), 1)
+    scored = sorted(words, key=lambda w: -(words[w] / n) * np.log(total_bg / (1 + background[w])))
+    return " / ".join(w.lower() for w in scored[:top]) or "(untitled)"
+
+
+def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -> ProductGroups:
+    """K-Means product groups over co-occurrence embeddings, with title-word labels."""
+    emb, active = item_embeddings(data, seed=seed)
+    k = max(1, min(n_clusters, int(active.sum())))
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(emb[active])
+    cluster = np.full(data.n_items, -1, dtype=np.int64)
+    cluster[active] = km.labels_
+    background = Counter(w for t in data.titles if t for w in set(re.findall(r"[A-Za-z]{3,}", t.upper())))
+    labels = [_label([data.titles[i] for i in np.flatnonzero(cluster == c)], background, len(data.titles))
+              for c in range(k)]
+    return ProductGroups(cluster, labels, np.bincount(km.labels_, minlength=k))
+
+
+RFM_SEGMENTS = (  # (name, condition on recency score r and frequency-monetary score fm, each 1..5)
+    ("Champions", lambda r, fm: (r >= 4) & (fm >= 4)),
+    ("Loyal customers", lambda r, fm: (r >= 3) & (fm >= 3)),
+    ("New customers", lambda r, fm: (r >= 4) & (fm <= 1)),
+    ("Promising", lambda r, fm: (r >= 3) & (fm <= 2)),
+    ("At risk", lambda r, fm: (r <= 2) & (fm >= 3)),
+    ("Hibernating", lambda r, fm: (r <= 2) & (fm == 2)),
+    ("Lost", lambda r, fm: np.ones_like(r, dtype=bool)),
+)
+
+
+def _quintile(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
+    ranks = np.argsort(np.argsort(values if higher_is_better else -values, kind="stable"), kind="stable")
+    return 1 + (ranks * 5 // max(len(values), 1))
+
+
+def customer_segments(con: duckdb.DuckDBPyConnection, data: InteractionData, groups: ProductGroups,
+                      n_behaviour: int = 6, seed: int = 0) -> dict[str, np.ndarray | list[str]]:
+    """RFM segment and behaviour cluster for every user with purchases.
+
+    Returns:
+        dict with user_id, recency_days, frequency, monetary, r, f, m, segment, behaviour arrays.
+    """
+    rows = con.execute("""SELECT user_id, max(ts) AS last_ts, count(DISTINCT basket_id) AS frequency,
+            sum(coalesce(value, 0)) AS monetary FROM events WHERE event = 'purchase' AND user_id IS NOT NULL
+            GROUP BY user_id ORDER BY user_id""").fetchnumpy()
+    users = rows["user_id"].astype(object)
+    last = np.asarray(rows["last_ts"], dtype="datetime64[s]")
+    ref = last.max() if len(last) and not np.isnat(last).all() else np.datetime64(dt.datetime.now(), "s")
+    recency = np.where(np.isnat(last), np.inf, (ref - last).astype("timedelta64[s]").astype(np.float64) / 86400.0)
+    freq = np.asarray(rows["frequency"], dtype=np.float64)
+    money = np.asarray(rows["monetary"], dtype=np.float64)
+    r, f, m = _quintile(recency, higher_is_better=False), _quintile(freq), _quintile(money)
+    fm = np.rint((f + m) / 2).astype(int)
+    segment = np.empty(len(users), dtype=object)
+    segment[:] = None
+    for name, cond in RFM_SEGMENTS:
+        pick = (segment == None) & cond(r, fm)  # noqa: E711 - elementwise on an object array
+        segment[pick] = name
+    # Behaviour: share of each user's items per product group, clustered.
+    uidx = data.users.indices(users.tolist())
+    k = len(groups.labels)
+    shares = np.zeros((len(users), k), dtype=np.float32)
+    ok = uidx >= 0
+    if ok.any() and k:
+        ui = data.user_items[uidx[ok]].tocoo()
+        g = groups.item_cluster[ui.col]
+        valid = g >= 0
+        np.add.at(shares, (np.flatnonzero(ok)[ui.row[valid]], g[valid]), ui.data[valid])
+        shares /= shares.sum(axis=1, keepdims=True) + 1e-12
+    nb = max(1, min(n_behaviour, len(users)))
+    behaviour = KMeans(n_clusters=nb, n_init=4, random_state=seed).fit_predict(shares) if len(users) else np.zeros(0, int)
+    return {"user_id": users, "recency_days": recency, "frequency": freq, "monetary": money, "r": r, "f": f, "m": m,
+            "segment": segment, "behaviour": behaviour}
+
+
+def store_clusters(store_path: str, data: InteractionData, groups: ProductGroups, segments: dict) -> None:
+    """Write `item_clusters` and `segments` tables into the store (replacing earlier ones)."""
+    import pyarrow as pa
+
+    items = pa.table({"item_id": data.items.ids.tolist(), "cluster": groups.item_cluster,
+                      "cluster_label": [groups.labels[c] if c >= 0 else None for c in groups.item_cluster]})
+    segs = pa.table({k: (v.tolist() if isinstance(v, np.ndarray) and v.dtype == object else v)
+                     for k, v in segments.items()})
+    with duckdb.connect(str(store_path)) as con:
+        con.register("_items", items)
+        con.register("_segs", segs)
+        con.execute("CREATE OR REPLACE TABLE item_clusters AS SELECT * FROM _items")
+        con.execute("CREATE OR REPLACE TABLE segments AS SELECT * FROM _segs")
