@@ -173,39 +173,34 @@ def ingest(ctx: click.Context, files: tuple[str, ...], store_path: str, as_json:
 @store_option
 @click.option("--out", "out_dir", default="itemaffinity-report", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the HTML report.")
+@click.option("--split-date", help="Time split for the evaluation (default: 2011-10-01 for the demo data, "
+              "else the day 80% of baskets lie before).")
 @json_option
 @click.pass_context
 @_run_guarded
-def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir: str, as_json: bool,
-            **mapping_kw: Any) -> None:
+def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir: str, split_date: str | None,
+            as_json: bool, **mapping_kw: Any) -> None:
     """Ingest FILE(s) (the bundled Online Retail demo data when none), analyse and write the report."""
-    import duckdb
-
-    from itemaffinity.data.interactions import InteractionData
-    from itemaffinity.evaluation.report import Report, dataset_sections
+    from itemaffinity.analysis import run_analysis
 
     progress = ctx.obj["progress"]
     if not files:
         files = (str(demo_data_path()),)
         if not (mapping_kw["preset"] or mapping_kw["map_file"] or mapping_kw["cols"]):
             mapping_kw["preset"] = "online-retail"
+        split_date = split_date or "2011-10-01"
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)
     results = do_ingest(list(files), store_path, progress, **mapping_kw)
-    progress("building interaction data")
-    data = InteractionData.from_store(store_path)
-    progress("writing report")
-    report = Report("itemaffinity report", f"store {store_path} · files {', '.join(files)}")
-    with duckdb.connect(store_path, read_only=True) as con:
-        dataset_sections(report, con, data)
-    path = report.write(out_dir)
-    payload = {**ingest_payload(results, store_path), "report": str(path),
-               "items": data.n_items, "users": data.n_users, "baskets": data.n_baskets}
+    summary = run_analysis(store_path, out_dir, split_date=split_date, progress=progress)
+    payload = {**ingest_payload(results, store_path), **summary}
     if as_json:
         click.echo(json.dumps(payload, default=str))
     else:
         print_ingest(payload)
-        click.echo(f"items: {data.n_items:,}  users: {data.n_users:,}  baskets: {data.n_baskets:,}")
-        click.echo(f"report: {path}")
+        click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
+        for row in summary["leaderboard"]:
+            click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
+        click.echo(f"report: {summary['report']}")
 
 
 def _require_store(store_path: str) -> None:

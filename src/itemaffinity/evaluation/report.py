@@ -176,3 +176,32 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
                 f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
                 f"query items excluded.</p>")
         report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)
+
+
+def clusters_section(report: Report, data: InteractionData, groups, segments: dict) -> None:
+    """Product groups with example titles, and customer segments with their RFM profile."""
+    rows = []
+    pop = np.asarray(data.basket_items.sum(axis=0)).ravel() if data.n_baskets else np.zeros(data.n_items)
+    for c, label in enumerate(groups.labels):
+        members = np.flatnonzero(groups.item_cluster == c)
+        top = members[np.argsort(-pop[members])][:4]
+        rows.append([c, label, int(groups.sizes[c]), "; ".join(str(data.titles[i] or data.items.id(i)) for i in top)])
+    seg_names = [s for s in dict.fromkeys(segments["segment"].tolist()) if s]
+    seg_rows = []
+    for name in seg_names:
+        mask = segments["segment"] == name
+        seg_rows.append([name, int(mask.sum()), float(np.median(segments["recency_days"][mask])),
+                         float(np.median(segments["frequency"][mask])), float(np.median(segments["monetary"][mask]))])
+    seg_rows.sort(key=lambda r: -r[1])
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh([r[0] for r in seg_rows][::-1], [r[1] for r in seg_rows][::-1], color="#6a4c93")
+    ax.set_xlabel("customers")
+    ax.set_title("RFM segments")
+    report.add("Product groups and customer segments",
+               "<p>Product groups: K-Means on co-purchase embeddings (SVD of PPMI co-occurrence), named by "
+               "their most distinctive title words. Segments: RFM quintile scores; behaviour clusters from each "
+               "customer's spend share per product group are stored in the <code>segments</code> table.</p>"
+               + table_html(["group", "label", "items", "best sellers"], rows, {0, 2})
+               + figure_html(fig, "segments")
+               + table_html(["segment", "customers", "median recency (days)", "median baskets", "median spend"],
+                            seg_rows, {1, 2, 3, 4}))

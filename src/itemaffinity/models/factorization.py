@@ -45,11 +45,11 @@ class ALS(Recommender):
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config
-        model = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
-                                        iterations=cfg.iterations, random_state=cfg.seed)
         # implicit parallelises itself and warns about BLAS threads; limiting them is its advice.
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="OpenBLAS is configured")
+            model = AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
+                                            iterations=cfg.iterations, random_state=cfg.seed)
             model.fit(_training_matrix(data, cfg.weights, self.user_history_), show_progress=False)
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)

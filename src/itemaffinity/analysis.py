@@ -1,0 +1,62 @@
+"""`itemaffinity analyze`: the main job — ingest, index, mine, cluster, evaluate, fit and report.
+
+Each step adds its section to one HTML report and its tables to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.evaluation.report import Report, clusters_section, dataset_sections, leaderboard_section
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr")
+
+
+def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
+                 split_date: str | None = None, n_queries: int = 2000, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Analyse the store's data and write the report; returns a summary for the CLI."""
+    from itemaffinity.evaluation.experiment import parse_models, run_evaluation
+    from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
+    from itemaffinity.models.registry import create_model
+    from itemaffinity.store.artifacts import record_evaluations, save_model
+
+    say = progress or (lambda _m: None)
+    say("building interaction data")
+    data = InteractionData.from_store(store_path)
+    summary: dict[str, Any] = {"items": data.n_items, "users": data.n_users, "baskets": data.n_baskets}
+
+    say("clustering products and segmenting customers")
+    groups = product_groups(data, seed=seed)
+    with duckdb.connect(store_path, read_only=True) as con:
+        segments = customer_segments(con, data, groups, seed=seed)
+        has_time = con.execute("SELECT count(ts) > 0 FROM events").fetchone()[0]
+    store_clusters(store_path, data, groups, segments)
+
+    task = "basket-completion" if data.n_baskets and has_time else "next-item"
+    say(f"evaluating {', '.join(models)} on {task}")
+    rows, _ = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
+                             n_queries=n_queries, seed=seed, progress=say)
+    record_evaluations(store_path, rows)
+    summary["leaderboard"] = [{"model": r["label"], "NDCG@10": round(r["NDCG@10"], 4), "HR@10": round(r["HR@10"], 4)}
+                              for r in rows]
+
+    say("fitting models on all data")
+    for name in models:
+        save_model(store_path, create_model(name).fit(data))
+
+    say("writing report")
+    report = Report("itemaffinity report", f"store {store_path}")
+    with duckdb.connect(store_path, read_only=True) as con:
+        dataset_sections(report, con, data)
+    leaderboard_section(report, rows)
+    clusters_section(report, data, groups, segments)
+    summary["report"] = str(report.write(out_dir))
+    return summary
