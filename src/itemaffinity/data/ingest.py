@@ -72,14 +72,20 @@ def _derive_catalog(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> bo
     """
     if not any(r in roles for r in ("title", "description", "category", "brand", "price")):
         return False
-    con.execute("""CREATE OR REPLACE TEMP TABLE derived_catalog AS
-        SELECT item_id,
-               mode(title) FILTER (WHERE title IS NOT NULL) AS title,
-               mode(description) FILTER (WHERE description IS NOT NULL) AS description,
-               mode(category) FILTER (WHERE category IS NOT NULL) AS category,
-               mode(brand) FILTER (WHERE brand IS NOT NULL) AS brand,
-               median(price) FILTER (WHERE price > 0) AS price
-        FROM staged WHERE reason IS NULL AND event <> 'return' GROUP BY item_id""")
+    # The most frequent value per item; ties go to the one on the latest row. (DuckDB's mode()
+    # breaks ties arbitrarily, so the same file could give different titles from run to run.)
+    fields = ("title", "description", "category", "brand")
+    most_common = {f: f"""{f}_top AS (SELECT item_id, {f} FROM (
+            SELECT item_id, {f}, count(*) AS n, max(source_row) AS last_row FROM base
+            WHERE {f} IS NOT NULL GROUP BY ALL)
+            QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY n DESC, last_row DESC) = 1)"""
+                   for f in fields}
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE derived_catalog AS
+        WITH base AS (SELECT * FROM staged WHERE reason IS NULL AND event <> 'return'),
+        items AS (SELECT item_id, median(price) FILTER (WHERE price > 0) AS price FROM base GROUP BY item_id),
+        {', '.join(most_common.values())}
+        SELECT item_id, {', '.join(f'{f}_top.{f}' for f in fields)}, items.price FROM items
+        {' '.join(f'LEFT JOIN {f}_top USING (item_id)' for f in fields)}""")
     return True
 
 
