@@ -226,7 +226,7 @@ def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
 @mapping_options
 @store_option
 @click.option("--task", default="basket-completion", show_default=True,
-              type=click.Choice(["basket-completion", "next-item", "next-basket"]), help="Evaluation protocol.")
+              type=click.Choice(["basket-completion", "next-item", "next-basket", "cold-start"]), help="Evaluation protocol.")
 @click.option("--split-date", help="Time split (YYYY-MM-DD); default: the day 80% of baskets lie before.")
 @click.option("--models", "models_text", metavar="A,B:key=value,...",
               help="Models to compare (default: every classic model); parameters as name:key=value.")

@@ -18,7 +18,7 @@ from itemaffinity.models.registry import MODELS, create_model
 
 log = logging.getLogger(__name__)
 
-TASKS = ("basket-completion", "next-item", "next-basket")
+TASKS = ("basket-completion", "next-item", "next-basket", "cold-start")
 CLASSIC_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr")
 VALIDATION_DAYS = 30
 
@@ -85,6 +85,11 @@ def build_task(con: duckdb.DuckDBPyConnection, task: str, split_date: dt.datetim
             return protocols.basket_completion(con, split - dt.timedelta(days=VALIDATION_DAYS), n_queries=n_queries,
                                                seed=seed, test_until=split, name=task + "-validation")
         return protocols.basket_completion(con, split, n_queries=n_queries, seed=seed)
+    if task == "cold-start":
+        if validation:
+            return protocols.cold_start(con, split - dt.timedelta(days=VALIDATION_DAYS), n_queries=n_queries,
+                                        seed=seed, test_until=split, name=task + "-validation")
+        return protocols.cold_start(con, split, n_queries=n_queries, seed=seed)
     if task == "next-basket":
         if validation:
             raise InputError("--tune is not available for next-basket yet; tune on basket-completion")

@@ -181,3 +181,46 @@ def next_basket(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *
             "dataset": dataset_hash(con), "queries": int(len(pick))}
     return Task(name, train, sp.csr_matrix(hist), [targets[i] for i in pick], users_arr, sp.csr_matrix(hist),
                 None, info)
+
+
+def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *, n_queries: int = 5000,
+               seed: int = 0, test_until: dt.datetime | None = None, name: str = "cold-start") -> Task:
+    """Items first sold on or after `split_date` (known only from the catalog at training time).
+
+    Each later basket with at least one such cold item and one warm item hides one cold item
+    (seeded); the query is the basket's warm items and the ranking is over all cold items, so
+    only content signals (titles, categories) can tell them apart.
+    """
+    split = _parse_date(split_date)
+    train = InteractionData.from_store(con, until=split)
+    cold = np.flatnonzero((train.item_events == 0) & np.array([t is not None for t in train.titles]))
+    if len(cold) == 0:
+        raise InputError(f"no cold-start items after {split:%Y-%m-%d}")
+    is_cold = np.zeros(train.n_items, dtype=bool)
+    is_cold[cold] = True
+    params: list[Any] = [split]
+    cond = "ts >= ?"
+    if test_until is not None:
+        cond += " AND ts < ?"
+        params.append(test_until)
+    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id) FROM events
+        WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
+                       params).fetchall()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(rows))
+    queries, targets = [], []
+    for r in order:
+        idx = train.items.indices(rows[r][1])
+        idx = idx[idx >= 0]
+        c, w = idx[is_cold[idx]], idx[~is_cold[idx] & (train.item_events[idx] > 0)]
+        if len(c) and len(w):
+            targets.append(np.array([c[rng.integers(len(c))]]))
+            queries.append(np.sort(w))
+        if len(queries) >= n_queries:
+            break
+    if not queries:
+        raise InputError(f"no test baskets mixing cold and known items after {split:%Y-%m-%d}")
+    q = query_matrix(queries, train.n_items)
+    info = {"split": f"cold-start items first sold from {split:%Y-%m-%d}; ranked among {len(cold):,} cold items",
+            "seed": seed, "dataset": dataset_hash(con), "queries": len(queries), "cold_items": int(len(cold))}
+    return Task(name, train, q, targets, None, q, cold.astype(np.int64), info)
