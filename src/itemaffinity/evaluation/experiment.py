@@ -14,7 +14,7 @@ from itemaffinity.evaluation import protocols
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.evaluation.tuning import tune
 from itemaffinity.models.base import Recommender
-from itemaffinity.models.registry import MODELS, create_model
+from itemaffinity.models.registry import create_model, model_class
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) ->
     specs = []
     for part in (text.split(",") if text else default):
         name, *kvs = part.strip().split(":")
-        if name not in MODELS:
-            raise InputError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+        cls = model_class(name)
         params = {}
         for kv in kvs:
             k, sep, v = kv.partition("=")
@@ -57,7 +56,7 @@ def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) ->
                 raise InputError(f"bad model parameter {kv!r} in {part!r}; use name:key=value")
             params[k] = _value(v)
         try:
-            MODELS[name](**params)
+            cls(**params)
         except Exception as exc:  # pydantic ValidationError
             raise InputError(f"bad parameters for {name}: {str(exc).splitlines()[0]}") from None
         specs.append(ModelSpec(name, params))

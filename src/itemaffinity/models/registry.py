@@ -20,6 +20,21 @@ MODELS: dict[str, type[Recommender]] = {
     cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, EASE, ALS, BPR)
 }
 
+LAZY_MODELS: dict[str, str] = {}
+"""Models with heavy optional dependencies (torch, sentence-transformers): name → "module:Class",
+imported on first use so that `import itemaffinity` stays light."""
+
+
+def model_class(name: str) -> type[Recommender]:
+    if name not in MODELS and name in LAZY_MODELS:
+        import importlib
+
+        module, _, cls = LAZY_MODELS[name].partition(":")
+        MODELS[name] = getattr(importlib.import_module(module), cls)
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    return MODELS[name]
+
 
 def register(cls: type[Recommender]) -> type[Recommender]:
     """Add a model class to the registry (used by modules with heavy optional dependencies)."""
@@ -28,13 +43,11 @@ def register(cls: type[Recommender]) -> type[Recommender]:
 
 
 def model_names() -> list[str]:
-    return list(MODELS)
+    return list(dict.fromkeys([*MODELS, *LAZY_MODELS]))
 
 
 def create_model(name: str, **params: Any) -> Recommender:
-    if name not in MODELS:
-        raise InputError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
-    return MODELS[name](**params)
+    return model_class(name)(**params)
 
 
 def load_model(path: str | Path) -> Recommender:
