@@ -1,0 +1,247 @@
+"""Readers: every supported format and its quirks, read into the store through a real ingest."""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import gzip
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from itemaffinity.data.readers import detect_encoding, detect_format, read_source
+from itemaffinity.errors import InputError
+
+BASKET_ITEM = ["basket_id=order", "item_id=sku"]
+
+# Text a Western shop export is likely to hold, in every code page under test.
+LATIN_TITLES = ["Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e", "M\u00fcller \u00e0 la fa\u00e7on", "Pi\u00f1a colada \u00bd l"]
+CP1252_TITLES = ["\u201cSmart\u201d mug \u2013 \u20ac5", "Caf\u00e9 \u2022 tea", "Na\u00efve \u2122 set"]
+
+
+def _lines(header: str, rows: list[str], sep: str = ",") -> str:
+    return "\n".join([header.replace(",", sep)] + rows) + "\n"
+
+
+def _titled(titles: list[str], sep: str = ",") -> str:
+    return _lines("order,sku,title", [f"o{i}{sep}s{i}{sep}{t}" for i, t in enumerate(titles)], sep)
+
+
+def _catalog_titles(query) -> list[str]:
+    return [t for (t,) in query("SELECT title FROM catalog ORDER BY item_id")]
+
+
+def _read(path, **kw):
+    with duckdb.connect() as con:
+        src = read_source(con, str(path), "t", **kw)
+        rows = con.execute("SELECT * FROM t ORDER BY _row").fetchall()
+    return src, rows
+
+
+# ---------------------------------------------------------------- delimiters and quoting
+
+@pytest.mark.parametrize("sep, name, given", [
+    (",", "e.csv", None), (";", "e.csv", None), (";", "e.csv", ";"), ("\t", "e.tsv", None),
+    ("\t", "e.txt", None), ("|", "e.csv", "|"),
+])
+def test_csv_delimiter_detected_or_given(write, ingest, query, sep, name, given):
+    rows = [("o1", "A", "1"), ("o1", "B", "2"), ("o2", "A", "3"), ("o3", "C", "4")]
+    text = _lines("order,sku,qty", [sep.join(r) for r in rows], sep)
+    res = ingest(write(name, text), cols=[*BASKET_ITEM, "quantity=qty"], delimiter=given)
+    assert (res.rows_read, res.accepted, res.rejected) == (4, 4, {})
+    assert query("SELECT basket_id, item_id, quantity FROM events ORDER BY source_row") == [
+        ("o1", "A", 1.0), ("o1", "B", 2.0), ("o2", "A", 3.0), ("o3", "C", 4.0)]
+
+
+def test_semicolon_file_keeps_decimal_commas_inside_fields(write, ingest, query):
+    text = _lines("order;sku;price", ["o1;A;2,50", "o2;B;1000,00"], ";")
+    ingest(write("e.csv", text), cols=[*BASKET_ITEM, "price=price"])
+    # The comma is a thousands/decimal mark the numeric parser strips; the fields were not split.
+    assert query("SELECT item_id, price FROM events ORDER BY source_row") == [("A", 250.0), ("B", 100000.0)]
+
+
+@pytest.mark.parametrize("rows, titles", [
+    (['o1,A,"Mug, large\nblue"', 'o1,B,"He said ""hi"", twice"', "o2,C,plain"],
+     ["Mug, large\nblue", 'He said "hi", twice', "plain"]),
+    # Doubled quotes without a delimiter inside: the lenient parser used to keep them doubled.
+    (['o1,A,"RECORD FRAME 7"" SINGLE"', 'o2,B,"x, y"'], ['RECORD FRAME 7" SINGLE', "x, y"]),
+])
+def test_quoted_fields_with_embedded_delimiters_newlines_and_quotes(write, ingest, query, rows, titles):
+    res = ingest(write("q.csv", _lines("order,sku,title", rows)), cols=BASKET_ITEM)
+    assert (res.rows_read, res.accepted, res.rejected) == (len(rows), len(rows), {})
+    assert _catalog_titles(query) == titles
+
+
+def test_extra_fields_make_a_line_malformed_not_silently_cut(write, ingest, query):
+    res = ingest(write("x.csv", "order,sku\no1,A\no2,B,surplus\no3,C\n"), cols=BASKET_ITEM)
+    assert (res.rows_read, res.accepted, res.rejected) == (3, 2, {"malformed_line": 1})
+    assert query("SELECT source_row, raw FROM rejects") == [(2, "o2,B,surplus")]
+
+
+def test_mixed_line_endings_are_still_read(write, ingest, query):
+    res = ingest(write("m.csv", b"order,sku\r\no1,A\r\no2,B\no3,C\r\n"), cols=BASKET_ITEM)
+    assert (res.rows_read, res.accepted) == (3, 3)
+    assert query("SELECT item_id FROM events ORDER BY source_row") == [("A",), ("B",), ("C",)]
+
+
+def test_utf8_bom_is_not_part_of_the_first_column_name(write, ingest, query):
+    path = write("bom.csv", codecs.BOM_UTF8 + _titled(LATIN_TITLES).encode("utf-8"))
+    assert detect_encoding(str(path), None) == "utf-8-sig"
+    src, _ = _read(path)
+    assert src.columns == ["order", "sku", "title"]
+    ingest(path, cols=BASKET_ITEM)
+    assert _catalog_titles(query) == LATIN_TITLES
+
+
+# ---------------------------------------------------------------- encodings
+
+@pytest.mark.parametrize("codec", ["latin-1", "cp1252"])
+def test_latin1_file_is_detected_and_decoded(write, ingest, query, codec):
+    path = write("lat.csv", _titled(LATIN_TITLES), encoding=codec)
+    assert detect_encoding(str(path), None) == "cp1252"
+    ingest(path, cols=BASKET_ITEM)
+    assert _catalog_titles(query) == LATIN_TITLES
+
+
+def test_cp1252_smart_quotes_and_euro_detected(write, ingest, query):
+    path = write("cp.csv", _titled(CP1252_TITLES), encoding="cp1252")
+    ingest(path, cols=BASKET_ITEM)
+    assert _catalog_titles(query) == CP1252_TITLES
+
+
+def test_encoding_given_explicitly(write, ingest, query):
+    # Bytes valid in both latin-1 and cp1250; only the given encoding says which letters they are.
+    path = write("lat.csv", _titled(["\u00e8\u00e0\u00fb"]), encoding="latin-1")
+    ingest(path, cols=BASKET_ITEM, encoding="iso8859-2")
+    assert _catalog_titles(query) == ["\u010d\u0155\u0171"]
+
+
+def test_given_utf8_on_latin1_file_is_fatal(write, ingest):
+    path = write("lat.csv", _titled(LATIN_TITLES), encoding="latin-1")
+    with pytest.raises(InputError, match="wrong encoding: not valid UTF-8 at byte"):
+        ingest(path, cols=BASKET_ITEM, encoding="utf-8")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_utf16_with_bom(write, ingest, query, codec):
+    data = _titled(CP1252_TITLES).encode(codec)
+    if codec == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    path = write("u16.csv", data)
+    assert detect_encoding(str(path), None) == "utf-16"
+    res = ingest(path, cols=BASKET_ITEM)
+    assert res.accepted == 3
+    assert _catalog_titles(query) == CP1252_TITLES
+
+
+def test_gzip_csv_in_latin1(write, ingest, query):
+    path = write("e.csv.gz", gzip.compress(_titled(LATIN_TITLES).encode("latin-1")))
+    assert detect_format(str(path)) == "csv"
+    res = ingest(path, cols=BASKET_ITEM)
+    assert res.accepted == 3
+    assert _catalog_titles(query) == LATIN_TITLES
+
+
+# ---------------------------------------------------------------- Parquet, Excel, JSON lines
+
+def test_parquet_native_types(tmp_path, ingest, query):
+    path = tmp_path / "e.parquet"
+    pq.write_table(pa.table({
+        "order": pa.array([10, 10, 11], pa.int64()),
+        "sku": ["A", "B", "A"],
+        "customer": pa.array([7, None, 8], pa.int32()),
+        "when": pa.array([dt.datetime(2024, 3, 1, 9), dt.datetime(2024, 3, 1, 9), dt.datetime(2024, 3, 2)],
+                         pa.timestamp("ms")),
+        "qty": pa.array([2, 1, 5], pa.int16()),
+        "price": [1.5, 2.0, 0.25],
+    }), path)
+    res = ingest(path, cols=[*BASKET_ITEM, "user_id=customer", "ts=when", "quantity=qty", "price=price"])
+    assert (res.rows_read, res.accepted, res.rejected) == (3, 3, {})
+    assert query("SELECT basket_id, item_id, user_id, ts, quantity, value FROM events ORDER BY source_row") == [
+        ("10", "A", "7", dt.datetime(2024, 3, 1, 9), 2.0, 3.0),
+        ("10", "B", None, dt.datetime(2024, 3, 1, 9), 1.0, 2.0),
+        ("11", "A", "8", dt.datetime(2024, 3, 2), 5.0, 1.25)]
+
+
+def _workbook(path, sheets):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        for r in rows:
+            ws.append(r)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_with_dates_numbers_and_a_chosen_sheet(tmp_path, ingest, query):
+    path = _workbook(tmp_path / "book.xlsx", {
+        "Notes": [["just", "notes"], ["x", "y"]],
+        "Orders": [["order", "sku", "customer", "when", "qty"],
+                   [536365, "85123A", 17850, dt.datetime(2010, 12, 1, 8, 26), 6],
+                   [536365, "71053", 17850, dt.datetime(2010, 12, 1, 8, 26), 6.0],
+                   [None, None, None, None, None],
+                   [536366, "22633", None, dt.date(2010, 12, 2), 2.5]],
+    })
+    cols = [*BASKET_ITEM, "user_id=customer", "ts=when", "quantity=qty"]
+    res = ingest(path, cols=cols, sheet="Orders")
+    assert (res.rows_read, res.accepted, res.rejected) == (3, 3, {})
+    assert query("SELECT basket_id, item_id, user_id, ts, quantity FROM events ORDER BY source_row") == [
+        ("536365", "85123A", "17850", dt.datetime(2010, 12, 1, 8, 26), 6.0),
+        ("536365", "71053", "17850", dt.datetime(2010, 12, 1, 8, 26), 6.0),
+        ("536366", "22633", None, dt.datetime(2010, 12, 2), 2.5)]
+
+
+def test_xlsx_first_sheet_by_default(tmp_path):
+    path = _workbook(tmp_path / "book.xlsx", {"A": [["order", "sku"], ["o1", "x"]],
+                                               "B": [["order", "sku"], ["o2", "y"], ["o3", "z"]]})
+    src, rows = _read(path)
+    assert (src.fmt, src.rows, rows) == ("xlsx", 1, [(1, "o1", "x")])
+    src, rows = _read(path, sheet="B")
+    assert rows == [(1, "o2", "y"), (2, "o3", "z")]
+
+
+def test_jsonl_malformed_line_becomes_a_reject_and_rows_keep_their_numbers(write, ingest, query):
+    text = ('{"order": "o1", "sku": "A", "qty": 2}\n'
+            '{"order": "o1", "sku": \n'
+            '\n'
+            '{"order": "o2", "sku": "B", "extra": {"nested": [1, 2]}}\n'
+            '["not", "an", "object"]\n'
+            '{"order": "o3", "sku": 7}\n')
+    path = write("e.jsonl", text)
+    res = ingest(path, cols=[*BASKET_ITEM, "quantity=qty"])
+    assert (res.rows_read, res.accepted, res.rejected) == (5, 3, {"malformed_line": 2})
+    # Data rows are numbered over the non-blank lines: o2 is row 3, o3 row 5.
+    assert query("SELECT source_row, basket_id, item_id, quantity FROM events ORDER BY source_row") == [
+        (1, "o1", "A", 2.0), (3, "o2", "B", 1.0), (5, "o3", "7", 1.0)]
+    assert query("SELECT source_row, reason, raw FROM rejects ORDER BY source_row") == [
+        (2, "malformed_line", '{"order": "o1", "sku": '),
+        (4, "malformed_line", '["not", "an", "object"]')]
+
+
+def test_csv_ragged_line_is_malformed_and_later_rows_keep_their_numbers(write, ingest, query):
+    text = "order,sku,customer\no1,A,c1\no2,B\no3,C,c3\no4,D\no5,E,c5\n"
+    res = ingest(write("r.csv", text), cols=[*BASKET_ITEM, "user_id=customer"])
+    assert (res.rows_read, res.accepted, res.rejected) == (5, 3, {"malformed_line": 2})
+    assert query("SELECT source_row, item_id FROM events ORDER BY 1") == [(1, "A"), (3, "C"), (5, "E")]
+    assert query("SELECT source_row, reason, raw FROM rejects ORDER BY 1") == [
+        (2, "malformed_line", "o2,B"), (4, "malformed_line", "o4,D")]
+
+
+@pytest.mark.parametrize("name, fmt", [
+    ("a.csv", "csv"), ("a.TSV", "csv"), ("a.txt", "csv"), ("a.parquet", "parquet"), ("a.pq", "parquet"),
+    ("a.xlsx", "xlsx"), ("a.jsonl", "jsonl"), ("a.ndjson", "jsonl"), ("a.json", "jsonl"),
+    ("a.csv.gz", "csv"), ("dir.v2/a.jsonl.gz", "jsonl"),
+])
+def test_detect_format(name, fmt):
+    assert detect_format(name) == fmt
+
+
+@pytest.mark.parametrize("name", ["a.xls", "a.xml", "a", "a.gz", "a.csv.bz2"])
+def test_detect_format_rejects_unknown(name):
+    with pytest.raises(InputError, match="unsupported file type"):
+        detect_format(name)
