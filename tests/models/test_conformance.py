@@ -1,0 +1,105 @@
+"""One conformance suite for every classic model (STYLE 6): a checkerboard with a known answer.
+
+Users 0–29 buy only items 0–9 and users 30–59 only items 10–19, so any sensible model must
+recommend group-A items for a group-A basket, and vice versa.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models import Recs, create_model, load_model
+
+CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "ease", "als", "bpr"]
+PERSONAL = ["itemknn", "userknn", "ease", "als", "bpr"]
+
+
+@pytest.fixture(scope="module")
+def checkerboard() -> InteractionData:
+    rng = np.random.default_rng(0)
+    rows = {"basket_id": [], "user_id": [], "item_id": [], "ts": []}
+    b = 0
+    for u in range(60):
+        group = range(0, 10) if u < 30 else range(10, 20)
+        for _ in range(4):
+            for i in rng.choice(list(group), size=4, replace=False):
+                rows["basket_id"].append(f"b{b}")
+                rows["user_id"].append(f"u{u:02d}")
+                rows["item_id"].append(f"i{i:02d}")
+                rows["ts"].append(dt.datetime(2024, 1, 1) + dt.timedelta(hours=b))
+            b += 1
+    return InteractionData.from_tables(pa.table(rows))
+
+
+def _params(name: str) -> dict:
+    # Two latent groups: two factors are the right answer (more would memorise the tiny data).
+    return {"als": {"factors": 2, "iterations": 20, "regularization": 0.1},
+            "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05}}.get(name, {})
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_contract(name: str, checkerboard: InteractionData, tmp_path) -> None:
+    model = create_model(name, **_params(name))
+    assert model.fit(checkerboard) is model
+    sims = model.similar_items(["i01", "nope"], n=5)
+    assert isinstance(sims[0], Recs) and len(sims[0]) == 5 and "i01" not in sims[0].item_ids
+    assert len(sims[1]) == 0  # unknown id: empty, not an error
+    recs = model.recommend(basket=["i01", "i02"], n=5)
+    assert len(recs) == 5 and not {"i01", "i02"} & set(recs.item_ids)
+    assert np.all(np.diff(recs.scores) <= 1e-6), "scores must be sorted best first"
+    with pytest.raises(ValueError):
+        recs.scores[0] = 1.0  # immutable results
+    user = model.recommend("u00", n=5)
+    seen = set(checkerboard.items.ids_of(checkerboard.user_items[checkerboard.users.index("u00")].indices))
+    assert not seen & set(user.item_ids)
+    cand = model.recommend(basket=["i01"], n=3, candidates=["i05", "i15", "i19"])
+    assert set(cand.item_ids) <= {"i05", "i15", "i19"}
+    model.save(tmp_path / name)
+    loaded = load_model(tmp_path / name)
+    again = loaded.recommend(basket=["i01", "i02"], n=5)
+    assert again.item_ids == recs.item_ids and np.allclose(again.scores, recs.scores, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", PERSONAL)
+def test_known_answer(name: str, checkerboard: InteractionData) -> None:
+    model = create_model(name, **_params(name)).fit(checkerboard)
+    group_a = {f"i{i:02d}" for i in range(10)}
+    group_b = {f"i{i:02d}" for i in range(10, 20)}
+    assert set(model.recommend(basket=["i01", "i02", "i03"], n=5).item_ids) <= group_a
+    assert set(model.recommend(basket=["i11", "i12"], n=5).item_ids) <= group_b
+    # The group-B user who has bought the fewest group-B items: their unseen group-B items come first.
+    users = [f"u{u}" for u in range(30, 60)]
+    seen = {u: set(checkerboard.items.ids_of(checkerboard.user_items[checkerboard.users.index(u)].indices))
+            for u in users}
+    user = min(users, key=lambda u: len(seen[u]))
+    unseen_b = group_b - seen[user]
+    assert unseen_b, "fixture: every group-B user has bought every group-B item"
+    assert set(model.recommend(user, n=len(unseen_b)).item_ids) == unseen_b
+    assert set(model.similar_items(["i04"], n=3)[0].item_ids) <= group_a
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_batch_matches_single(name: str, checkerboard: InteractionData) -> None:
+    model = create_model(name, **_params(name)).fit(checkerboard)
+    baskets = [["i01"], ["i12", "i13"], ["unknown-item"]]
+    batch = model.recommend_batch(histories=baskets, n=4)
+    for basket, recs in zip(baskets, batch):
+        single = model.recommend(basket=basket, n=4)
+        assert single.item_ids == recs.item_ids
+    assert len(batch[2]) == 4  # nothing known: a popularity fallback, not an error
+
+
+def test_unknown_model_and_bad_params() -> None:
+    from itemaffinity.errors import InputError
+
+    with pytest.raises(InputError):
+        create_model("no-such-model")
+    with pytest.raises(ValueError):
+        create_model("itemknn", k=0)
+    with pytest.raises(ValueError):
+        create_model("ease", not_a_param=1)
