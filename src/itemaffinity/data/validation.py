@@ -101,7 +101,7 @@ def _present(col: str) -> str:
 
 
 def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str,
-                   fmt: str | None) -> str:
+                   fmt: str | None, file: str | None = None) -> str:
     """A SQL expression parsing `col` into TIMESTAMP (NULL where it cannot be parsed).
 
     Native timestamps and dates are cast; numbers are epoch seconds (milliseconds when > 1e11);
@@ -115,6 +115,11 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
         return f"CASE WHEN abs({x}) > 1e11 THEN to_timestamp({x} / 1000) ELSE to_timestamp({x}) END::TIMESTAMP"
     text = f"trim(CAST({q(col)} AS VARCHAR))"
     if fmt:
+        try:
+            con.execute(f"SELECT try_strptime('', {_sql_str(fmt)})")
+        except duckdb.Error as exc:
+            raise InputError(f"invalid timestamp format {fmt!r}: {str(exc).splitlines()[0]}",
+                             file=file, column=col) from None
         return f"try_strptime({text}, {_sql_str(fmt)})"
     sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
     counts = con.execute("SELECT " + ", ".join(
@@ -163,7 +168,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     ]
     if "ts" in cols:
         c = cols["ts"]
-        sel["ts"] = timestamp_expr(con, t, c, types[c], mapping.timestamp_format)
+        sel["ts"] = timestamp_expr(con, t, c, types[c], mapping.timestamp_format, source.path)
         sel["_ts_given"] = _present(c)
         checks.append(("bad_timestamp", "_ts_given AND ts IS NULL"))
     else:
