@@ -1,7 +1,7 @@
 """Ingest: files → validated canonical rows → one atomic write into the store.
 
 Everything up to the write happens in an in-memory DuckDB, so a fatal input error leaves the
-store untouched. The write is one transaction per file; re-ingesting an identical file with the
+store untouched (for several files, every file is validated before the first is written). The write is one transaction per file; re-ingesting an identical file with the
 same mapping is a no-op, and rows already stored by another file are rejected as
 `already_in_store`.
 """
@@ -15,14 +15,15 @@ import os
 import signal
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import duckdb
 
 from itemaffinity.data.mapping import Mapping
-from itemaffinity.data.readers import _check_readable, read_source
+from itemaffinity.data.readers import Source, _check_readable, read_source
 from itemaffinity.data.validation import (REASONS, apply_joins, column_types, reject_summary,
                                           resolve_columns, stage_catalog, stage_events)
 from itemaffinity.errors import InputError
@@ -96,54 +97,72 @@ _CATALOG_UPSERT = """INSERT INTO store.catalog BY NAME ({select})
       price = coalesce(excluded.price, price), run_id = excluded.run_id"""
 
 
-def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_path: str | None = None,
-                progress: Progress | None = None) -> IngestResult:
-    """Ingest one events file (and optionally its catalog) into the store at `store_path`.
+@dataclass
+class _Prepared:
+    """One file read and validated in its own in-memory DuckDB (`con`), not yet written."""
 
-    Raises:
-        InputError: a fatal input problem; nothing was written.
-    """
-    say = progress or (lambda _msg: None)
+    path: str
+    con: duckdb.DuckDBPyConnection
+    source: Source
+    mapping: Mapping
+    catalog_file: str | None
+    has_catalog: bool
+    derived: bool
+    sha: str
+    seconds: float
+
+
+@contextmanager
+def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progress) -> Iterator[_Prepared]:
+    """Read, join and validate one file; fatal input problems raise InputError here, before any write."""
     t0 = time.perf_counter()
-    workdir = tempfile.mkdtemp(prefix="itemaffinity-")
-    con = duckdb.connect(config={"temp_directory": workdir})
-    try:
-        say(f"reading {path}")
-        source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
-                             sheet=mapping.sheet, workdir=workdir)
-        base_dir = Path(path).parent
-        if mapping.joins:
-            apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
-            source.columns = [c for c in column_types(con, "src") if c != "_row"]
-        catalog_file = catalog_path
-        if catalog_file is None and mapping.catalog and mapping.catalog.file:
-            catalog_file = str(base_dir / mapping.catalog.file)
-        cat_table = None
-        if catalog_file:
-            say(f"reading catalog {catalog_file}")
-            _, cat_table = stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
-                                         delimiter=mapping.delimiter, encoding=mapping.encoding)
-            con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
-                        "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
-        say("validating")
-        stage_events(con, source, mapping, known_items_table="known_items" if cat_table else None)
-        derived = _derive_catalog(con, resolve_columns(mapping, source))
-        sha = file_sha256(path)
-        mapping_json = mapping.model_dump_json()
-        mapping_sha = hashlib.sha256(mapping_json.encode()).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="itemaffinity-") as workdir:
+        con = duckdb.connect(config={"temp_directory": workdir})
+        try:
+            say(f"reading {path}")
+            source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
+                                 sheet=mapping.sheet, workdir=workdir)
+            base_dir = Path(path).parent
+            if mapping.joins:
+                apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
+                source.columns = [c for c in column_types(con, "src") if c != "_row"]
+            catalog_file = catalog_path
+            if catalog_file is None and mapping.catalog and mapping.catalog.file:
+                catalog_file = str(base_dir / mapping.catalog.file)
+            if catalog_file:
+                say(f"reading catalog {catalog_file}")
+                stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
+                              delimiter=mapping.delimiter, encoding=mapping.encoding)
+                con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
+                            "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
+            say("validating")
+            stage_events(con, source, mapping, known_items_table="known_items" if catalog_file else None)
+            derived = _derive_catalog(con, resolve_columns(mapping, source))
+            yield _Prepared(path, con, source, mapping, catalog_file, bool(catalog_file), derived,
+                            file_sha256(path), time.perf_counter() - t0)
+        finally:
+            con.close()
 
-        say("writing store")
+
+def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResult:
+    """Write one prepared file into the store in one transaction (or skip it if already there)."""
+    t0 = time.perf_counter()
+    con, path, source = prep.con, prep.path, prep.source
+    mapping_json = prep.mapping.model_dump_json()
+    mapping_sha = hashlib.sha256(mapping_json.encode()).hexdigest()
+    elapsed = lambda: prep.seconds + time.perf_counter() - t0  # noqa: E731
+    say("writing store")
+    try:
         con.execute(f"ATTACH '{str(store_path).replace(chr(39), chr(39) * 2)}' AS store")
         con.execute("BEGIN TRANSACTION")
         ensure_schema(con, "store")
         prev = con.execute("SELECT run_id, rows_read, accepted, rejected, catalog_rows FROM store.runs "
                            "WHERE file_sha256 = ? AND mapping_sha256 = ? AND kind = 'ingest' ORDER BY run_id LIMIT 1",
-                           [sha, mapping_sha]).fetchone()
+                           [prep.sha, mapping_sha]).fetchone()
         if prev:
             con.execute("ROLLBACK")
             return IngestResult(path, prev[1], prev[2], json.loads(prev[3]), prev[4], prev[0],
-                                skipped=f"identical file already ingested in run {prev[0]}",
-                                seconds=time.perf_counter() - t0)
+                                skipped=f"identical file already ingested in run {prev[0]}", seconds=elapsed())
         run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM store.runs").fetchone()[0]
         con.execute("""UPDATE staged SET reason = 'already_in_store' WHERE reason IS NULL
                        AND event_key IN (SELECT event_key FROM store.events)""")
@@ -159,28 +178,28 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
         catalog_rows = 0
         catalog_rejected: dict[str, int] = {}
         cols = "item_id, title, description, category, brand, price"
-        if derived:
+        if prep.derived:
             con.execute(_CATALOG_UPSERT.format(select=f"SELECT {cols}, {run_id} AS run_id FROM derived_catalog"))
             catalog_rows = con.execute("SELECT count(*) FROM derived_catalog").fetchone()[0]
-        if cat_table:
+        if prep.has_catalog:
             con.execute(_CATALOG_UPSERT.format(
                 select=f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL"))
             catalog_rows += con.execute("SELECT count(*) FROM staged_catalog WHERE reason IS NULL").fetchone()[0]
             catalog_rejected = reject_summary(con, "staged_catalog")
             con.execute("""INSERT INTO store.rejects SELECT ?, ?, source_row, reason, 'catalog', NULL
-                           FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, catalog_file])
+                           FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, prep.catalog_file])
         rejected = reject_summary(con)
         if source.malformed:
             rejected = {"malformed_line": len(source.malformed), **rejected}
         rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
         accepted = con.execute("SELECT count(*) FROM staged WHERE reason IS NULL").fetchone()[0]
         con.execute("INSERT INTO store.runs VALUES (?, 'ingest', ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
-                    [run_id, path, sha, mapping_sha, mapping_json, int(time.perf_counter() - t0),
+                    [run_id, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
                      source.rows_read, accepted, json.dumps(rejected), catalog_rows])
         _crash_point("before_commit")
         con.execute("COMMIT")
         result = IngestResult(path, source.rows_read, accepted, rejected, catalog_rows, run_id,
-                              seconds=time.perf_counter() - t0, catalog_rejected=catalog_rejected)
+                              seconds=elapsed(), catalog_rejected=catalog_rejected)
         log.info("ingested %s: %d rows, %d accepted in %.2fs", path, result.rows_read, accepted, result.seconds)
         return result
     except StoreVersionError as exc:
@@ -193,13 +212,43 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
             raise InputError(f"cannot open store: {msg}", file=str(store_path)) from None
         raise
     finally:
-        con.close()
+        # Let go of the store file before the next file of the same command attaches it.
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        try:
+            con.execute("DETACH store")
+        except duckdb.Error:
+            pass
+
+
+def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_path: str | None = None,
+                progress: Progress | None = None) -> IngestResult:
+    """Ingest one events file (and optionally its catalog) into the store at `store_path`.
+
+    Raises:
+        InputError: a fatal input problem; nothing was written.
+    """
+    say = progress or (lambda _msg: None)
+    with _prepare(path, mapping, catalog_path, say) as prep:
+        return _write(prep, store_path, say)
 
 
 def ingest_files(paths: list[str], mapping: Mapping, store_path: str | Path,
                  catalog_path: str | None = None, progress: Progress | None = None) -> list[IngestResult]:
-    """Ingest several files in order; each is its own atomic run. Inputs are checked up front."""
+    """Ingest several files in order, each its own atomic run (`catalog_path` goes with the first).
+
+    Every file is read and validated before the first is written, so a fatal input error in any
+    of them leaves the store untouched (all staged files are held in memory/temp space at once).
+
+    Raises:
+        InputError: a fatal input problem in any file; nothing was written.
+    """
+    say = progress or (lambda _msg: None)
     for p in paths:
         _check_readable(p)
-    return [ingest_file(p, mapping, store_path, catalog_path if i == 0 else None, progress)
-            for i, p in enumerate(paths)]
+    with ExitStack() as stack:
+        prepared = [stack.enter_context(_prepare(p, mapping, catalog_path if i == 0 else None, say))
+                    for i, p in enumerate(paths)]
+        return [_write(prep, store_path, say) for prep in prepared]

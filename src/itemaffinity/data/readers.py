@@ -309,7 +309,8 @@ def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: s
     """Read `path` into temp table `table` with a 1-based `_row` column; fatal problems raise InputError."""
     _check_readable(path)
     fmt = fmt or detect_format(path)
-    tmp = workdir or tempfile.mkdtemp(prefix="itemaffinity-")
+    own_tmp = None if workdir else tempfile.TemporaryDirectory(prefix="itemaffinity-")
+    tmp = workdir or own_tmp.name
     try:
         if fmt == "csv":
             malformed = _read_csv(con, path, f"{table}_raw", delimiter, encoding, tmp)
@@ -321,6 +322,9 @@ def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: s
             malformed = _read_xlsx(con, path, f"{table}_raw", sheet)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"cannot decompress: {exc}", file=path) from None
+    finally:
+        if own_tmp is not None:  # the tables are materialised: transcoded copies can go
+            own_tmp.cleanup()
     _number_rows(con, f"{table}_raw", table, malformed)
     con.execute(f"DROP TABLE {table}_raw")
     columns = [c for c in (d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description)
