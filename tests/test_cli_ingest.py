@@ -163,6 +163,14 @@ def c_jsonl_no_objects(tmp):
     return [tmp / "e.jsonl", "--col", "basket_id=order", "--col", "item_id=sku"], "no JSON objects"
 
 
+def c_bad_timestamp_format(tmp):
+    return [_good(tmp), *COLS, "--timestamp-format", "%Q"], "invalid timestamp format '%Q'"
+
+
+def c_delimiter_too_long(tmp):
+    return [_good(tmp), *COLS, "--delimiter", ";;;;;"], "cannot read CSV"
+
+
 def c_missing_mapped_column(tmp):
     return [_good(tmp), "--col", "item_id=product", "--col", "basket_id=order"], \
         "required column 'product' (mapped to item_id) not found"
@@ -257,6 +265,12 @@ def c_second_file_missing(tmp):
     return [_good(tmp), tmp / "later.csv", *COLS], "file not found (file " + str(tmp / "later.csv")
 
 
+def c_second_file_fatal(tmp):
+    # The first file is fine; nothing of it may be written when the second one is fatal.
+    (tmp / "later.csv").write_text("order,sku\n")
+    return [_good(tmp), tmp / "later.csv", *COLS], "no data rows (file " + str(tmp / "later.csv")
+
+
 def c_store_not_duckdb(tmp):
     (tmp / "notes.duckdb").write_text("shopping list: milk, eggs\n" * 100)
     return [_good(tmp), *COLS, "--store", tmp / "notes.duckdb"], "cannot open store"
@@ -269,6 +283,33 @@ def c_store_is_directory(tmp):
 
 def c_store_parent_missing(tmp):
     return [_good(tmp), *COLS, "--store", tmp / "no" / "such" / "dir" / "s.duckdb"], "cannot open store"
+
+
+_HELD: list = []  # processes holding a store open while the CLI runs; the test ends them
+
+HOLD_STORE = """
+import sys, duckdb
+from itemaffinity.store.duckdb_store import ensure_schema
+con = duckdb.connect(sys.argv[1])
+ensure_schema(con)
+con.execute("CHECKPOINT")
+print("ready", flush=True)
+sys.stdin.read()
+con.close()
+"""
+
+
+def c_store_locked(tmp):
+    import subprocess
+    import sys
+
+    # Another process, not this one: POSIX locks die when any fd of the file closes in-process.
+    path = tmp / "busy.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_STORE, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    _HELD.append(holder)
+    assert holder.stdout.readline().strip() == "ready"
+    return [_good(tmp), *COLS, "--store", path], "store is in use by another process"
 
 
 def c_store_other_version(tmp):
@@ -345,7 +386,13 @@ def test_fatal_input_exits_2_with_one_line_and_store_untouched(name, tmp_path, b
     argv, store = _store_arg(argv, store)
     before = _state(store, digest)
 
-    proc = cli("ingest", *argv)
+    try:
+        proc = cli("ingest", *argv)
+    finally:
+        while _HELD:
+            holder = _HELD.pop()
+            holder.stdin.close()
+            holder.wait(timeout=30)
 
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.splitlines()
@@ -407,3 +454,15 @@ def test_ingest_reports_rejects_and_exit_0(tmp_path, cli, query):
     assert query("SELECT source_row, reason FROM rejects ORDER BY source_row") == [
         (2, "missing_item_id"), (3, "bad_timestamp"), (4, "bad_quantity"),
         (5, "non_positive_quantity"), (6, "duplicate_line")]
+
+
+def test_ingest_leaves_no_temporary_files(tmp_path, cli):
+    """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
+    src = tmp_path / "latin.csv"
+    src.write_bytes("order,sku,title\no1,A,Caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = cli("ingest", src, "--col", "basket_id=order", "--col", "item_id=sku",
+               "--store", tmp_path / "s.duckdb", env={"TMPDIR": str(temp)})
+    assert proc.returncode == 0, proc.stderr
+    assert list(temp.iterdir()) == []
