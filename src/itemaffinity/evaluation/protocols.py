@@ -162,8 +162,8 @@ def next_basket(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *
     users, targets = [], []
     for user, items in rows:
         u = train.users.index(user)
-        if u < 0:
-            continue
+        if u < 0 or train.user_items.indptr[u + 1] == train.user_items.indptr[u]:
+            continue  # unknown, or every purchase was returned: no history to start from
         seen = set(train.user_items[u].indices.tolist())
         idx = train.items.indices(items)
         idx = np.array(sorted(set(idx[idx >= 0].tolist()) - seen), dtype=np.int64)

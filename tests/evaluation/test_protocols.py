@@ -1,0 +1,101 @@
+"""Evaluation protocols on real data: no leakage across the split, seeded, the documented shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pytest
+
+from itemaffinity.evaluation import protocols
+from itemaffinity.evaluation.experiment import build_task, parse_models, run_evaluation
+from itemaffinity.errors import InputError
+
+SPLIT = dt.datetime(2011, 10, 1)
+
+
+@pytest.fixture(scope="module")
+def or_con(or_store):
+    store, _ = or_store
+    con = duckdb.connect(str(store), read_only=True)
+    yield con
+    con.close()
+
+
+def test_basket_completion_has_no_leakage(or_con) -> None:
+    task = protocols.basket_completion(or_con, SPLIT, n_queries=1000, seed=3)
+    assert task.n_queries == 1000 and len(task.targets) == 1000
+    assert task.train.basket_ts.max() < np.datetime64(SPLIT)
+    for r in range(task.n_queries):
+        query = set(task.queries[r].indices.tolist())
+        assert len(query) >= 1 and task.targets[r][0] not in query
+        assert task.train.item_baskets[task.targets[r][0]] > 0  # the hidden item is known to training
+    again = protocols.basket_completion(or_con, SPLIT, n_queries=1000, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(task.targets, again.targets))
+    other = protocols.basket_completion(or_con, SPLIT, n_queries=1000, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(task.targets, other.targets))
+
+
+def test_validation_task_lies_inside_training_period(or_con) -> None:
+    val = build_task(or_con, "basket-completion", SPLIT, 500, 0, validation=True)
+    assert val.train.basket_ts.max() < np.datetime64(SPLIT - dt.timedelta(days=30))
+    assert val.info["test_baskets"] > 0
+
+
+def test_cold_start_targets_are_unseen_in_training(or_con) -> None:
+    task = protocols.cold_start(or_con, SPLIT, n_queries=300)
+    cold = set(task.candidates.tolist())
+    assert all(task.train.item_events[i] == 0 for i in cold)
+    assert all(t[0] in cold for t in task.targets)
+    assert all(task.train.item_events[task.queries[r].indices].min() > 0 for r in range(task.n_queries))
+
+
+def test_next_basket_targets_are_new_items(or_con) -> None:
+    task = protocols.next_basket(or_con, SPLIT, n_queries=200)
+    for r in range(task.n_queries):
+        history = set(task.train.user_items[task.query_users[r]].indices.tolist())
+        assert history and not history & set(task.targets[r].tolist())
+
+
+def test_next_item_leave_last_out(shared_file, tmp_path) -> None:
+    from itemaffinity.data.ingest import ingest_file
+    from itemaffinity.data.mapping import resolve_mapping
+
+    src = shared_file("amazon_beauty", "interactions.parquet")
+    store = tmp_path / "beauty.duckdb"
+    ingest_file(str(src), resolve_mapping("amazon-beauty"), store)
+    import pyarrow.parquet as pq
+
+    raw = pq.read_table(src).to_pandas().sort_values(["user_id", "position"])
+    seqs = raw.groupby("user_id")["item_id"].apply(list)
+    with duckdb.connect(str(store), read_only=True) as con:
+        test = protocols.next_item(con)
+        val = protocols.next_item(con, holdout=2)
+    assert test.n_queries == 22363
+    for r in (0, 100, 5000):
+        user = test.train.users.id(test.query_users[r])
+        full = [str(i) for i in seqs[int(user)]]
+        assert test.train.items.id(test.targets[r][0]) == full[-1]
+        assert test.train.items.ids_of(test.train.sequence(test.query_users[r])) == full[:-1]
+        vu = val.train.users.index(user)
+        assert val.train.items.ids_of(val.train.sequence(vu)) == full[:-2]
+
+
+def test_leaderboard_on_online_retail(or_store) -> None:
+    store, _ = or_store
+    rows, _ = run_evaluation(str(store), "basket-completion", parse_models("popularity,ease,itemknn"),
+                             split_date="2011-10-01", n_queries=2000)
+    by = {r["model"]: r for r in rows}
+    assert rows[0]["model"] == "ease" and by["ease"]["NDCG@10"] > 0.15
+    assert by["itemknn"]["NDCG@10"] > 3 * by["popularity"]["NDCG@10"]
+    for r in rows:
+        assert {"dataset", "split", "seed", "config", "fit_s", "eval_s"} <= set(r)
+        assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1
+
+
+def test_bad_split_date(or_con) -> None:
+    with pytest.raises(InputError):
+        protocols.basket_completion(or_con, "not-a-date")
+    with pytest.raises(InputError):
+        protocols.basket_completion(or_con, "2001-01-01")
