@@ -1,0 +1,108 @@
+"""The evaluate and recommend commands, end to end through the real executable."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from itemaffinity.models.registry import MODELS
+
+CLASSIC = [m for m in MODELS]  # every eagerly registered model
+
+MAP_TOML = """name = "shop"
+[columns]
+basket_id = "order_no"
+item_id = "sku"
+user_id = "customer"
+ts = "when"
+quantity = "qty"
+title = "name"
+"""
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, shared_file) -> dict[str, Path]:
+    """A real slice of Online Retail re-shaped as a shop export with its own column names."""
+    folder = tmp_path_factory.mktemp("shop")
+    t = pq.read_table(shared_file("online_retail", "online_retail.parquet")).slice(0, 40_000)
+    t = t.filter(pc.invert(pc.starts_with(t["InvoiceNo"], "C")))
+    shop = pa.table({"order_no": t["InvoiceNo"], "sku": t["StockCode"], "customer": t["CustomerID"],
+                     "when": t["InvoiceDate"], "qty": t["Quantity"], "name": t["Description"]})
+    pacsv.write_csv(shop, folder / "orders.csv")
+    (folder / "shop.toml").write_text(MAP_TOML)
+    known = t["StockCode"].to_pylist()
+    with open(folder / "queries.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["query_id", "item_id"])
+        w.writerows([["q1", "85123A"], ["q1", "71053"], ["q1", "NOT-A-SKU"], ["q2", "22423"], ["q3", "ALSO-UNKNOWN"]])
+    assert "85123A" in known and "22423" in known
+    with open(folder / "users.csv", "w", newline="") as fh:
+        fh.write("user_id\n17850\n13047\nghost-user\n")
+    return {"dir": folder, "orders": folder / "orders.csv", "map": folder / "shop.toml",
+            "queries": folder / "queries.csv", "users": folder / "users.csv"}
+
+
+@pytest.mark.parametrize("model", CLASSIC)
+def test_recommend_every_model_with_custom_map(model: str, shop, cli, tmp_path) -> None:
+    store = tmp_path / "shop.duckdb"
+    out = tmp_path / "recs.csv"
+    res = cli("recommend", "--store", store, "--model", model, "--fit", shop["orders"], "--map", shop["map"],
+              "--baskets", shop["queries"], "--n", "5", "--out", out, "--json")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["unknown_items"] == 2 and payload["queries"] == 3
+    rows = list(csv.DictReader(open(out)))
+    assert list(rows[0]) == ["query_id", "rank", "item_id", "score"]
+    by_q: dict[str, list[dict]] = {}
+    for r in rows:
+        by_q.setdefault(r["query_id"], []).append(r)
+    assert [int(r["rank"]) for r in by_q["q1"]] == [1, 2, 3, 4, 5]
+    assert not {"85123A", "71053"} & {r["item_id"] for r in by_q["q1"]}  # query items excluded
+    assert len(by_q["q3"]) == 5  # nothing known: still an answer
+    scores = [float(r["score"]) for r in by_q["q2"]]
+    assert scores == sorted(scores, reverse=True)
+
+    users_out = tmp_path / "users.csv"
+    res = cli("recommend", "--store", store, "--model", model, "--users", shop["users"], "--n", "4",
+              "--out", users_out, "--json")  # the model saved by the first call is reused
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["unknown_users"] == 1
+    urows = list(csv.DictReader(open(users_out)))
+    assert list(urows[0]) == ["user_id", "rank", "item_id", "score"]
+    assert {r["user_id"] for r in urows} == {"17850", "13047", "ghost-user"}
+
+
+def test_recommend_rejects_bad_input(shop, cli, tmp_path) -> None:
+    res = cli("recommend", "--store", tmp_path / "none.duckdb", "--model", "ease", "--baskets", shop["queries"],
+              "--out", tmp_path / "r.csv")
+    assert res.returncode == 2 and "store not found" in res.stderr
+    res = cli("recommend", "--store", tmp_path / "x.duckdb", "--model", "nope", "--users", shop["users"],
+              "--out", tmp_path / "r.csv")
+    assert res.returncode == 2 and "unknown model" in res.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("basket,item\n1,2\n")
+    res = cli("recommend", "--store", tmp_path / "s.duckdb", "--model", "ease", "--fit", shop["orders"], "--map",
+              shop["map"], "--baskets", bad, "--out", tmp_path / "r.csv")
+    assert res.returncode == 2 and "query_id" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:
+    store, _ = or_store
+    res = cli("evaluate", "--store", store, "--task", "basket-completion", "--split-date", "2011-10-01",
+              "--models", "popularity,itemknn:k=50", "--queries", "500", "--out", tmp_path / "ev", "--json")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    labels = [r["label"] for r in payload["leaderboard"]]
+    assert labels == ["itemknn:k=50", "popularity"]
+    assert (tmp_path / "ev" / "leaderboard.csv").is_file()
+    html = (tmp_path / "ev" / "index.html").read_text()
+    assert "Leaderboard: basket-completion" in html and "itemknn:k=50" in html
+    res = cli("evaluate", "--store", store, "--models", "ease:lam=-1", "--out", tmp_path / "ev2")
+    assert res.returncode == 2 and "bad parameters for ease" in res.stderr
