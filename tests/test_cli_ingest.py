@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -285,7 +288,7 @@ def c_store_parent_missing(tmp):
     return [_good(tmp), *COLS, "--store", tmp / "no" / "such" / "dir" / "s.duckdb"], "cannot open store"
 
 
-_HELD: list = []  # processes holding a store open while the CLI runs; the test ends them
+_HELD: dict[Path, subprocess.Popen] = {}  # case folder → process holding its store open
 
 HOLD_STORE = """
 import sys, duckdb
@@ -300,14 +303,11 @@ con.close()
 
 
 def c_store_locked(tmp):
-    import subprocess
-    import sys
-
     # Another process, not this one: POSIX locks die when any fd of the file closes in-process.
     path = tmp / "busy.duckdb"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_STORE, str(path)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    _HELD.append(holder)
+    _HELD[tmp] = holder
     assert holder.stdout.readline().strip() == "ready"
     return [_good(tmp), *COLS, "--store", path], "store is in use by another process"
 
@@ -378,22 +378,37 @@ def _state(path: Path, digest) -> tuple:
     return ("file", digest(path), Path(str(path) + ".wal").exists())
 
 
+@pytest.fixture(scope="module")
+def fatal_runs(tmp_path_factory, base_store, cli, digest) -> dict[str, tuple]:
+    """Each case set up in its own folder and run through the real executable, a few at a time.
+
+    Returns name → (completed process, expected message part, store state before, after).
+    """
+
+    def run(name: str) -> tuple:
+        tmp = tmp_path_factory.mktemp(name)
+        argv, expected = CASES[name](tmp)
+        store = tmp / "store.duckdb"
+        shutil.copy(base_store, store)
+        argv, store = _store_arg(argv, store)
+        before = _state(store, digest)
+        try:
+            proc = cli("ingest", *argv)
+        finally:
+            if tmp in _HELD:
+                holder = _HELD.pop(tmp)
+                holder.stdin.close()
+                holder.wait(timeout=30)
+        return proc, expected, before, _state(store, digest)
+
+    names = [n for n in CASES if not (n == "unreadable" and _is_root())]
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2))) as pool:
+        return dict(zip(names, pool.map(run, names)))
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=MARKS.get(n, ())) for n in CASES])
-def test_fatal_input_exits_2_with_one_line_and_store_untouched(name, tmp_path, base_store, cli, digest):
-    argv, expected = CASES[name](tmp_path)
-    store = tmp_path / "store.duckdb"
-    shutil.copy(base_store, store)
-    argv, store = _store_arg(argv, store)
-    before = _state(store, digest)
-
-    try:
-        proc = cli("ingest", *argv)
-    finally:
-        while _HELD:
-            holder = _HELD.pop()
-            holder.stdin.close()
-            holder.wait(timeout=30)
-
+def test_fatal_input_exits_2_with_one_line_and_store_untouched(name, fatal_runs):
+    proc, expected, before, after = fatal_runs[name]
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
@@ -401,7 +416,7 @@ def test_fatal_input_exits_2_with_one_line_and_store_untouched(name, tmp_path, b
     assert expected in lines[0], lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.stdout == ""
-    assert _state(store, digest) == before
+    assert after == before
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=MARKS.get(n, ())) for n in CASES
