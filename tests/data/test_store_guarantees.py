@@ -158,3 +158,14 @@ def test_sigkill_from_outside_leaves_old_or_old_plus_whole_file(fraction, old_st
     assert after in (old, new), "store holds a partial ingest"
     if not killed:
         assert after == new
+
+
+def test_same_file_twice_in_one_call_is_written_once(write, query, tmp_path):
+    from itemaffinity.data.ingest import ingest_files
+    from itemaffinity.data.mapping import resolve_mapping
+
+    src = str(write("first.csv", FIRST))
+    first, second = ingest_files([src, src], resolve_mapping(cols=COLS), tmp_path / "store.duckdb")
+    assert first.skipped is None and second.skipped == "identical file already ingested in run 1"
+    assert query("SELECT count(*) FROM events") == [(3,)]
+    assert query("SELECT count(*) FROM runs") == [(1,)]
