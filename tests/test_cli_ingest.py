@@ -340,9 +340,6 @@ def c_unreadable(tmp):
 CASES["unreadable"] = c_unreadable
 MARKS = {
     "unreadable": pytest.mark.skipif(_is_root(), reason="root reads files whatever their mode"),
-    # click validates --store (dir_okay=False) before our code runs and prints its multi-line
-    # usage error; cli.py should let a directory through so the ingest reports it in one line.
-    "store_is_directory": pytest.mark.xfail(strict=True, reason="click's usage error is 4 lines"),
 }
 
 

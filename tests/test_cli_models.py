@@ -12,9 +12,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from itemaffinity.models.registry import MODELS
+from itemaffinity.evaluation.experiment import CLASSIC_MODELS
 
-CLASSIC = [m for m in MODELS]  # every eagerly registered model
+CLASSIC = ["popularity-recent", *CLASSIC_MODELS]
 
 MAP_TOML = """name = "shop"
 [columns]

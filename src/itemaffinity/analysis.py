@@ -16,7 +16,7 @@ from itemaffinity.evaluation.report import Report, clusters_section, dataset_sec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr")
+DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules")
 
 
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,

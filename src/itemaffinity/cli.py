@@ -78,10 +78,10 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every command that reads files: how to map them to canonical columns."""
     opts = [
         click.option("--preset", help="Mapping preset: online-retail, amazon-beauty, instacart, sasrec-games."),
-        click.option("--map", "map_file", type=click.Path(dir_okay=False), help="TOML mapping file."),
+        click.option("--map", "map_file", help="TOML mapping file."),
         click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN",
                      help="Map a column, e.g. --col item_id=StockCode (repeatable)."),
-        click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False), help="Catalog file."),
+        click.option("--catalog", "catalog_file", help="Catalog file."),
         click.option("--catalog-col", "catalog_cols", multiple=True, metavar="ROLE=COLUMN",
                      help="Map a catalog column, e.g. --catalog-col title=name (repeatable)."),
         click.option("--delimiter", help="CSV delimiter (detected when omitted)."),
@@ -96,7 +96,7 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--store", "store_path", default="itemaffinity.duckdb", show_default=True,
-                        type=click.Path(dir_okay=False), help="DuckDB store file.")(fn)
+                        help="DuckDB store file.")(fn)
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,6 +113,9 @@ def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, she
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:
     from itemaffinity.data.ingest import ingest_files
+
+    if Path(store_path).is_dir():
+        raise InputError("store path is a directory, not a DuckDB file", file=store_path)
 
     catalog_file = mapping_kw.pop("catalog_file")
     mapping = build_mapping(**mapping_kw)
@@ -151,7 +154,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True)
+@click.argument("files", nargs=-1)
 @mapping_options
 @store_option
 @json_option
@@ -159,6 +162,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @_run_guarded
 def ingest(ctx: click.Context, files: tuple[str, ...], store_path: str, as_json: bool, **mapping_kw: Any) -> None:
     """Validate FILE(s) and append them to the store; bad rows are kept as counted rejects."""
+    if not files:
+        raise InputError("no FILE given: itemaffinity ingest FILE... (see --help)")
     results = do_ingest(list(files), store_path, ctx.obj["progress"], **mapping_kw)
     payload = ingest_payload(results, store_path)
     if as_json:

@@ -163,8 +163,6 @@ def test_without_timestamp_sequences_follow_file_order(write, ingest, tmp_path):
     assert data.items.ids_of(data.sequence(data.users.index("u2"))) == ["k", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason="interactions.py turns DuckDB's masked NULLs into data: "
-                   "missing times become 1970-01-01 and missing prices 0.0 instead of NaT/NaN")
 def test_missing_times_and_prices_are_nat_and_nan(write, ingest, tmp_path):
     ingest(write("s.csv", "order,who,what,title\no1,u1,a,Apple\no1,u1,b,Banana\n"),
            cols=["basket_id=order", "user_id=who", "item_id=what"])

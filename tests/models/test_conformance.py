@@ -15,8 +15,8 @@ import pytest
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models import Recs, create_model, load_model
 
-CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "ease", "als", "bpr"]
-PERSONAL = ["itemknn", "userknn", "ease", "als", "bpr"]
+CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "ease", "als", "bpr", "rules"]
+PERSONAL = ["itemknn", "userknn", "ease", "als", "bpr", "rules"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,8 @@ def checkerboard() -> InteractionData:
 def _params(name: str) -> dict:
     # Two latent groups: two factors are the right answer (more would memorise the tiny data).
     return {"als": {"factors": 2, "iterations": 20, "regularization": 0.1},
-            "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05}}.get(name, {})
+            "bpr": {"factors": 8, "iterations": 200, "learning_rate": 0.05},
+            "rules": {"min_support": 0.01}}.get(name, {})
 
 
 @pytest.mark.parametrize("name", CLASSIC)

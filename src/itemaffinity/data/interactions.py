@@ -27,6 +27,32 @@ from itemaffinity.store.duckdb_store import ensure_schema
 log = logging.getLogger(__name__)
 
 
+def _times(a: np.ndarray) -> np.ndarray:
+    """datetime64[s] with NaT where DuckDB returned NULL (it hands back masked arrays)."""
+    a = np.ma.asarray(a).astype("datetime64[s]")
+    return a.filled(np.datetime64("NaT")) if np.ma.is_masked(a) else np.asarray(a)
+
+
+def _floats(a: np.ndarray) -> np.ndarray:
+    """float64 with NaN where DuckDB returned NULL."""
+    a = np.ma.asarray(a).astype(np.float64)
+    return a.filled(np.nan) if np.ma.is_masked(a) else np.asarray(a)
+
+
+def _mapping_weights(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], float | None]:
+    """Event weights and half-life from the newest ingest's mapping (the TOML `[event_weights]`)."""
+    import json
+
+    try:
+        row = con.execute("SELECT mapping FROM runs WHERE kind = 'ingest' ORDER BY run_id DESC LIMIT 1").fetchone()
+    except duckdb.CatalogException:
+        return {}, None
+    if not row or not row[0]:
+        return {}, None
+    mapping = json.loads(row[0])
+    return dict(mapping.get("event_weights") or {}), mapping.get("half_life_days")
+
+
 def _freeze(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False
@@ -113,8 +139,10 @@ class InteractionData:
         own = not isinstance(store, duckdb.DuckDBPyConnection)
         con = duckdb.connect(str(store), read_only=True) if own else store
         try:
-            data = cls._build(con, since, until, {**DEFAULT_EVENT_WEIGHTS, **(event_weights or {})},
-                              half_life_days)
+            mapped_weights, mapped_half_life = _mapping_weights(con)
+            data = cls._build(con, since, until,
+                              {**DEFAULT_EVENT_WEIGHTS, **mapped_weights, **(event_weights or {})},
+                              half_life_days if half_life_days is not None else mapped_half_life)
         finally:
             if own:
                 con.close()
@@ -211,7 +239,7 @@ class InteractionData:
         seq_indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(seq_u, minlength=n_users), out=seq_indptr[1:])
         seq_items = seq["i"].astype(np.int32)
-        seq_ts = np.asarray(seq["ts"], dtype="datetime64[s]")
+        seq_ts = _times(seq["ts"])
 
         st = con.execute(f"""SELECT iv.i, count(DISTINCT e.basket_id) FILTER (WHERE e.event IN ({bev})) AS nb,
               count(DISTINCT e.user_id) FILTER (WHERE e.event <> 'return') AS nu,
@@ -227,17 +255,17 @@ class InteractionData:
             items=items, users=users, baskets=baskets,
             basket_items=_freeze_csr(basket_items.astype(np.float32)),
             basket_user=np.asarray(bask["u"], dtype=np.int64) if n_b else np.zeros(0, np.int64),
-            basket_ts=np.asarray(bask["ts"], dtype="datetime64[s]") if n_b else np.zeros(0, "datetime64[s]"),
+            basket_ts=_times(bask["ts"]) if n_b else np.zeros(0, "datetime64[s]"),
             user_items=_freeze_csr(user_items),
             seq_indptr=seq_indptr, seq_items=seq_items, seq_ts=seq_ts,
             item_baskets=np.asarray(st["nb"], dtype=np.int64), item_users=np.asarray(st["nu"], dtype=np.int64),
             item_events=np.asarray(st["ne"], dtype=np.int64), item_returns=np.asarray(st["nr"], dtype=np.int64),
-            item_first_seen=np.asarray(st["first_ts"], dtype="datetime64[s]"),
-            item_last_seen=np.asarray(st["last_ts"], dtype="datetime64[s]"),
+            item_first_seen=_times(st["first_ts"]),
+            item_last_seen=_times(st["last_ts"]),
             titles=to_obj(np.asarray(st["title"], dtype=object)),
             categories=to_obj(np.asarray(st["category"], dtype=object)),
             brands=to_obj(np.asarray(st["brand"], dtype=object)),
-            prices=np.asarray(st["price"], dtype=np.float64),
+            prices=_floats(st["price"]),
             event_weights=dict(weights), half_life_days=half_life_days,
         )
         _freeze(data.basket_user, data.basket_ts, data.seq_indptr, data.seq_items, data.seq_ts,

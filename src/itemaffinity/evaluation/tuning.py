@@ -20,6 +20,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "als": {"factors": [64, 128], "regularization": [0.05, 0.5], "alpha": [2.0, 10.0]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
     "popularity-recent": {"recent_days": [7.0, 30.0, 90.0]},
+    "rules": {"min_support": [0.001, 0.002], "min_confidence": [0.05, 0.1], "max_len": [2, 3]},
 }
 """Search spaces per model (full grids; each point is one fit + one validation run)."""
 

@@ -20,7 +20,11 @@ MODELS: dict[str, type[Recommender]] = {
     cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, EASE, ALS, BPR)
 }
 
-LAZY_MODELS: dict[str, str] = {}
+LAZY_MODELS: dict[str, str] = {
+    "content": "itemaffinity.text.models:ContentModel",
+    "content-finetuned": "itemaffinity.text.models:FinetunedContentModel",
+    "tfidf": "itemaffinity.text.models:TfidfModel",
+    "rules": "itemaffinity.models.rules:RulesRecommender",}
 """Models with heavy optional dependencies (torch, sentence-transformers): name → "module:Class",
 imported on first use so that `import itemaffinity` stays light."""
 
