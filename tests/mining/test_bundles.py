@@ -44,4 +44,5 @@ def test_basket_completion_suggests_the_known_items(mined):
     # nothing already in the basket is suggested; socks trigger nothing
     assert all(s.item not in (0, 1) for s in complete_basket(rules, [0, 1]))
     assert complete_basket(rules, [4]) == []
+    assert complete_basket(rules, [0, -1]) == tent  # unknown items (vocabulary index −1) are ignored
     assert complete_basket(rules, [0, 1, 2, 3]) == []

@@ -96,6 +96,15 @@ def test_itemsets_table_lookups(csr_from_sets):
     assert table.column("support").to_pylist()[-1] == pytest.approx(2 / 6)
 
 
+def test_degenerate_inputs(csr_from_sets):
+    import scipy.sparse as sp
+
+    assert len(frequent_itemsets(sp.csr_matrix((0, 4)), 0.5)) == 0
+    assert len(frequent_itemsets(csr_from_sets([{0}, {1}, {2}], 3), 0.5)) == 0
+    one = frequent_itemsets(csr_from_sets([{0, 1}] * 3, 2), 1.0)
+    assert one.as_dict() == {(0,): 3, (1,): 3, (0, 1): 3}
+
+
 def test_itemsets_must_be_closed_under_prefixes():
     with pytest.raises(ValueError, match="closed"):
         Itemsets.from_levels([(np.array([[1], [2]]), np.array([3, 3])), (np.array([[0, 2]]), np.array([2]))],

@@ -57,7 +57,7 @@ def test_fisher_p_matches_scipy_exhaustively_on_small_tables():
     np.testing.assert_allclose(MEASURES["fisher_p"](k, a, b, n), expected, rtol=1e-9, atol=1e-15)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.integers(2, 200_000), st.data())
 def test_fisher_p_and_significance_match_scipy_on_large_tables(n, data):
     a = data.draw(st.integers(1, n))
@@ -66,8 +66,8 @@ def test_fisher_p_and_significance_match_scipy_on_large_tables(n, data):
     p = MEASURES["fisher_p"](k, a, b, n)
     assert p == pytest.approx(hypergeom.sf(k - 1, n, a, b), rel=1e-8, abs=1e-300)
     log_p = hypergeom.logsf(k - 1, n, a, b)
-    if np.isfinite(log_p) and log_p > -700:
-        assert MEASURES["significance"](k, a, b, n) == pytest.approx(-log_p / math.log(10), rel=1e-8, abs=1e-10)
+    if np.isfinite(log_p):  # −log10 p: near p = 1 an absolute error is what is meaningful
+        assert MEASURES["significance"](k, a, b, n) == pytest.approx(-log_p / math.log(10), rel=1e-8, abs=1e-8)
 
 
 def test_significance_does_not_underflow_where_the_p_value_does():

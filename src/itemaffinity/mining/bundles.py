@@ -80,12 +80,13 @@ def complete_basket(rules: Rules, basket: Sequence[int] | np.ndarray, n: int = 1
 
     Args:
         rules: association rules (item indices).
-        basket: item indices already in the basket.
+        basket: item indices already in the basket; unknown items (−1) are ignored.
         n: suggestions returned at most.
     """
     sets = rules.itemsets
+    basket = np.asarray(basket, dtype=np.int64)
     in_basket = np.zeros(len(sets.item_counts), dtype=bool)
-    in_basket[np.asarray(basket, dtype=np.int64)] = True
+    in_basket[basket[basket >= 0]] = True
     owner = np.repeat(np.arange(len(sets)), sets.lengths)
     hits = np.bincount(owner, weights=in_basket[sets.items], minlength=len(sets))  # basket items per set
     applies = np.flatnonzero((hits == sets.lengths)[rules.antecedent] & (hits == 0)[rules.consequent])

@@ -25,7 +25,8 @@ from itemaffinity.mining.transactions import binarize
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)
 class Itemsets:
     """Frequent itemsets in ragged (CSR-like) form, ordered by length, then lexicographically.
 
@@ -134,7 +135,7 @@ class Itemsets:
         """Sets of exactly k items.
 
         Returns:
-            (ids, rows): (m,) set ids and an (m, k) read-only view of their item indices.
+            (ids, rows): (m,) set ids and an (m, k) view of their item indices.
         """
         lengths = self.lengths
         start, stop = np.searchsorted(lengths, [k, k + 1])
@@ -183,9 +184,11 @@ def _find(rows: np.ndarray, keys: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def min_count_for(min_support: float, n_transactions: int) -> int:
-    """The smallest count c with c / n_transactions ≥ min_support (float comparison, as mlxtend)."""
+    """The smallest count c ≥ 1 with c / n_transactions ≥ min_support (float comparison, as mlxtend)."""
     if not 0.0 < min_support <= 1.0:
         raise ValueError(f"min_support must be in (0, 1], got {min_support}")
+    if n_transactions == 0:
+        return 1
     c = max(1, math.ceil(min_support * n_transactions))
     while c > 1 and (c - 1) / n_transactions >= min_support:
         c -= 1
@@ -206,6 +209,9 @@ def frequent_itemsets(transactions: sp.spmatrix | sp.sparray, min_support: float
 
     Returns:
         The frequent itemsets (item indices), with counts and per-item counts.
+
+    The compiled kernel is built on the first call on a machine (seconds) and loaded from
+    numba's on-disk cache by later processes (~0.5 s once per process).
     """
     t0 = time.perf_counter()
     x = binarize(transactions)

@@ -22,7 +22,7 @@ from itemaffinity.mining.transactions import binarize
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PairStats:
     """Item pairs with their co-occurrence counts (columnar; item indices).
 

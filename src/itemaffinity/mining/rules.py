@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 RULE_MEASURES = ("support", "confidence", "lift", "leverage", "conviction")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rules:
     """Association rules as ids into an `Itemsets` table (columnar).
 
