@@ -75,7 +75,7 @@ random_transactions = st.integers(2, 8).flatmap(lambda n_items: st.tuples(
     st.lists(st.sets(st.integers(0, n_items - 1), max_size=n_items), min_size=1, max_size=40)))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(random_transactions, st.floats(0.05, 0.5))
 def test_rule_invariants(csr_from_sets, data, min_support):
     n_items, transactions = data
