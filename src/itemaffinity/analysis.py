@@ -12,11 +12,28 @@ from typing import Any, Callable
 import duckdb
 
 from itemaffinity.data.interactions import InteractionData
-from itemaffinity.evaluation.report import Report, clusters_section, dataset_sections, leaderboard_section
+from itemaffinity.evaluation.report import (Report, clusters_section, dataset_sections, leaderboard_section,
+                                             mining_section)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules")
+
+
+def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 0.01, pairs_per_item: int = 50,
+                pair_min_count: int = 2) -> dict:
+    """Pair statistics (top partners per item), itemsets and rules, written to the store."""
+    from itemaffinity.mining import pair_stats, top_k_per_item, transactions
+    from itemaffinity.mining.export import itemsets_table, mine, pairs_table, rules_table, write_store_tables
+
+    unit = "baskets" if data.n_baskets else "users"
+    pairs = top_k_per_item(pair_stats(transactions(data, unit), min_count=pair_min_count), pairs_per_item,
+                           by="shrunk_lift")
+    sets, rules, _ = mine(data, min_support=min_support, max_len=None)
+    tables = {"pairs": pairs_table(pairs, data.items), "itemsets": itemsets_table(sets, data.items),
+              "rules": rules_table(rules, data.items)}
+    write_store_tables(store_path, tables)
+    return tables
 
 
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
@@ -32,6 +49,10 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say("building interaction data")
     data = InteractionData.from_store(store_path)
     summary: dict[str, Any] = {"items": data.n_items, "users": data.n_users, "baskets": data.n_baskets}
+
+    say("mining pairs, itemsets and rules")
+    mined = mine_tables(store_path, data)
+    summary["rules"] = mined["rules"].num_rows
 
     say("clustering products and segmenting customers")
     groups = product_groups(data, seed=seed)
@@ -56,6 +77,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     report = Report("itemaffinity report", f"store {store_path}")
     with duckdb.connect(store_path, read_only=True) as con:
         dataset_sections(report, con, data)
+    mining_section(report, data, mined["rules"], mined["pairs"])
     leaderboard_section(report, rows)
     clusters_section(report, data, groups, segments)
     summary["report"] = str(report.write(out_dir))

@@ -380,5 +380,106 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
 
 
+def mining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `rules` and `itemsets`."""
+    opts = [
+        click.option("--min-support", default=0.01, show_default=True, type=float,
+                     help="Minimum share of baskets, in (0, 1]."),
+        click.option("--max-len", type=int, help="Largest itemset size (default: no limit)."),
+        click.option("--item", "item_id", help="Only itemsets/rules holding this item id."),
+        click.option("--limit", type=click.IntRange(min=1), help="Rows to output (terminal default 20)."),
+        click.option("--out", "out_file", help="Write all selected rows to FILE.parquet or FILE.csv."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapping_kw: dict[str, Any]):
+    from itemaffinity.data.interactions import InteractionData
+
+    if files:
+        do_ingest(list(files), store_path, ctx.obj["progress"], **mapping_kw)
+    _require_store(store_path)
+    ctx.obj["progress"]("building interaction data")
+    return InteractionData.from_store(store_path)
+
+
+def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, what: str,
+                store_path: str) -> None:
+    from itemaffinity.mining.export import export_table
+
+    shown = table.slice(0, limit) if limit else table
+    if out_file:
+        export_table(shown, out_file)
+    if as_json:
+        click.echo(json.dumps({what: shown.to_pylist(), "count": table.num_rows, "store": store_path,
+                               "out": out_file}, default=float))
+        return
+    from rich.table import Table
+
+    terse = [c for c in table.column_names if c not in ("antecedent_support", "consequent_support")]
+    preview = shown.select(terse).slice(0, limit or 20).to_pylist()
+    t = Table(title=f"{table.num_rows:,} {what}" + (f" (first {len(preview)})" if len(preview) < table.num_rows else ""))
+    for col in terse:
+        t.add_column(col, justify="left" if col in ("antecedent", "consequent", "items") else "right")
+    for row in preview:
+        t.add_row(*[", ".join(v) if isinstance(v, list) else (f"{v:.4g}" if isinstance(v, float) else str(v))
+                    for v in row.values()])
+    Console().print(t)
+    if out_file:
+        click.echo(f"wrote {shown.num_rows:,} {what} to {out_file}")
+
+
+@main.command()
+@click.argument("files", nargs=-1)
+@mapping_options
+@store_option
+@mining_options
+@click.option("--min-confidence", default=0.0, show_default=True, type=float, help="Minimum confidence, in [0, 1].")
+@click.option("--min-lift", type=float, help="Minimum lift.")
+@click.option("--category", help="Only rules whose consequent lies in this category (path prefix).")
+@click.option("--sort", "sort_by", default="lift", show_default=True,
+              type=click.Choice(["lift", "confidence", "support", "leverage", "conviction"]))
+@json_option
+@click.pass_context
+@_run_guarded
+def rules(ctx: click.Context, files: tuple[str, ...], store_path: str, min_support: float, max_len: int | None,
+          item_id: str | None, limit: int | None, out_file: str | None, min_confidence: float,
+          min_lift: float | None, category: str | None, sort_by: str, as_json: bool, **mapping_kw: Any) -> None:
+    """Association rules A → C with support, confidence, lift, leverage and conviction."""
+    from itemaffinity.mining.export import itemsets_table, mine, rules_table, sort_rules, write_store_tables
+
+    data = _mine_from(ctx, files, store_path, mapping_kw)
+    ctx.obj["progress"]("mining itemsets and rules")
+    sets, found, _ = mine(data, min_support=min_support, max_len=max_len, min_confidence=min_confidence,
+                          min_lift=min_lift, item_id=item_id, category=category)
+    table = sort_rules(rules_table(found, data.items), sort_by)
+    write_store_tables(store_path, {"rules": table, "itemsets": itemsets_table(sets, data.items)})
+    _emit_table(table, limit, out_file, as_json, "rules", store_path)
+
+
+@main.command()
+@click.argument("files", nargs=-1)
+@mapping_options
+@store_option
+@mining_options
+@json_option
+@click.pass_context
+@_run_guarded
+def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_support: float, max_len: int | None,
+             item_id: str | None, limit: int | None, out_file: str | None, as_json: bool, **mapping_kw: Any) -> None:
+    """Frequent itemsets (FP-Growth class speed, exact supports)."""
+    from itemaffinity.mining.export import itemsets_table, mine, write_store_tables
+
+    data = _mine_from(ctx, files, store_path, mapping_kw)
+    ctx.obj["progress"]("mining itemsets")
+    sets, _, kept = mine(data, min_support=min_support, max_len=max_len, item_id=item_id, rules_wanted=False)
+    table = itemsets_table(sets, data.items)
+    write_store_tables(store_path, {"itemsets": table})
+    table = table.take(kept).sort_by([("support", "descending")]).select(["items", "support"])
+    _emit_table(table, limit, out_file, as_json, "itemsets", store_path)
+
+
 if __name__ == "__main__":
     main()

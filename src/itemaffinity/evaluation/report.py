@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 
 from itemaffinity.data.interactions import InteractionData  # noqa: E402
 
@@ -205,3 +206,52 @@ def clusters_section(report: Report, data: InteractionData, groups, segments: di
                + figure_html(fig, "segments")
                + table_html(["segment", "customers", "median recency (days)", "median baskets", "median spend"],
                             seg_rows, {1, 2, 3, 4}))
+
+
+def mining_section(report: Report, data: InteractionData, rules_table, pairs_table, n: int = 25) -> None:
+    """Top rules by lift (with support), top pairs, and a small network picture of the strongest pairs."""
+    title = lambda item_id: data.titles[data.items.index(item_id)] or item_id  # noqa: E731
+    rules = rules_table.sort_by([("lift", "descending")]).slice(0, n).to_pylist()
+    rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
+                  r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
+    unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
+    top_pairs = unordered.sort_by([("n_ab", "descending")]).slice(0, n).to_pylist()
+    pair_rows = [[title(p["item_a"]), title(p["item_b"]), p["n_ab"], p["support"], p["confidence"], p["lift"],
+                  p["significance"]] for p in top_pairs]
+    strong = unordered.filter(pc.greater_equal(unordered["n_ab"], 30)).sort_by([("shrunk_lift", "descending")]) \
+        .slice(0, 40).to_pylist()
+    report.add("Associations: rules and pairs",
+               f"<p>{rules_table.num_rows:,} rules; pairs ranked by co-purchase count. Significance is −log10 of "
+               "the one-sided Fisher exact p-value (rare coincidences score low).</p>"
+               + _network_figure(strong, title)
+               + "<h3>Top rules by lift</h3>"
+               + table_html(["if a basket has", "it also has", "support", "confidence", "lift", "leverage",
+                             "conviction"], rule_rows, {2, 3, 4, 5, 6})
+               + "<h3>Most frequent pairs</h3>"
+               + table_html(["item", "bought with", "baskets", "support", "confidence", "lift", "significance"],
+                            pair_rows, {2, 3, 4, 5, 6}))
+
+
+def _network_figure(pairs: list[dict], title) -> str:
+    """A circle layout of the strongest pairs: nodes are products, edge width is the lift."""
+    if not pairs:
+        return ""
+    nodes = list(dict.fromkeys([p["item_a"] for p in pairs] + [p["item_b"] for p in pairs]))
+    angle = np.linspace(0, 2 * np.pi, len(nodes), endpoint=False)
+    pos = {n: (np.cos(a), np.sin(a)) for n, a in zip(nodes, angle)}
+    fig, ax = plt.subplots(figsize=(9, 9))
+    top_lift = max(p["shrunk_lift"] for p in pairs)
+    for p in pairs:
+        (x1, y1), (x2, y2) = pos[p["item_a"]], pos[p["item_b"]]
+        ax.plot([x1, x2], [y1, y2], color="#3b6ea5", alpha=0.6, linewidth=0.5 + 4 * p["shrunk_lift"] / top_lift)
+    for n, (x, y) in pos.items():
+        ax.scatter([x], [y], s=30, color="#a53b3b", zorder=3)
+        label = str(title(n))[:28]
+        ax.text(x * 1.05, y * 1.05, label, fontsize=6.5, ha="left" if x >= 0 else "right", va="center",
+                rotation=np.degrees(np.arctan2(y, x)) if x >= 0 else np.degrees(np.arctan2(y, x)) + 180,
+                rotation_mode="anchor")
+    ax.set_xlim(-1.9, 1.9)
+    ax.set_ylim(-1.9, 1.9)
+    ax.axis("off")
+    ax.set_title("Strongest associations (≥ 30 shared baskets; edge width = shrunk lift)")
+    return figure_html(fig, "association network")
