@@ -24,7 +24,9 @@ LAZY_MODELS: dict[str, str] = {
     "content": "itemaffinity.text.models:ContentModel",
     "content-finetuned": "itemaffinity.text.models:FinetunedContentModel",
     "tfidf": "itemaffinity.text.models:TfidfModel",
-    "rules": "itemaffinity.models.rules:RulesRecommender",}
+    "rules": "itemaffinity.models.rules:RulesRecommender",
+    "sasrec": "itemaffinity.models.sasrec:SASRec",
+    "graph": "itemaffinity.models.graph:LightGCN",}
 """Models with heavy optional dependencies (torch, sentence-transformers): name → "module:Class",
 imported on first use so that `import itemaffinity` stays light."""
 
