@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import duckdb
+import numpy as np
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.evaluation.report import (Report, clusters_section, dataset_sections, leaderboard_section,
@@ -20,18 +21,58 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules")
 
 
+def text_neighbours(vectors, k: int = 10, block: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(item_a, item_b) index arrays of each item's k most text-similar other items."""
+    import scipy.sparse as sp
+
+    n = vectors.shape[0]
+    rows, cols = [], []
+    vt = vectors.T.tocsc() if sp.issparse(vectors) else vectors.T
+    for s in range(0, n, block):
+        sims = vectors[s:s + block] @ vt
+        sims = np.asarray(sims.todense() if sp.issparse(sims) else sims)
+        sims[np.arange(sims.shape[0]), np.arange(s, s + sims.shape[0])] = -1.0
+        kk = min(k, n - 1)
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        good = np.take_along_axis(sims, top, axis=1) > 0
+        rows.append(np.repeat(np.arange(s, s + sims.shape[0]), kk)[good.ravel()])
+        cols.append(top.ravel()[good.ravel()])
+    return np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32)
+
+
 def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 0.01, pairs_per_item: int = 50,
-                pair_min_count: int = 2) -> dict:
-    """Pair statistics (top partners per item), itemsets and rules, written to the store."""
-    from itemaffinity.mining import pair_stats, top_k_per_item, transactions
+                pair_min_count: int = 2, text_per_item: int = 10) -> dict:
+    """Pairs (top co-purchase partners and top text neighbours per item, each labelled complement /
+    substitute / related), itemsets and rules, written to the store."""
+    import pyarrow as pa
+
+    from itemaffinity.mining import PairStats, pair_stats, top_k_per_item, transactions
     from itemaffinity.mining.export import itemsets_table, mine, pairs_table, rules_table, write_store_tables
+    from itemaffinity.models.explain import relations, text_vectors
 
     unit = "baskets" if data.n_baskets else "users"
-    pairs = top_k_per_item(pair_stats(transactions(data, unit), min_count=pair_min_count), pairs_per_item,
-                           by="shrunk_lift")
+    x = transactions(data, unit)
+    bought = top_k_per_item(pair_stats(x, min_count=pair_min_count), pairs_per_item, by="shrunk_lift")
+    vectors = text_vectors(data)
+    ta, tb = text_neighbours(vectors, text_per_item)
+    seen = set(zip(bought.item_a.tolist(), bought.item_b.tolist()))
+    new = np.array([(a, b) not in seen for a, b in zip(ta.tolist(), tb.tolist())], dtype=bool)
+    ta, tb = ta[new], tb[new]
+    xc = x.tocsc()
+    counts = np.diff(xc.indptr).astype(np.int64)
+    co = np.asarray(xc[:, ta].multiply(xc[:, tb]).sum(axis=0)).ravel().astype(np.int64)
+    alike = PairStats(ta, tb, co, counts[ta], counts[tb], x.shape[0], directed=True)
+    table = pa.concat_tables([pairs_table(bought, data.items), pairs_table(alike, data.items)])
+    a = np.concatenate([bought.item_a, ta]).astype(np.int64)
+    b = np.concatenate([bought.item_b, tb]).astype(np.int64)
+    sim = np.asarray(vectors[a].multiply(vectors[b]).sum(axis=1)).ravel()
+    cats = data.categories
+    same_cat = np.array([cats[i] is not None and cats[i] == cats[j] for i, j in zip(a, b)], dtype=bool)
+    rel = relations(table["n_ab"].to_numpy(), table["lift"].to_numpy(), sim, same_cat)
+    table = table.append_column("text_similarity", pa.array(sim.astype(np.float64))) \
+                 .append_column("relation", pa.array(rel.tolist(), pa.string()))
     sets, rules, _ = mine(data, min_support=min_support, max_len=None)
-    tables = {"pairs": pairs_table(pairs, data.items), "itemsets": itemsets_table(sets, data.items),
-              "rules": rules_table(rules, data.items)}
+    tables = {"pairs": table, "itemsets": itemsets_table(sets, data.items), "rules": rules_table(rules, data.items)}
     write_store_tables(store_path, tables)
     return tables
 

@@ -122,6 +122,51 @@ class InteractionData:
     def title(self, item_idx: int) -> str | None:
         return self.titles[item_idx]
 
+    def restrict(self, basket_mask: np.ndarray, seq_mask: np.ndarray) -> "InteractionData":
+        """A sub-view for validation inside a training period (same vocabularies and catalog).
+
+        Keeps the baskets where `basket_mask` holds and the sequence events where `seq_mask`
+        holds; user weights are rebuilt from the kept sequence events (event weights are no
+        longer known per event, so each kept event counts the purchase weight), and item counts
+        from what is kept.
+
+        Args:
+            basket_mask: (n_baskets,) bool.
+            seq_mask: (len(seq_items),) bool.
+        """
+        from dataclasses import replace
+
+        bi = _freeze_csr(sp.csr_matrix(self.basket_items[np.flatnonzero(basket_mask)]))
+        users = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))[seq_mask]
+        items = self.seq_items[seq_mask]
+        weight = float(self.event_weights.get("purchase", 4.0))
+        ui = sp.csr_matrix((np.full(len(items), weight, np.float32), (users, items)), shape=self.user_items.shape)
+        ui.sum_duplicates()
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=self.n_users), out=indptr[1:])
+        kept_ts = self.seq_ts[seq_mask]
+        first = np.full(self.n_items, np.datetime64("NaT"), "datetime64[s]")
+        last = first.copy()
+        if len(items) and not np.isnat(kept_ts).all():
+            order = np.argsort(kept_ts)
+            first[items[order[::-1]]] = kept_ts[order[::-1]]
+            last[items[order]] = kept_ts[order]
+        sub = replace(
+            self, basket_items=bi, basket_user=self.basket_user[basket_mask], basket_ts=self.basket_ts[basket_mask],
+            user_items=_freeze_csr(ui), seq_indptr=indptr, seq_items=items, seq_ts=kept_ts,
+            item_baskets=np.bincount(bi.indices, minlength=self.n_items).astype(np.int64),
+            item_users=np.diff(ui.tocsc().indptr).astype(np.int64),
+            item_events=np.bincount(items, minlength=self.n_items).astype(np.int64),
+            item_first_seen=first, item_last_seen=last)
+        _freeze(sub.basket_user, sub.basket_ts, sub.seq_indptr, sub.seq_items, sub.seq_ts, sub.item_baskets,
+                sub.item_users, sub.item_events, sub.item_first_seen, sub.item_last_seen)
+        return sub
+
+    def last_item_mask(self, k: int = 1) -> np.ndarray:
+        """(len(seq_items),) bool: the last `k` events of each user's sequence."""
+        pos_from_end = np.repeat(self.seq_indptr[1:], np.diff(self.seq_indptr)) - np.arange(len(self.seq_items))
+        return pos_from_end <= k
+
     @classmethod
     def from_store(cls, store: str | Path | duckdb.DuckDBPyConnection, *, since: dt.datetime | None = None,
                    until: dt.datetime | None = None, event_weights: dict[str, float] | None = None,

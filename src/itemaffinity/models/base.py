@@ -245,7 +245,7 @@ class Recommender:
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         return path
 
-    def _restore(self, arrays: dict[str, np.ndarray], sparse_names: list[str]) -> None:
+    def _restore(self, arrays: dict[str, np.ndarray], sparse_names: list[str], path: Path | None = None) -> None:
         self.items_ = Vocabulary(arrays.pop("items_").astype(object), presorted=True)
         self.users_ = Vocabulary(arrays.pop("users_").astype(object), presorted=True)
         self.n_items_ = len(self.items_)

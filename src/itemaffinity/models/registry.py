@@ -25,6 +25,7 @@ LAZY_MODELS: dict[str, str] = {
     "content-finetuned": "itemaffinity.text.models:FinetunedContentModel",
     "tfidf": "itemaffinity.text.models:TfidfModel",
     "rules": "itemaffinity.models.rules:RulesRecommender",
+    "hybrid": "itemaffinity.models.hybrid:Hybrid",
     "sasrec": "itemaffinity.models.sasrec:SASRec",
     "graph": "itemaffinity.models.graph:LightGCN",}
 """Models with heavy optional dependencies (torch, sentence-transformers): name → "module:Class",
@@ -63,5 +64,5 @@ def load_model(path: str | Path) -> Recommender:
     model = create_model(meta["model"], **meta["config"])
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    model._restore(arrays, meta["sparse"])
+    model._restore(arrays, meta["sparse"], path)
     return model

@@ -1,0 +1,125 @@
+"""Evidence for associations and recommendations, and complement vs substitute.
+
+Every answer can say why: which query items contributed (from the model's own item–item
+scores), how often the two products were bought together and the lift of that, how similar
+their texts are, and whether they share a category or brand. A pair is a *complement* when it is
+bought together far more than chance, a *substitute* when it is alike (text or category) but not
+bought together more than chance — one instead of the other — and otherwise just *related*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models.base import Recommender, Recs
+
+COMPLEMENT_MIN_COUNT = 3
+COMPLEMENT_MIN_LIFT = 2.0
+SUBSTITUTE_MIN_TEXT = 0.5
+
+
+def relation(co_count: int, lift: float, text_similarity: float | None, same_category: bool) -> str:
+    """"complement" | "substitute" | "related" for one item pair (thresholds above)."""
+    if co_count >= COMPLEMENT_MIN_COUNT and lift >= COMPLEMENT_MIN_LIFT:
+        return "complement"
+    alike = (text_similarity is not None and text_similarity >= SUBSTITUTE_MIN_TEXT) or same_category
+    if alike and lift < COMPLEMENT_MIN_LIFT:
+        return "substitute"
+    return "related"
+
+
+def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarray,
+              same_category: np.ndarray) -> np.ndarray:
+    """Vectorised `relation` over aligned arrays (text_similarity NaN where unknown)."""
+    out = np.full(len(co_count), "related", dtype=object)
+    complement = (co_count >= COMPLEMENT_MIN_COUNT) & (lift >= COMPLEMENT_MIN_LIFT)
+    alike = (np.nan_to_num(text_similarity, nan=-1.0) >= SUBSTITUTE_MIN_TEXT) | same_category
+    out[~complement & alike & (lift < COMPLEMENT_MIN_LIFT)] = "substitute"
+    out[complement] = "complement"
+    return out
+
+
+def text_vectors(data: InteractionData) -> sp.csr_matrix:
+    """Unit-norm TF-IDF (word + character n-gram) vectors of every item's catalog text."""
+    from itemaffinity.text.encoders import TfidfEncoder, item_texts
+
+    texts = item_texts(data)
+    return TfidfEncoder().fit(texts).encode(texts)
+
+
+class Explainer:
+    """Builds evidence for item pairs and for a model's recommendations.
+
+    Args:
+        data: the interaction data the model was fitted on (same item indices).
+        item_vectors: (n_items, dim) unit-norm text vectors (dense or sparse), or None.
+    """
+
+    def __init__(self, data: InteractionData, item_vectors: np.ndarray | sp.spmatrix | None = None) -> None:
+        x = data.basket_items if data.n_baskets else data.user_items
+        self.x = sp.csc_matrix(x > 0, dtype=np.float32)
+        self.counts = np.diff(self.x.indptr)
+        self.n = max(self.x.shape[0], 1)
+        self.data = data
+        self.vectors = item_vectors
+
+    def pair_stats(self, a: int, b: np.ndarray) -> dict[str, np.ndarray]:
+        """Co-count, lift, confidence a→b, text similarity and shared category/brand of a with each b."""
+        b = np.asarray(b, dtype=np.int64)
+        co = np.asarray((self.x[:, [a]].T @ self.x[:, b]).todense()).ravel() if len(b) else np.zeros(0)
+        lift = co * self.n / np.maximum(self.counts[a] * self.counts[b], 1)
+        conf = co / max(self.counts[a], 1)
+        if self.vectors is not None and len(b):
+            v = self.vectors
+            sim = v[b] @ v[a].T
+            sim = np.asarray(sim.todense() if sp.issparse(sim) else sim).ravel()
+        else:
+            sim = np.full(len(b), np.nan)
+        cats, brands = self.data.categories, self.data.brands
+        same_cat = np.array([cats[a] is not None and cats[a] == cats[j] for j in b], dtype=bool)
+        same_brand = np.array([brands[a] is not None and brands[a] == brands[j] for j in b], dtype=bool)
+        return {"co_count": co.astype(np.int64), "lift": lift, "confidence": conf, "text_similarity": sim,
+                "same_category": same_cat, "same_brand": same_brand,
+                "relation": relations(co, lift, sim, same_cat)}
+
+    def explain(self, model: Recommender, query_ids: Sequence[str], recs: Recs, top: int = 3) -> Recs:
+        """`recs` with evidence: the query items behind each recommendation and pair statistics
+        between the recommended item and its strongest contributor."""
+        items = self.data.items
+        q = items.indices(query_ids)
+        q = q[q >= 0]
+        rec_idx = items.indices(recs.item_ids)
+        evidence: list[dict[str, Any]] = []
+        contrib = None
+        if len(q):
+            try:
+                contrib = np.asarray(model.similar_scores(q), dtype=np.float64)  # (|q|, n_items)
+            except NotImplementedError:
+                contrib = None
+        for c in rec_idx:
+            ev: dict[str, Any] = {}
+            if len(q):
+                weights = contrib[:, c] if contrib is not None else np.ones(len(q))
+                weights = np.where(np.isfinite(weights), weights, 0.0)
+                order = np.argsort(-weights, kind="stable")[:top]
+                total = np.abs(weights).sum() or 1.0
+                ev["because_of"] = [{"item_id": items.id(q[o]), "title": self.data.titles[q[o]],
+                                     "weight": round(float(weights[o] / total), 4)} for o in order if weights[o] > 0]
+                anchor = int(q[order[0]])
+                stats = self.pair_stats(anchor, np.array([c]))
+                ev.update({"anchor": items.id(anchor), "co_count": int(stats["co_count"][0]),
+                           "lift": round(float(stats["lift"][0]), 3),
+                           "confidence": round(float(stats["confidence"][0]), 4),
+                           "same_category": bool(stats["same_category"][0]),
+                           "same_brand": bool(stats["same_brand"][0]), "relation": stats["relation"][0]})
+                sim = stats["text_similarity"][0]
+                if np.isfinite(sim):
+                    ev["text_similarity"] = round(float(sim), 4)
+            ev["popularity"] = int(self.counts[c])
+            evidence.append(ev)
+        return replace(recs, evidence=tuple(evidence))
