@@ -481,5 +481,95 @@ def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_su
     _emit_table(table, limit, out_file, as_json, "itemsets", store_path)
 
 
+def _model_for(store_path: str, model_text: str, progress: Progress):
+    """A stored model (fitted on the store and saved when it is not there yet) and the data."""
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.evaluation.experiment import parse_models
+    from itemaffinity.models.registry import create_model
+    from itemaffinity.store.artifacts import load_saved_model, save_model
+
+    _require_store(store_path)
+    spec = parse_models(model_text)[0]
+    data = InteractionData.from_store(store_path)
+    model = load_saved_model(store_path, spec.label)
+    if model is None:
+        progress(f"fitting {spec.label}")
+        model = create_model(spec.name, **spec.params).fit(data)
+        save_model(store_path, model, spec.label)
+    return model, data
+
+
+@main.command()
+@click.argument("item_id")
+@store_option
+@click.option("--model", "model_text", default="ease", show_default=True, help="Model name (name:key=value).")
+@click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--explain", is_flag=True, help="Show the evidence: co-purchases, lift, text similarity, relation.")
+@json_option
+@click.pass_context
+@_run_guarded
+def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, n: int, explain: bool,
+            as_json: bool) -> None:
+    """Items most associated with ITEM_ID according to a model, optionally with why."""
+    from itemaffinity.models.explain import Explainer, text_vectors
+
+    model, data = _model_for(store_path, model_text, ctx.obj["progress"])
+    if item_id not in data.items:
+        raise InputError(f"unknown item {item_id!r}: not in the store")
+    recs = model.similar_items([item_id], n=n)[0]
+    if explain:
+        recs = Explainer(data, text_vectors(data)).explain(model, [item_id], recs)
+    rows = recs.to_list()
+    for r in rows:
+        r["title"] = data.titles[data.items.index(r["item_id"])]
+    if as_json:
+        click.echo(json.dumps({"item_id": item_id, "title": data.titles[data.items.index(item_id)],
+                               "model": model_text, "items": rows}, default=str))
+        return
+    click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model_text})")
+    for rank, r in enumerate(rows, 1):
+        line = f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:40]:<40} {r['score']:.4f}"
+        ev = r.get("evidence")
+        if ev:
+            sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
+            line += f"  [{ev['relation']}: bought together {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
+        click.echo(line)
+
+
+@main.command()
+@click.argument("query")
+@store_option
+@click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--encoder", default="sentence", show_default=True, type=click.Choice(["sentence", "tfidf"]),
+              help="Pretrained sentence-transformer (semantic) or TF-IDF (lexical) search.")
+@click.option("--text-model", help="Sentence-transformers model name or local folder (default all-MiniLM-L6-v2).")
+@json_option
+@click.pass_context
+@_run_guarded
+def search(ctx: click.Context, query: str, store_path: str, n: int, encoder: str, text_model: str | None,
+           as_json: bool) -> None:
+    """Semantic product search: free text → products."""
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.text.ann import ProductSearch
+    from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder
+
+    _require_store(store_path)
+    if not query.strip():
+        raise InputError("empty search query")
+    data = InteractionData.from_store(store_path)
+    ctx.obj["progress"]("encoding the catalog")
+    enc = TfidfEncoder() if encoder == "tfidf" else (
+        SentenceEncoder(text_model, cache=EmbeddingCache(store_path)) if text_model
+        else SentenceEncoder(cache=EmbeddingCache(store_path)))
+    recs = ProductSearch.from_data(data, enc).search(query, n)
+    rows = [{"item_id": i, "title": data.titles[data.items.index(i)], "score": float(sc)}
+            for i, sc in zip(recs.item_ids, recs.scores)]
+    if as_json:
+        click.echo(json.dumps({"query": query, "items": rows}))
+        return
+    for rank, r in enumerate(rows, 1):
+        click.echo(f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:50]:<50} {r['score']:.3f}")
+
+
 if __name__ == "__main__":
     main()
