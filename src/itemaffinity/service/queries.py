@@ -1,0 +1,506 @@
+"""The read queries behind the endpoints: plain functions of (snapshot, online state, parameters).
+
+Models score and rank (`Recommender.similar_items` / `recommend`, STYLE 4); business filters are
+applied here once, to every kind of result, as a boolean mask over the snapshot's items.
+Explanations ("evidence") say in plain words why an item is shown, from the co-purchase counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from itemaffinity.mining.measures import MEASURES
+from itemaffinity.models.base import Recommender
+from itemaffinity.service.online import OnlineState
+from itemaffinity.service.search import LexicalIndex, SemanticSearch
+from itemaffinity.service.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(LookupError):
+    """An id the snapshot does not know (turned into a 404 problem)."""
+
+
+class BadRequest(ValueError):
+    """A parameter the query cannot use (turned into a 422 problem)."""
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """Business filters shared by every recommendation endpoint.
+
+    Attributes:
+        category: keep items whose catalog category path, or product group, starts with one of these.
+        exclude_category: drop items whose category path or product group starts with one of these.
+        min_price, max_price: price bounds (items without a price fail any bound).
+        exclude: item ids never to return.
+    """
+
+    category: tuple[str, ...] = ()
+    exclude_category: tuple[str, ...] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.category or self.exclude_category or self.exclude) and \
+            self.min_price is None and self.max_price is None
+
+    def mask(self, snap: Snapshot) -> np.ndarray:
+        """(n_items,) bool: the items that pass."""
+        keep = np.ones(snap.n_items, dtype=bool)
+        if self.category or self.exclude_category:
+            inc = tuple(c.lower() for c in self.category)
+            exc = tuple(c.lower() for c in self.exclude_category)
+            for i, keys in enumerate(snap.category_keys):
+                if inc and not any(k.startswith(inc) for k in keys):
+                    keep[i] = False
+                elif exc and any(k.startswith(exc) for k in keys):
+                    keep[i] = False
+        prices = snap.data.prices
+        with np.errstate(invalid="ignore"):
+            if self.min_price is not None:
+                keep &= prices >= self.min_price
+            if self.max_price is not None:
+                keep &= prices <= self.max_price
+        if self.exclude:
+            idx = snap.data.items.indices(self.exclude)
+            keep[idx[idx >= 0]] = False
+        return keep
+
+
+# -- item records -------------------------------------------------------------------------------
+def _iso(t: np.datetime64) -> str | None:
+    return None if np.isnat(t) else str(t.astype("datetime64[s]")).replace("T", " ")
+
+
+def item_summary(snap: Snapshot, idx: int) -> dict[str, Any]:
+    """item_id, title, price and product group of one item."""
+    return {"item_id": snap.data.items.id(idx), "title": snap.title(idx), "price": snap.price(idx),
+            "group": snap.group_label[idx]}
+
+
+def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, Any]:
+    """The catalog record and statistics of one item."""
+    idx = require_item(snap, item_id)
+    d = snap.data
+    return {**item_summary(snap, idx), "description": snap.descriptions[idx], "category": d.categories[idx],
+            "brand": d.brands[idx], "group_id": int(snap.group[idx]) if snap.group[idx] >= 0 else None,
+            "stats": {"baskets": online.item_baskets(idx), "users": int(d.item_users[idx]),
+                      "events": int(d.item_events[idx]), "returns": int(d.item_returns[idx]),
+                      "first_seen": _iso(d.item_first_seen[idx]), "last_seen": _iso(d.item_last_seen[idx]),
+                      "baskets_online": int(online.count_delta[idx]),
+                      "share_of_baskets": online.item_baskets(idx) / max(online.n_transactions, 1),
+                      "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
+            "partners": int(snap.pairs.indptr[idx + 1] - snap.pairs.indptr[idx]),
+            "bundles": len(snap.bundles.by_item.get(idx, ())),
+            "rules": len(snap.rules.by_antecedent_item.get(item_id, ())) + len(snap.rules.by_consequent_item.get(item_id, ())),
+            "models": sorted(snap.models), "default_model": snap.default_model}
+
+
+def require_item(snap: Snapshot, item_id: str) -> int:
+    idx = snap.item_index(item_id)
+    if idx < 0:
+        raise NotFound(f"unknown item {item_id!r}")
+    return idx
+
+
+def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, semantic: SemanticSearch | None,
+                 q: str | None, limit: int, offset: int) -> dict[str, Any]:
+    """Product search (or the most bought items when `q` is empty), paginated."""
+    q = (q or "").strip()
+    match: dict[int, str] = {}
+    if not q:
+        order = snap.popularity_order
+        scores = np.zeros(len(order))
+    else:
+        hit, lex = lexical.search(q)
+        combined = {int(i): float(s) for i, s in zip(hit, lex)}
+        match = {i: ("id" if lexical.ids[i] == q.upper() else "title") for i in combined}
+        if semantic is not None:
+            for item_id, cos in semantic.search(q, 50):
+                i = snap.item_index(item_id)
+                if i < 0 or cos <= 0.2:
+                    continue
+                # Semantic matches rank below full lexical matches of the same strength.
+                combined[i] = max(combined.get(i, 0.0), 0.95 * cos)
+                match[i] = match[i] + "+semantic" if i in match else "semantic"
+        idx = np.fromiter(combined.keys(), np.int64, len(combined))
+        scores = np.fromiter(combined.values(), np.float64, len(combined))
+        order = idx[np.lexsort((-snap.data.item_baskets[idx], -scores))] if len(idx) else idx
+        scores = np.array([combined[int(i)] for i in order])
+    page = order[offset:offset + limit]
+    items = [{**item_summary(snap, int(i)), "score": float(s), "match": match.get(int(i), "popular"),
+              "baskets": online.item_baskets(int(i))}
+             for i, s in zip(page, scores[offset:offset + limit])]
+    return {"query": q, "total": int(len(order)), "limit": limit, "offset": offset, "items": items,
+            "semantic": semantic.kind if semantic is not None else None}
+
+
+# -- evidence -----------------------------------------------------------------------------------
+def pair_counts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[int, int, int, int]:
+    """(n_ab, n_a, n_b, n): baskets holding both items, each, and all baskets (snapshot + online)."""
+    csc = snap.basket_csc
+    ba = csc.indices[csc.indptr[a]:csc.indptr[a + 1]]
+    bb = csc.indices[csc.indptr[b]:csc.indptr[b + 1]]
+    n_ab = len(np.intersect1d(ba, bb, assume_unique=True))
+    extra = online.co.get(a)
+    if extra:
+        n_ab += extra.get(b, 0)
+    return n_ab, online.item_baskets(a), online.item_baskets(b), online.n_transactions
+
+
+def pair_measures(n_ab: int, n_a: int, n_b: int, n: int) -> dict[str, float]:
+    args = (np.asarray([n_ab]), np.asarray([n_a]), np.asarray([n_b]), n)
+    return {m: float(MEASURES[m](*args)[0]) for m in ("confidence", "lift")}
+
+
+def _short(title: str | None, item_id: str) -> str:
+    return f"{title} ({item_id})" if title else item_id
+
+
+def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float) -> str:
+    """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance."""
+    if n_ab == 0:
+        return "Never bought in the same basket so far."
+    a_name = _short(snap.title(a), snap.data.items.id(a))
+    b_name = _short(snap.title(b), snap.data.items.id(b))
+    times = f"{lift:.1f}× as often as chance would give" if lift >= 1.05 else \
+        ("about as often as chance would give" if lift > 0.95 else f"less often than chance ({lift:.2f}×)")
+    return (f"Bought together in {n_ab:,} basket{'s' if n_ab != 1 else ''}: {confidence:.0%} of baskets with "
+            f"{a_name} also have {b_name}, {times}.")
+
+
+def contributions(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, top: int = 3) -> list[dict[str, Any]]:
+    """The anchor items (basket or history) most bought together with item `b`, strongest first."""
+    out = []
+    for a in anchors:
+        if a == b:
+            continue
+        n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
+        if n_ab == 0:
+            continue
+        m = pair_measures(n_ab, n_a, n_b, n)
+        out.append({"item_id": snap.data.items.id(a), "title": snap.title(a), "co_count": n_ab, **m})
+    out.sort(key=lambda c: (-c["co_count"], -c["lift"]))
+    return out[:top]
+
+
+def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
+    same = bool(snap.group[a] >= 0 and snap.group[a] == snap.group[b])
+    return {"same_group": same, "group": snap.group_label[b]}
+
+
+def _relation(model_evidence: dict[str, Any] | None) -> str | None:
+    # Filled when a model's Recs carry a complement/substitute label (the models layer's evidence).
+    return (model_evidence or {}).get("relation")
+
+
+# -- results ------------------------------------------------------------------------------------
+def _filtered(snap: Snapshot, idx: np.ndarray, filt: ItemFilter) -> np.ndarray:
+    return idx if filt.empty else idx[filt.mask(snap)[idx]]
+
+
+def _model(snap: Snapshot, name: str | None) -> tuple[str, Recommender]:
+    name = name or snap.default_model
+    if name is None or name not in snap.models:
+        known = ", ".join(sorted(snap.models)) or "none"
+        raise BadRequest(f"model {name!r} is not loaded; loaded models: {known}")
+    return name, snap.models[name]
+
+
+def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
+    return snap.data.items.indices(item_ids)
+
+
+def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
+            model: str | None, n: int, filt: ItemFilter, explain: bool) -> dict[str, Any]:
+    """Items a model finds most similar to `item_id` (substitutes / alternatives)."""
+    a = require_item(snap, item_id)
+    name, rec = _model(snap, model)
+    k = n if filt.empty else rec.n_items_
+    out = rec.similar_items([item_id], n=k)[0]
+    idx = _recs_to_idx(snap, out.item_ids)
+    pos = np.flatnonzero(idx >= 0)
+    if not filt.empty:
+        pos = pos[filt.mask(snap)[idx[pos]]]
+    pos = pos[:n]
+    items = []
+    for p in pos:
+        b = int(idx[p])
+        row = {**item_summary(snap, b), "score": float(out.scores[p])}
+        if explain:
+            model_ev = out.evidence[p] if out.evidence is not None else None
+            row["evidence"] = similar_evidence(snap, online, semantic, a, b, name, float(out.scores[p]), model_ev)
+        items.append(row)
+    return {"item": item_summary(snap, a), "model": name, "items": items}
+
+
+def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
+                     model: str, score: float, model_ev: dict[str, Any] | None) -> dict[str, Any]:
+    n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
+    m = pair_measures(n_ab, n_a, n_b, n)
+    ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b)}
+    parts = [f"The {model} model ranks it among the most similar products (score {score:.3g})."]
+    if ev["same_group"]:
+        parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
+    if semantic is not None:
+        sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b))
+        if sim is not None:
+            ev["text_similarity"] = sim
+            if sim >= 0.5:
+                parts.append(f"Their names are alike (text similarity {sim:.2f}).")
+    parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
+    relation = _relation(model_ev)
+    if relation:
+        ev["relation"] = relation
+    ev["reason"] = " ".join(parts)
+    return ev
+
+
+def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
+                    n: int, filt: ItemFilter, explain: bool, n_bundles: int = 5) -> dict[str, Any]:
+    """Complements from pair statistics (shrunk lift), and bundles from frequent itemsets."""
+    a = require_item(snap, item_id)
+    rows = online.pairs(a)
+    pos = np.arange(len(rows))
+    if not filt.empty:
+        pos = pos[filt.mask(snap)[rows.partner]]
+    items = []
+    for p in pos[:n]:
+        b = int(rows.partner[p])
+        row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
+        if explain:
+            n_ab, conf, lift = int(rows.n_ab[p]), float(rows.confidence[p]), float(rows.lift[p])
+            ev = {"co_count": n_ab, "item_baskets": int(rows.n_a[p]), "partner_baskets": int(rows.n_b[p]),
+                  "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]),
+                  **_group_evidence(snap, a, b),
+                  "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
+                                    "confidence": conf, "lift": lift}],
+                  "reason": pair_reason(snap, a, b, n_ab, conf, lift)}
+            if semantic is not None:
+                sim = semantic.similarity(item_id, snap.data.items.id(b))
+                if sim is not None:
+                    ev["text_similarity"] = sim
+            items.append({**row, "evidence": ev})
+        else:
+            items.append(row)
+    return {"item": item_summary(snap, a), "items": items, "bundles": bundles(snap, a, filt, n_bundles),
+            "baskets": online.n_transactions, "online_changes": online.item_generation(a)}
+
+
+def bundles(snap: Snapshot, a: int, filt: ItemFilter, n: int) -> list[dict[str, Any]]:
+    """The item's best bundles (frequent itemsets holding it), other members passing the filters."""
+    b = snap.bundles
+    ids = b.by_item.get(a, np.zeros(0, np.int64))
+    keep = None if filt.empty else filt.mask(snap)
+    out = []
+    n_tx = snap.pairs.n_transactions
+    for k in ids:
+        members = b.members[int(k)]
+        if keep is not None and not all(keep[i] for i in members if i != a):
+            continue
+        count, lift = int(b.count[k]), float(b.lift[k])
+        names = ", ".join(_short(snap.title(i), snap.data.items.id(i)) for i in members)
+        out.append({"items": [item_summary(snap, i) for i in members], "support": float(b.support[k]),
+                    "count": count, "lift": lift,
+                    "reason": (f"These {len(members)} products ({names}) were bought together in {count:,} baskets "
+                               f"({count / max(n_tx, 1):.1%} of all baskets), {lift:.1f}× as often as if they "
+                               f"were unrelated.")})
+        if len(out) >= n:
+            break
+    return out
+
+
+def _rules_for_basket(snap: Snapshot, basket_ids: set[str]) -> dict[str, tuple[int, float]]:
+    """consequent item id → (rule row, confidence) of the most confident rule A → C with A ⊆ basket."""
+    rules = snap.rules
+    cand: set[int] = set()
+    for i in basket_ids:
+        cand.update(rules.by_antecedent_item.get(i, np.zeros(0, np.int64)).tolist())
+    best: dict[str, tuple[int, float]] = {}
+    conf = rules.metrics["confidence"]
+    for r in cand:
+        if not set(rules.antecedent[r]) <= basket_ids:
+            continue
+        for c in rules.consequent[r]:
+            if c not in basket_ids and (c not in best or conf[r] > best[c][1]):
+                best[c] = (r, float(conf[r]))
+    return best
+
+
+def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int, filt: ItemFilter, explain: bool,
+              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history") -> dict[str, Any]:
+    """Recommendations for a known user (its history plus posted events) or an item list.
+
+    Args:
+        mode: "basket" (complete a basket: reasons name rules and items bought together) or
+            "history" (a shopper's history).
+    """
+    name, rec = _model(snap, model)
+    fallback = None
+    unknown: list[str] = []
+    if user_id is not None:
+        hist = online.user_history(user_id)
+        anchors = sorted(hist, key=lambda i: -hist[i])
+        ids = snap.data.items.ids_of(np.asarray(anchors, np.int64)) if anchors else []
+        query_ids = list(ids)
+    else:
+        query_ids = list(dict.fromkeys(history or []))
+        known = snap.data.items.indices(query_ids)
+        unknown = [i for i, k in zip(query_ids, known) if k < 0]
+        anchors = [int(k) for k in known if k >= 0]
+    k = n if filt.empty else rec.n_items_
+    if not anchors:
+        fallback = "popular"
+        order = _filtered(snap, snap.popularity_order, filt)[:n]
+        scores = snap.data.item_baskets[order].astype(float)
+        picked = [(int(i), float(s), None) for i, s in zip(order, scores)]
+    else:
+        if user_id is not None and not online.has_online_history(user_id) and user_id in rec.users_:
+            out = rec.recommend(user_id, n=k)
+        else:
+            out = rec.recommend(history=query_ids, n=k)
+        idx = _recs_to_idx(snap, out.item_ids)
+        pos = np.flatnonzero(idx >= 0)
+        if not filt.empty:
+            pos = pos[filt.mask(snap)[idx[pos]]]
+        seen = set(anchors)
+        picked = []
+        for p in pos:
+            if int(idx[p]) in seen:
+                continue
+            picked.append((int(idx[p]), float(out.scores[p]), out.evidence[p] if out.evidence is not None else None))
+            if len(picked) >= n:
+                break
+    rules = _rules_for_basket(snap, set(snap.data.items.ids_of(np.asarray(anchors, np.int64)))) \
+        if explain and mode == "basket" and anchors else {}
+    items = []
+    for b, score, model_ev in picked:
+        row = {**item_summary(snap, b), "score": score}
+        if explain:
+            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback)
+        items.append(row)
+    return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
+            "history_size": len(anchors)}
+
+
+def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, model: str,
+                       score: float, model_ev: dict[str, Any] | None, rules: dict[str, tuple[int, float]],
+                       mode: str, fallback: str | None) -> dict[str, Any]:
+    if fallback:
+        return {"model": None, "model_score": score, "contributing": [],
+                "reason": f"Nothing to go on yet, so this is one of the most bought products ({int(score):,} baskets)."}
+    contrib = contributions(snap, online, anchors[:50], b)
+    ev: dict[str, Any] = {"model": model, "model_score": score, "contributing": contrib}
+    parts = []
+    item_id = snap.data.items.id(b)
+    if item_id in rules:
+        r, conf = rules[item_id]
+        ante = ", ".join(_short(snap.title(snap.item_index(i)), i) for i in snap.rules.antecedent[r])
+        lift = float(snap.rules.metrics["lift"][r])
+        ev["rule"] = {"antecedent": list(snap.rules.antecedent[r]), "consequent": list(snap.rules.consequent[r]),
+                      "confidence": conf, "lift": lift}
+        parts.append(f"Rule: {conf:.0%} of baskets with {ante} also have it ({lift:.1f}× chance).")
+    if contrib:
+        c = contrib[0]
+        ev.update(co_count=c["co_count"], lift=c["lift"], confidence=c["confidence"])
+        who = "this basket" if mode == "basket" else "their history"
+        names = "; ".join(f"{_short(x['title'], x['item_id'])} in {x['co_count']:,} baskets ({x['lift']:.1f}× chance)"
+                          for x in contrib)
+        parts.append(f"Bought together with items in {who}: {names}.")
+    else:
+        parts.append(f"No item in the {'basket' if mode == 'basket' else 'history'} was bought with it directly; "
+                     f"the {model} model links them through similar shoppers.")
+    relation = _relation(model_ev)
+    if relation:
+        ev["relation"] = relation
+    ev["reason"] = " ".join(parts)
+    return ev
+
+
+# -- rules, segments, data quality ----------------------------------------------------------------
+RULE_SORTS = ("lift", "confidence", "support", "leverage", "conviction")
+
+
+def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None, category: str | None,
+               min_support: float, min_confidence: float, min_lift: float | None, sort: str,
+               limit: int, offset: int) -> dict[str, Any]:
+    """Association rules with filters, sorted (descending, then by support), paginated."""
+    rules = snap.rules
+    sel = np.arange(len(rules))
+    if antecedent:
+        sel = np.intersect1d(sel, rules.by_antecedent_item.get(antecedent, np.zeros(0, np.int64)))
+    if consequent:
+        sel = np.intersect1d(sel, rules.by_consequent_item.get(consequent, np.zeros(0, np.int64)))
+    m = rules.metrics
+    keep = (m["support"][sel] >= min_support) & (m["confidence"][sel] >= min_confidence)
+    if min_lift is not None:
+        keep &= m["lift"][sel] >= min_lift
+    sel = sel[keep]
+    if category:
+        pass_mask = ItemFilter(category=(category,)).mask(snap)
+        sel = np.asarray([r for r in sel if all(
+            (i := snap.item_index(c)) >= 0 and pass_mask[i] for c in rules.consequent[r])], np.int64)
+    order = sel[np.lexsort((sel, -m["support"][sel], -m[sort][sel]))] if len(sel) else sel
+    page = order[offset:offset + limit]
+
+    def side(ids: tuple[str, ...]) -> list[dict[str, Any]]:
+        return [{**item_summary(snap, i)} if (i := snap.item_index(x)) >= 0 else
+                {"item_id": x, "title": None, "price": None, "group": None} for x in ids]
+
+    items = []
+    for r in page:
+        ante, cons = side(rules.antecedent[r]), side(rules.consequent[r])
+        vals = {k: float(m[k][r]) for k in RULE_SORTS}
+        a_names = ", ".join(_short(x["title"], x["item_id"]) for x in ante)
+        c_names = ", ".join(_short(x["title"], x["item_id"]) for x in cons)
+        items.append({"antecedent": ante, "consequent": cons, **vals,
+                      "reason": (f"{vals['confidence']:.0%} of baskets with {a_names} also have {c_names} — "
+                                 f"{vals['lift']:.1f}× as often as chance; {vals['support']:.1%} of all baskets "
+                                 f"hold all of them.")})
+    return {"total": int(len(order)), "limit": limit, "offset": offset, "sort": sort, "items": items}
+
+
+REJECT_REASONS = {
+    "malformed_line": "The line could not be split into fields (wrong number of columns or broken quoting).",
+    "missing_item_id": "The row has no product id.",
+    "missing_basket_and_user": "The row has neither a basket/order id nor a customer id.",
+    "bad_timestamp": "The date/time could not be read.",
+    "bad_quantity": "The quantity is not a number.",
+    "bad_price": "The price is not a number.",
+    "bad_value": "The value is not a number.",
+    "unknown_event": "The event type is not one of view, click, fav, cart, purchase, return, rating.",
+    "non_product_code": "The code is not a product (postage, fees, discounts, manual adjustments …).",
+    "unknown_item": "The product is not in the catalog.",
+    "non_positive_price": "The price is zero or negative (free samples, adjustments).",
+    "non_positive_quantity": "The quantity is zero or negative.",
+    "duplicate_line": "The same line appears more than once in the same file or batch.",
+    "already_in_store": "The same event was already stored by an earlier file or batch.",
+    "duplicate_item": "The catalog lists the same product id more than once.",
+}
+
+
+def data_quality(snap: Snapshot, api_rejects: dict[str, int]) -> dict[str, Any]:
+    """Rejected rows by reason and by source (store at snapshot time plus rows posted since)."""
+    by_reason: dict[str, int] = {}
+    for _, reason, n in snap.rejects:
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    for reason, n in api_rejects.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    sources: dict[str, int] = {}
+    for source, _, n in snap.rejects:
+        sources[source] = sources.get(source, 0) + n
+    if api_rejects:
+        sources["api (since snapshot)"] = sum(api_rejects.values())
+    reasons = [{"reason": r, "rows": n, "description": REJECT_REASONS.get(r, r.replace("_", " "))}
+               for r, n in sorted(by_reason.items(), key=lambda kv: -kv[1])]
+    events = int(snap.data.item_events.sum())
+    return {"total_rejected": sum(by_reason.values()), "events_in_snapshot": events, "by_reason": reasons,
+            "by_source": [{"source": s, "rows": n} for s, n in sorted(sources.items(), key=lambda kv: -kv[1])]}

@@ -1,0 +1,131 @@
+"""Product search: lexical over item ids and titles, plus semantic search when the text layer offers it.
+
+The seam to the text layer (`itemaffinity.text`) is `load_semantic`: it returns an object with
+`search(query, k) -> [(item_id, score)]` and `similarity(item_a, item_b) -> float | None`, or
+None when the layer (or its models) is not available, in which case search is lexical only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from itemaffinity.data.interactions import InteractionData
+
+log = logging.getLogger(__name__)
+
+
+class SemanticSearch(Protocol):
+    """What the service needs from a text search layer."""
+
+    kind: str
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The k items closest to a free-text query: (item_id, cosine), best first."""
+
+    def similarity(self, item_a: str, item_b: str) -> float | None:
+        """Cosine similarity of two items' texts (None when either has no text)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LexicalIndex:
+    """Case-insensitive matching of query words against item ids and titles.
+
+    Attributes:
+        ids: upper-cased item ids (numpy unicode array, item index order).
+        titles: " " + upper-cased title, so a word start is " WORD".
+    """
+
+    ids: np.ndarray
+    titles: np.ndarray
+
+    @classmethod
+    def from_data(cls, data: InteractionData) -> "LexicalIndex":
+        ids = np.array([str(i).upper() for i in data.items.ids], dtype=str)
+        titles = np.array([" " + " ".join(str(t or "").upper().split()) for t in data.titles], dtype=str)
+        return cls(ids, titles)
+
+    def search(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """Matching item indices and scores in [0, 1] (unordered).
+
+        An exact id scores 1, an id prefix 0.9; otherwise each query word counts 1 at a word start
+        in the title and 0.6 inside a word, averaged over the words; items missing a word score
+        at most 0.5.
+        """
+        words = query.upper().split()
+        if not words:
+            return np.zeros(0, np.int64), np.zeros(0)
+        score = np.zeros(len(self.ids))
+        matched_all = np.ones(len(self.ids), dtype=bool)
+        for w in words:
+            start = np.char.find(self.titles, " " + w) >= 0
+            inside = np.char.find(self.titles, w) >= 0
+            score += np.where(start, 1.0, np.where(inside, 0.6, 0.0))
+            matched_all &= inside
+        score /= len(words)
+        score = np.where(matched_all, score, np.minimum(score, 0.5))
+        q = " ".join(words)
+        score = np.maximum(score, np.where(self.ids == q, 1.0, np.where(np.char.startswith(self.ids, q), 0.9, 0.0)))
+        hit = np.flatnonzero(score > 0)
+        return hit, score[hit]
+
+
+class TextLayerSearch:
+    """Adapter over `itemaffinity.text.ann.ProductSearch` (sentence model or TF-IDF vectors)."""
+
+    def __init__(self, product_search, kind: str) -> None:
+        self._ps = product_search
+        self.kind = kind
+        self._pos = {str(i): k for k, i in enumerate(product_search.item_ids.tolist())}
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        recs = self._ps.search(query, k)
+        return [(str(i), float(s)) for i, s in zip(recs.item_ids, recs.scores)]
+
+    def similarity(self, item_a: str, item_b: str) -> float | None:
+        a, b = self._pos.get(item_a), self._pos.get(item_b)
+        if a is None or b is None:
+            return None
+        v = self._ps.vectors
+        x, y = v[a], v[b]
+        dot = float(x.multiply(y).sum()) if hasattr(x, "multiply") else float(np.dot(x, y))
+        return dot if dot != 0.0 else None
+
+
+def load_semantic(data: InteractionData, mode: str, cache_con=None) -> SemanticSearch | None:
+    """The text layer's product search over `data`'s catalog, or None.
+
+    Args:
+        data: the snapshot's interaction data (items and titles).
+        mode: "sentence" (sentence-transformers model), "tfidf", "auto" (sentence, else TF-IDF)
+            or "off".
+        cache_con: a DuckDB connection for the text layer's embedding cache (None: no cache).
+    """
+    if mode == "off":
+        return None
+    try:
+        from itemaffinity.text.ann import ProductSearch
+        from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder
+    except ImportError as exc:
+        log.info("text layer not available (%s): lexical search only", exc)
+        return None
+    t0 = time.perf_counter()
+    attempts = ["sentence", "tfidf"] if mode == "auto" else [mode]
+    for kind in attempts:
+        try:
+            if kind == "sentence":
+                cache = EmbeddingCache(cache_con) if cache_con is not None else None
+                encoder = SentenceEncoder(cache=cache)
+            else:
+                encoder = TfidfEncoder()
+            search = TextLayerSearch(ProductSearch.from_data(data, encoder), kind)
+        except Exception as exc:  # noqa: BLE001 - any failure of an optional layer means "not available"
+            log.warning("%s text search not available: %s", kind, exc)
+            continue
+        log.info("%s text search over %d items ready in %.1fs", kind, data.n_items, time.perf_counter() - t0)
+        return search
+    return None
