@@ -173,6 +173,11 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
             extra = ("<h3>Sampled-negatives protocol (for comparison with papers only)</h3>"
                      + table_html(["model"] + sampled, [[r.get("label", r["model"])] + [r.get(k) for k in sampled]
                                                         for r in trs], set(range(1, len(sampled) + 1))))
+        from itemaffinity.evaluation.protocols import PUBLISHED
+
+        published = PUBLISHED.get((str(first.get("dataset_name")), task.removesuffix("-validation")))
+        if published:
+            extra += f"<p><strong>Reference:</strong> {html.escape(published)}</p>"
         note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
                 f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
                 f"query items excluded.</p>")
