@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class HybridConfig(ModelConfig):
-    components: tuple[str, ...] = ("ease", "itemknn", "rules", "als")
-    component_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf")
+    component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ease": {"lam": 30.0}})
     n_candidates: int = Field(default=50, ge=5)
     validation_days: float = Field(default=30.0, gt=0)
     validation_queries: int = Field(default=6000, ge=100)
@@ -236,7 +236,7 @@ class Hybrid(Recommender):
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         for name, comp in zip(self.config.components, self.components_):
-            comp.save(path.with_name(f"{path.name}.{name}"))
+            comp.save(path.with_name(f"{path.name}__{name}"))
         components, self.components_ = self.components_, []
         try:
             return super().save(path)
@@ -247,5 +247,5 @@ class Hybrid(Recommender):
         from itemaffinity.models.registry import load_model
 
         super()._restore(arrays, sparse_names, path)
-        self.components_ = [load_model(path.with_name(f"{path.name}.{name}")) for name in self.config.components]
+        self.components_ = [load_model(path.with_name(f"{path.name}__{name}")) for name in self.config.components]
         self._booster = None
