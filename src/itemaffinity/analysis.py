@@ -18,7 +18,9 @@ from itemaffinity.evaluation.report import (Report, clusters_section, dataset_se
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules")
+DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules", "hybrid")
+DEFAULT_MODEL = "hybrid"
+"""The model `similar`, `recommend` and the service use when none is named (stored in the store's meta)."""
 
 
 def text_neighbours(vectors, k: int = 10, block: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +115,9 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say("fitting models on all data")
     for name in models:
         save_model(store_path, create_model(name).fit(data))
+    with duckdb.connect(store_path) as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('default_model', ?)",
+                    [DEFAULT_MODEL if DEFAULT_MODEL in models else models[0]])
 
     say("writing report")
     report = Report("itemaffinity report", f"store {store_path}")

@@ -486,10 +486,10 @@ def _model_for(store_path: str, model_text: str, progress: Progress):
     from itemaffinity.data.interactions import InteractionData
     from itemaffinity.evaluation.experiment import parse_models
     from itemaffinity.models.registry import create_model
-    from itemaffinity.store.artifacts import load_saved_model, save_model
+    from itemaffinity.store.artifacts import default_model, load_saved_model, save_model
 
     _require_store(store_path)
-    spec = parse_models(model_text)[0]
+    spec = parse_models(model_text or default_model(store_path))[0]
     data = InteractionData.from_store(store_path)
     model = load_saved_model(store_path, spec.label)
     if model is None:
@@ -502,7 +502,8 @@ def _model_for(store_path: str, model_text: str, progress: Progress):
 @main.command()
 @click.argument("item_id")
 @store_option
-@click.option("--model", "model_text", default="ease", show_default=True, help="Model name (name:key=value).")
+@click.option("--model", "model_text", help="Model name (name:key=value); default: the store's default model "
+              "(hybrid after analyze), else ease.")
 @click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--explain", is_flag=True, help="Show the evidence: co-purchases, lift, text similarity, relation.")
 @json_option
@@ -524,9 +525,9 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         r["title"] = data.titles[data.items.index(r["item_id"])]
     if as_json:
         click.echo(json.dumps({"item_id": item_id, "title": data.titles[data.items.index(item_id)],
-                               "model": model_text, "items": rows}, default=str))
+                               "model": model.name, "items": rows}, default=str))
         return
-    click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model_text})")
+    click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model.name})")
     for rank, r in enumerate(rows, 1):
         line = f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:40]:<40} {r['score']:.4f}"
         ev = r.get("evidence")

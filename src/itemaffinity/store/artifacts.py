@@ -39,6 +39,13 @@ def saved_models(store_path: str | Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
+def default_model(store_path: str | Path, fallback: str = "ease") -> str:
+    """The model named in the store's meta as default (set by analyze), else `fallback`."""
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        row = con.execute("SELECT value FROM meta WHERE key = 'default_model'").fetchone()
+    return row[0] if row else fallback
+
+
 def record_evaluations(store_path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Append leaderboard rows to the store's `evaluations` table (one JSON document per row)."""
     with duckdb.connect(str(store_path)) as con:
