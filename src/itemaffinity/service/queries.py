@@ -22,6 +22,10 @@ from itemaffinity.service.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
+SEMANTIC_MIN = 0.3
+"""Semantic matches below this cosine are left out of search results (too loose to help)."""
+
+
 class NotFound(LookupError):
     """An id the snapshot does not know (turned into a 404 problem)."""
 
@@ -126,7 +130,7 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
         if semantic is not None:
             for item_id, cos in semantic.search(q, 50):
                 i = snap.item_index(item_id)
-                if i < 0 or cos <= 0.2:
+                if i < 0 or cos < SEMANTIC_MIN:
                     continue
                 # Semantic matches rank below full lexical matches of the same strength.
                 combined[i] = max(combined.get(i, 0.0), 0.95 * cos)

@@ -142,8 +142,12 @@ class ServiceState:
             self.con = duckdb.connect(str(path), read_only=not writable)
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open store {path}: {str(exc).splitlines()[0]}") from None
-        snap = build_snapshot(self.con.cursor(), str(path), version=self.next_version(),
-                              model_names=self.settings.models, progress=log.info)
+        cur = self.con.cursor()
+        try:
+            snap = build_snapshot(cur, str(path), version=self.next_version(), model_names=self.settings.models,
+                                  progress=log.info)
+        finally:
+            cur.close()
         self.current = self._serving(snap)
         if writable:
             self.writer = EventWriter(self.con, snap.mapping)

@@ -6,7 +6,7 @@ from typing import Any
 
 from itemaffinity.service.schemas import ProblemOut
 
-_DESCRIPTIONS = {400: "Bad request", 401: "API key missing or invalid", 403: "Writes disabled (no API key configured)",
+_DESCRIPTIONS = {400: "Body is not readable (not UTF-8 JSON)", 401: "API key missing or invalid", 403: "Writes disabled (no API key configured)",
                  404: "Unknown id", 409: "Conflict (read-only replica, or a job already running)",
                  413: "Request body too large", 422: "Invalid parameters", 503: "Snapshot not loaded yet"}
 

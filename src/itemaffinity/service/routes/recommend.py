@@ -23,7 +23,7 @@ def _filter(body: FilterFields) -> ItemFilter:
                       tuple(body.exclude))
 
 
-@router.post("/baskets/complete", response_model=RecsOut, responses=problems(422),
+@router.post("/baskets/complete", response_model=RecsOut, responses=problems(400, 413, 422),
              summary="Complete a basket")
 async def complete_basket(body: BasketIn, serving: Current) -> Response:
     """Items to add to a basket; with `explain`, the rules and co-purchases behind each."""
@@ -61,7 +61,7 @@ async def user_recommendations(user_id: Annotated[str, Path(min_length=1, max_le
     return json_response(out)
 
 
-@router.post("/recommendations", response_model=RecsOut, responses=problems(422),
+@router.post("/recommendations", response_model=RecsOut, responses=problems(400, 413, 422),
              summary="Recommendations for a history (new or anonymous shoppers)")
 async def history_recommendations(body: HistoryIn, serving: Current) -> Response:
     """For a list of items a shopper viewed or bought, e.g. a session of an anonymous visitor."""

@@ -28,7 +28,7 @@ def _writable(state: ServiceState) -> None:
         raise Problem(409, f"writes are not possible here: {why}; start one worker to write", title="Read-only")
 
 
-@router.post("/events", response_model=EventsOut, responses=problems(401, 403, 409, 413, 422),
+@router.post("/events", response_model=EventsOut, responses=problems(400, 401, 403, 409, 413, 422),
              summary="Ingest events")
 async def post_events(body: EventsIn, state: State) -> Response:
     """Validate a batch like file ingest (each bad row rejected with its reason), append the accepted
@@ -52,7 +52,7 @@ async def post_events(body: EventsIn, state: State) -> Response:
                           "folded": folded, "pending_rebuild": len(result.accepted) - folded})
 
 
-@router.post("/admin/rebuild", status_code=202, response_model=JobOut, responses=problems(401, 403, 409, 422),
+@router.post("/admin/rebuild", status_code=202, response_model=JobOut, responses=problems(400, 401, 403, 409, 413, 422),
              summary="Start a rebuild")
 async def start_rebuild(state: State, body: Annotated[RebuildIn | None, Body()] = None) -> Response:
     """Re-mine pairs, itemsets and rules, re-cluster and refit models on the store in the background;

@@ -1,0 +1,109 @@
+"""The merchandiser web UI in headless Chromium: search, product page with reasons, rules explorer
+filters and export, association network, and the other pages rendering real data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import httpx
+from playwright.sync_api import expect
+
+
+def test_search_then_product_page_shows_complements_with_reasons(page, shots):
+    page.goto("/")
+    page.fill("#search-input", "heart holder")
+    page.click("#search-button")
+    page.wait_for_selector("[data-testid=search-result]")
+    rows = page.locator("[data-testid=search-result]")
+    assert rows.count() >= 10
+    assert "HEART" in rows.first.inner_text()
+    page.screenshot(path=str(shots / "01-search.png"), full_page=True)
+    title = rows.first.locator("a.product-link").inner_text()
+    rows.first.locator("a.product-link").click()
+    page.wait_for_selector("#product-title")
+    assert page.inner_text("#product-title") == title
+    page.wait_for_selector("[data-testid=complement]")
+    complements = page.locator("[data-testid=complement]")
+    assert complements.count() >= 5
+    reason = complements.first.locator("[data-testid=reason]").inner_text()
+    assert re.search(r"Bought together in [\d,]+ baskets?: \d+% of baskets with .+ as often as chance", reason)
+    page.wait_for_selector("[data-testid=substitute]")
+    assert page.locator("[data-testid=substitute] [data-testid=reason]").first.inner_text().startswith("The ")
+    page.wait_for_selector("[data-testid=bundle]")
+    assert "baskets" in page.locator("[data-testid=bundle]").first.inner_text()
+    page.screenshot(path=str(shots / "02-product.png"), full_page=True)
+
+
+def test_product_filters_limit_the_suggestions(page):
+    page.goto("/#/item/85123A?max_price=1")
+    page.wait_for_selector("[data-testid=complement]")
+    prices = [float(t) for t in page.locator("[data-testid=complement] .chip").all_inner_texts()
+              if re.fullmatch(r"\d+\.\d\d", t)]
+    assert prices and max(prices) <= 1.0
+
+
+def test_rules_explorer_filters_sorts_and_exports(page, server, shots):
+    page.goto("/#/rules")
+    page.wait_for_selector("[data-testid=rule-row]")
+    before = page.inner_text("#rules-count")
+    total_all = int(before.split()[0].replace(",", ""))
+    page.fill("#rules-min-lift", "30")
+    page.select_option("#rules-sort", "confidence")
+    page.click("#rules-apply")
+    expect(page.locator("#rules-count")).not_to_have_text(before)
+    assert int(page.inner_text("#rules-count").split()[0].replace(",", "")) < total_all
+    lifts = [float(x) for x in page.locator("[data-testid=rule-lift]").all_inner_texts()]
+    assert lifts and min(lifts) >= 30
+    confidences = [float(x.rstrip("%")) for x in page.locator("[data-testid=rule-row] td:nth-child(4)").all_inner_texts()]
+    assert confidences == sorted(confidences, reverse=True)
+    shown = int(page.inner_text("#rules-count").split()[0].replace(",", ""))
+    page.screenshot(path=str(shots / "03-rules.png"), full_page=True)
+    href = page.get_attribute("#rules-export", "href")
+    assert "format=csv" in href and "min_lift=30" in href
+    exported = list(csv.DictReader(io.StringIO(httpx.get(server.url + href).text)))
+    assert len(exported) == shown and all(float(r["lift"]) >= 30 for r in exported)
+
+
+def test_network_renders_the_product_and_its_neighbours(page, shots):
+    page.goto("/#/item/85123A")
+    page.click("#open-network")
+    page.wait_for_selector("#network-canvas[data-testid=network-ready]", timeout=30_000)
+    nodes = int(page.get_attribute("#network-canvas", "data-nodes"))
+    edges = int(page.get_attribute("#network-canvas", "data-edges"))
+    assert nodes == 13 and edges >= nodes - 1  # the product, 12 neighbours, at least a star
+    assert page.locator("#network-canvas canvas").count() >= 1
+    box = page.locator("#network-canvas").bounding_box()
+    assert box["width"] > 400 and box["height"] > 400
+    page.screenshot(path=str(shots / "04-network.png"), full_page=True)
+
+
+def test_leaderboard_customers_and_data_quality_pages(page, shots):
+    page.goto("/#/evaluation")
+    page.wait_for_selector("#leaderboard svg rect")
+    assert page.locator("#leaderboard svg").count() >= 4
+    assert "★" in page.inner_text("#leaderboard")
+    page.screenshot(path=str(shots / "05-leaderboard.png"), full_page=True)
+    page.goto("/#/customers?segment=Champions")
+    page.wait_for_selector("#segment-users table a")
+    page.locator("#segment-users table a").first.click()
+    page.wait_for_selector("[data-testid=customer-rec]")
+    assert "Bought together with items in their history" in page.inner_text("#customer-recs")
+    page.screenshot(path=str(shots / "06-customer.png"), full_page=True)
+    page.goto("/#/quality/non_product_code")
+    page.wait_for_selector("[data-testid=reject-reason]")
+    reasons = page.locator("[data-testid=reject-reason]").all_inner_texts()
+    assert any("non_product_code" in r for r in reasons) and any("duplicate_line" in r for r in reasons)
+    page.wait_for_selector("#quality-examples table")
+    assert "POST" in page.inner_text("#quality-examples") or "StockCode" in page.inner_text("#quality-examples")
+    page.screenshot(path=str(shots / "07-data-quality.png"), full_page=True)
+
+
+def test_empty_states_explain_what_to_do(page):
+    page.goto("/#/search?q=zzqqxx")
+    page.wait_for_selector("#search-results .empty")
+    assert "No product matches" in page.inner_text("#search-results")
+    page.goto("/#/item/NO-SUCH-ITEM")
+    page.wait_for_selector("#product-head .error")
+    assert "unknown item" in page.inner_text("#product-head")
