@@ -67,19 +67,19 @@ def _facts(store: Path, data) -> dict:
         facts["rules"] = con.execute("SELECT count(*) FROM rules").fetchone()[0]
         facts["user_with_history"] = con.execute(
             "SELECT user_id FROM segments ORDER BY frequency DESC, user_id LIMIT 1").fetchone()[0]
-    # Two items with a few baskets each, never in the same basket: a posted basket makes a new pair.
+    # Pairs of items with a few baskets each, never in the same basket (a posted basket makes a new
+    # pair); no item appears in two pairs, so tests using different pairs do not disturb each other.
     x = data.basket_items.tocsc()
     counts = np.diff(x.indptr)
-    rare = [int(i) for i in np.flatnonzero((counts >= 5) & (counts <= 12))[:200]]
+    rare = [int(i) for i in np.flatnonzero((counts >= 5) & (counts <= 12))[:300]]
     baskets = {i: set(x.indices[x.indptr[i]:x.indptr[i + 1]].tolist()) for i in rare}
-    pairs = []
+    pairs, used = [], set()
     for k, a in enumerate(rare):
         for b in rare[k + 1:]:
-            if not baskets[a] & baskets[b]:
+            if a not in used and b not in used and not baskets[a] & baskets[b]:
                 pairs.append((items.id(a), items.id(b)))
-            if len(pairs) >= 6:
-                break
-        if len(pairs) >= 6:
+                used |= {a, b}
+        if len(pairs) >= 8:
             break
     facts["fresh_pairs"] = pairs
     return facts

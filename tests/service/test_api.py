@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 
 import httpx
 import pytest
@@ -213,3 +214,17 @@ def test_web_ui_is_served_offline(api, path):
     if path == "/":
         assert "default-src 'self'" in r.headers["content-security-policy"]
         assert "http://" not in r.text and "https://" not in r.text
+
+
+def test_precomputed_answers_equal_computed_ones(api, store):
+    deadline = time.monotonic() + 120
+    while not api.get("/health").json()["precomputed"]:
+        assert time.monotonic() < deadline, "precomputation did not finish"
+        time.sleep(0.5)
+    item = store.facts["fresh_pairs"][5][0]  # a rare item no other test asks about
+    for route in ("similar", "bought-together"):
+        cached = api.get(f"/v1/items/{item}/{route}")
+        assert cached.headers.get("x-cache") == "hit"
+        computed = api.get(f"/v1/items/{item}/{route}", params={"n": 10, "explain": "false"})
+        assert computed.headers.get("x-cache") is None
+        assert cached.content == computed.content

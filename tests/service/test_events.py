@@ -125,3 +125,36 @@ def test_posted_events_are_durable_in_the_store(app_store):
         assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
         assert client.get("/health").json()["writable"] is False
         assert client.get("/v1/items/85123A").json()["stats"]["baskets_online"] == 0
+
+
+def test_concurrent_batches_are_committed_together_and_answered_apart(store, tmp_path):
+    import threading
+
+    from itemaffinity.service.snapshot import _load_mapping
+    from itemaffinity.service.writer import EventWriter
+
+    path = store.copy(tmp_path / "group")
+    with duckdb.connect(str(path)) as con:
+        writer = EventWriter(con, _load_mapping(con))
+        first = [{"item_id": "85123A", "basket_id": "g-1"}, {"item_id": "22423", "basket_id": "g-1"}]
+        second = [{"item_id": "POST", "basket_id": "g-2"}, {"item_id": "85123A", "basket_id": "g-2"},
+                  {"basket_id": "g-2"}]
+        results = {}
+        writer._lock.acquire()  # hold the writer so both batches queue up
+        threads = [threading.Thread(target=lambda k=k, rows=rows: results.__setitem__(k, writer.write(rows)))
+                   for k, rows in (("first", first), ("second", second))]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(writer._pending) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer._lock.release()
+        for t in threads:
+            t.join()
+        a, b = results["first"], results["second"]
+        assert a.run_id == b.run_id  # one transaction for both
+        assert (a.received, len(a.accepted), a.rejected) == (2, 2, [])
+        assert (b.received, len(b.accepted), b.rejected) == (3, 1, [(1, "non_product_code"), (3, "missing_item_id")])
+        assert [e.basket_id for e in b.accepted] == ["g-2"]
+        writer.close()
+        assert con.execute("SELECT rows_read, accepted FROM runs WHERE run_id = ?", [a.run_id]).fetchone() == (5, 3)

@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.loop = asyncio.get_running_loop()
         await run_in_threadpool(state.open)
         state.start_semantic()
+        state.start_warmup()
         log.info("serving %s (%s)", settings.store_path, "read-write" if state.writer else "read-only")
         try:
             yield

@@ -39,8 +39,11 @@ def route_label(scope: Scope) -> str:
 
 
 def cache_key(scope: Scope) -> bytes:
-    """The response cache key of a request: raw path and query string."""
-    return (scope.get("raw_path") or scope["path"].encode()) + b"?" + scope.get("query_string", b"")
+    """The response cache key of a request: raw path and query string (parameters sorted)."""
+    qs = scope.get("query_string", b"")
+    if b"&" in qs:
+        qs = b"&".join(sorted(qs.split(b"&")))
+    return (scope.get("raw_path") or scope["path"].encode()) + b"?" + qs
 
 
 _CACHED_HEADERS = [(b"content-type", b"application/json"), (b"x-content-type-options", b"nosniff"),

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
-from itemaffinity.models.base import Recommender
+from itemaffinity.models.base import Recommender, Recs
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -169,6 +169,13 @@ def _short(title: str | None, item_id: str) -> str:
     return f"{title} ({item_id})" if title else item_id
 
 
+RELATION_WORDS = {
+    "complement": "Shoppers buy them together: a complement.",
+    "substitute": "Alike but rarely bought together: likely a substitute (one instead of the other).",
+    "related": "",
+}
+
+
 def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float) -> str:
     """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance."""
     if n_ab == 0:
@@ -201,9 +208,17 @@ def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
     return {"same_group": same, "group": snap.group_label[b]}
 
 
-def _relation(model_evidence: dict[str, Any] | None) -> str | None:
-    # Filled when a model's Recs carry a complement/substitute label (the models layer's evidence).
-    return (model_evidence or {}).get("relation")
+def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_similarity: float | None,
+              model_evidence: dict[str, Any] | None = None) -> str | None:
+    """complement | substitute | related, as the models layer labels a pair (None without it)."""
+    if model_evidence and model_evidence.get("relation"):
+        return model_evidence["relation"]
+    try:
+        from itemaffinity.models.explain import relation
+    except ImportError:
+        return None
+    cats = snap.data.categories
+    return relation(n_ab, lift, text_similarity, bool(cats[a] is not None and cats[a] == cats[b]))
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -226,24 +241,29 @@ def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
 def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
             model: str | None, n: int, filt: ItemFilter, explain: bool) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives)."""
-    a = require_item(snap, item_id)
+    require_item(snap, item_id)
     name, rec = _model(snap, model)
-    k = n if filt.empty else rec.n_items_
-    out = rec.similar_items([item_id], n=k)[0]
+    out = rec.similar_items([item_id], n=n if filt.empty else rec.n_items_)[0]
+    return similar_body(snap, item_id, name, out, n, filt, online if explain else None, semantic)
+
+
+def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,
+                 online: OnlineState | None = None, semantic: SemanticSearch | None = None) -> dict[str, Any]:
+    """The `similar` answer from a model's ranking of `item_id`'s neighbours (evidence with `online`)."""
+    a = snap.item_index(item_id)
     idx = _recs_to_idx(snap, out.item_ids)
     pos = np.flatnonzero(idx >= 0)
     if not filt.empty:
         pos = pos[filt.mask(snap)[idx[pos]]]
-    pos = pos[:n]
     items = []
-    for p in pos:
+    for p in pos[:n]:
         b = int(idx[p])
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
-        if explain:
+        if online is not None:
             model_ev = out.evidence[p] if out.evidence is not None else None
-            row["evidence"] = similar_evidence(snap, online, semantic, a, b, name, float(out.scores[p]), model_ev)
+            row["evidence"] = similar_evidence(snap, online, semantic, a, b, model, float(out.scores[p]), model_ev)
         items.append(row)
-    return {"item": item_summary(snap, a), "model": name, "items": items}
+    return {"item": item_summary(snap, a), "model": model, "items": items}
 
 
 def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
@@ -254,16 +274,17 @@ def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSear
     parts = [f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
-    if semantic is not None:
-        sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b))
-        if sim is not None:
-            ev["text_similarity"] = sim
-            if sim >= 0.5:
-                parts.append(f"Their names are alike (text similarity {sim:.2f}).")
+    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
+    if sim is not None:
+        ev["text_similarity"] = sim
+        if sim >= 0.5:
+            parts.append(f"Their names are alike (text similarity {sim:.2f}).")
     parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
-    relation = _relation(model_ev)
+    relation = _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
     if relation:
         ev["relation"] = relation
+        if RELATION_WORDS.get(relation):
+            parts.append(RELATION_WORDS[relation])
     ev["reason"] = " ".join(parts)
     return ev
 
@@ -288,10 +309,12 @@ def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearc
                   "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
                                     "confidence": conf, "lift": lift}],
                   "reason": pair_reason(snap, a, b, n_ab, conf, lift)}
-            if semantic is not None:
-                sim = semantic.similarity(item_id, snap.data.items.id(b))
-                if sim is not None:
-                    ev["text_similarity"] = sim
+            sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
+            if sim is not None:
+                ev["text_similarity"] = sim
+            relation = _relation(snap, a, b, n_ab, lift, sim)
+            if relation:
+                ev["relation"] = relation
             items.append({**row, "evidence": ev})
         else:
             items.append(row)
@@ -422,9 +445,11 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
     else:
         parts.append(f"No item in the {'basket' if mode == 'basket' else 'history'} was bought with it directly; "
                      f"the {model} model links them through similar shoppers.")
-    relation = _relation(model_ev)
-    if relation:
-        ev["relation"] = relation
+    if contrib:
+        top = snap.item_index(contrib[0]["item_id"])
+        relation = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"], None, model_ev)
+        if relation:
+            ev["relation"] = relation
     ev["reason"] = " ".join(parts)
     return ev
 

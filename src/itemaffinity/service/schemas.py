@@ -273,6 +273,7 @@ class HealthOut(_Response):
     default_model: str | None
     writable: bool
     semantic: str
+    precomputed: bool = Field(description="Plain similar/bought-together answers of every item are cached.")
     events_since_snapshot: int
 
 

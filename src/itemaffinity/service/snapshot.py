@@ -108,7 +108,8 @@ class Snapshot:
         rejects: (source, reason, rows) counts of the store's rejects table.
         reject_examples: reason → a few rejected rows (source, row number, detail, raw JSON).
         mapping: the newest ingest's mapping (cleaning rules reused for posted events).
-        models: loaded models by name; default_model: the best on the leaderboard (or ease).
+        models: loaded models by name; default_model: the store's default (set by analyze), else
+            the best on the leaderboard, else ease.
         popularity_order: item indices by baskets, most bought first.
     """
 
@@ -273,6 +274,11 @@ def _load_mapping(con: duckdb.DuckDBPyConnection) -> IngestMapping:
         return IngestMapping(name="api")
 
 
+def _stored_default(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = con.execute("SELECT value FROM meta WHERE key = 'default_model'").fetchone()
+    return row[0] if row else None
+
+
 def _descriptions(con: duckdb.DuckDBPyConnection, data: InteractionData) -> np.ndarray:
     out = np.full(data.n_items, None, dtype=object)
     rows = con.execute("SELECT item_id, description FROM catalog WHERE description IS NOT NULL").fetchall()
@@ -282,9 +288,13 @@ def _descriptions(con: duckdb.DuckDBPyConnection, data: InteractionData) -> np.n
     return out
 
 
-def default_model_name(evaluations: tuple[dict[str, Any], ...], loaded: Mapping[str, Recommender]) -> str | None:
-    """The model with the best NDCG@10 on the stored leaderboard (basket completion first) among
-    the loaded ones; else ease; else the first loaded model."""
+def default_model_name(evaluations: tuple[dict[str, Any], ...], loaded: Mapping[str, Recommender],
+                       stored: str | None = None) -> str | None:
+    """The store's default model (set by `analyze` in its meta table) when loaded; else the model
+    with the best NDCG@10 on the stored leaderboard (basket completion first) among the loaded
+    ones; else ease; else the first loaded model."""
+    if stored in loaded:
+        return stored
     tasks = [r.get("task") for r in evaluations]
     task = "basket-completion" if "basket-completion" in tasks else (tasks[0] if tasks else None)
     ranked = sorted((r for r in evaluations if r.get("task") == task and r.get("model") in loaded),
@@ -299,7 +309,9 @@ def default_model_name(evaluations: tuple[dict[str, Any], ...], loaded: Mapping[
 def load_models(store_path: str, names: tuple[str, ...] | None, say: Progress) -> dict[str, Recommender]:
     """The models saved next to the store (all, or `names`); a model that fails to load is skipped."""
     models: dict[str, Recommender] = {}
-    for name in names if names is not None else tuple(saved_models(store_path)):
+    # `<model>__<component>` artifacts are parts of a saved model (a hybrid's components): its
+    # parent loads them.
+    for name in names if names is not None else tuple(n for n in saved_models(store_path) if "__" not in n):
         say(f"loading model {name}")
         try:
             model = load_saved_model(store_path, name)
@@ -375,7 +387,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         bundles=bundles, rules=rules, segments=segments, segment_summary=segment_summary,
         evaluations=evaluations, rejects=rejects,
         reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=_load_mapping(con), models=dict(models),
-        default_model=default_model_name(evaluations, models),
+        default_model=default_model_name(evaluations, models, _stored_default(con)),
         popularity_order=np.argsort(-data.item_baskets, kind="stable"), category_keys=cats)
     log.info("snapshot %d: %d items, %d pair rows, %d bundles, %d rules, models %s in %.1fs", version,
              data.n_items, len(pairs.partner), len(bundles.members), len(rules), ", ".join(snap.models) or "none",

@@ -50,6 +50,7 @@ class CachedResponse(NamedTuple):
         route: the route template (for metrics).
         version: the snapshot version it was computed on.
         item_idx, generation: the item whose online changes invalidate it (−1: none).
+        text: whether it holds text similarities (dropped when the text layer finishes loading).
     """
 
     body: bytes
@@ -57,6 +58,7 @@ class CachedResponse(NamedTuple):
     version: int
     item_idx: int = -1
     generation: int = 0
+    text: bool = False
 
 
 class ResponseCache:
@@ -93,6 +95,9 @@ class ResponseCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def drop_text_dependent(self) -> None:
+        self._entries = {k: e for k, e in self._entries.items() if not e.text}
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -115,6 +120,7 @@ class ServiceState:
         self.con: duckdb.DuckDBPyConnection | None = None
         self.writer: EventWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.warmed_version = 0
         self._version = 0
         self._version_lock = threading.Lock()
 
@@ -156,6 +162,13 @@ class ServiceState:
             self.con.close()
             self.con = None
 
+    def start_warmup(self) -> None:
+        """Precompute the plain answers of the live snapshot in the background (event loop only)."""
+        from itemaffinity.service.warmup import warm
+
+        if self.current is not None and self.loop is not None:
+            self.loop.create_task(warm(self, self.current), name="warm-cache")
+
     def start_semantic(self) -> None:
         """Load the text search layer in a background thread (lexical search works meanwhile)."""
         if self.settings.semantic == "off" or self.current is None:
@@ -173,7 +186,7 @@ class ServiceState:
         self.semantic = found
         self.semantic_status = found.kind if found is not None else "unavailable"
         if self.loop is not None and found is not None:
-            self.loop.call_soon_threadsafe(self.cache.clear)  # cached evidence lacked text similarity
+            self.loop.call_soon_threadsafe(self.cache.drop_text_dependent)  # evidence lacked text similarity
 
     def swap(self, snap: Snapshot) -> None:
         """Make `snap` current, re-folding the events posted after its watermark (event loop only)."""
@@ -183,6 +196,7 @@ class ServiceState:
             serving.online.fold(old.online.replay_after(snap.watermark))
         self.current = serving
         self.cache.clear()
+        self.start_warmup()
         log.info("snapshot %d is live (%d events re-folded)", snap.version, serving.online.folded)
         if old is None or len(old.snap.data.items) != len(snap.data.items):
             self.start_semantic()

@@ -4,7 +4,9 @@ The server is the store's one writing process (DuckDB allows one). Each POSTed b
 with `data.validation.stage_events` — the same rules, in the same order, with the cleaning rules
 of the store's newest ingest mapping (non-product codes, return prefix, event names, strict
 catalog) — and written in one transaction as an `api` run: accepted rows to `events`, rejected
-rows with their reason to `rejects`, and a `runs` row with the counts.
+rows with their reason to `rejects`, and a `runs` row with the counts. Batches posted while a
+write is in progress are written together in the next transaction (group commit): the fixed cost
+of staging and committing is paid once for all of them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -92,7 +95,7 @@ def posted_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 
 class EventWriter:
-    """Validates and appends posted event batches, one transaction each (thread-safe).
+    """Validates and appends posted event batches (thread-safe; concurrent batches are grouped).
 
     Args:
         con: a read-write connection to the store; the writer uses a cursor of its own.
@@ -102,6 +105,8 @@ class EventWriter:
     def __init__(self, con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
         self._con = con.cursor()
         self._lock = threading.Lock()
+        self._pending: list[tuple[Sequence[dict[str, Any]], Future]] = []
+        self._pending_lock = threading.Lock()
         self.mapping = api_mapping(mapping)
         self._mapping_json = self.mapping.model_dump_json()
         self._mapping_sha = hashlib.sha256(self._mapping_json.encode()).hexdigest()
@@ -111,13 +116,44 @@ class EventWriter:
             self._con.close()
 
     def write(self, rows: Sequence[dict[str, Any]]) -> WriteResult:
-        """Validate `rows` (dicts of the canonical event columns) and append the accepted ones."""
+        """Validate `rows` (dicts of the canonical event columns) and append the accepted ones.
+
+        Blocks until the rows are committed (possibly together with other callers' rows, in one
+        run); the result covers this call's rows only, numbered from 1.
+        """
         if not rows:
             return WriteResult(None, 0)
+        done: Future = Future()
+        with self._pending_lock:
+            self._pending.append((rows, done))
         with self._lock:
-            return self._write(rows)
+            with self._pending_lock:
+                group, self._pending = self._pending, []
+            if group:
+                self._write_group(group)
+        return done.result()
 
-    def _write(self, rows: Sequence[dict[str, Any]]) -> WriteResult:
+    def _write_group(self, group: list[tuple[Sequence[dict[str, Any]], Future]]) -> None:
+        try:
+            result = self._write([r for rows, _ in group for r in rows])
+        except BaseException as exc:  # every waiting caller gets the error
+            for _, done in group:
+                done.set_exception(exc)
+            return
+        start = 0
+        accepted = iter(result.accepted_rows)
+        pending_acc = next(accepted, None)
+        for rows, done in group:
+            end = start + len(rows)
+            mine = WriteResult(result.run_id, len(rows))
+            while pending_acc is not None and pending_acc[0] <= end:
+                mine.accepted.append(pending_acc[1])
+                pending_acc = next(accepted, None)
+            mine.rejected = [(r - start, why) for r, why in result.rejected if start < r <= end]
+            done.set_result(mine)
+            start = end
+
+    def _write(self, rows: Sequence[dict[str, Any]]) -> "_GroupResult":
         con = self._con
         started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         con.register("_posted", posted_table(rows))
@@ -139,20 +175,30 @@ class EventWriter:
             con.execute("""INSERT INTO main.rejects SELECT ?, ?, r.source_row, r.reason, NULL, to_json(s)::VARCHAR
                            FROM staged r JOIN api_src s ON s._row = r.source_row
                            WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run_id, API_SOURCE])
-            accepted = con.execute("""SELECT user_id, item_id, event, basket_id FROM staged
-                                      WHERE reason IS NULL ORDER BY source_row""").fetchall()
+            accepted = [(int(r), PostedEvent(run_id, u, i, e, b)) for r, u, i, e, b in con.execute(
+                """SELECT source_row, user_id, item_id, event, basket_id FROM staged
+                   WHERE reason IS NULL ORDER BY source_row""").fetchall()]
             rejected = [(int(r), str(reason)) for r, reason in con.execute(
                 "SELECT source_row, reason FROM staged WHERE reason IS NOT NULL ORDER BY source_row").fetchall()]
-            result = WriteResult(run_id, len(rows), [PostedEvent(run_id, *a) for a in accepted], rejected)
+            counts = WriteResult(run_id, len(rows), rejected=rejected).reject_counts()
             finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
             con.execute("INSERT INTO main.runs VALUES (?, 'api', ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0)",
                         [run_id, API_SOURCE, self._mapping_sha, self._mapping_json, started, finished, len(rows),
-                         len(result.accepted), json.dumps(result.reject_counts())])
+                         len(accepted), json.dumps(counts)])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             con.execute("DROP TABLE IF EXISTS api_src; DROP TABLE IF EXISTS staged")
-        log.info("api run %d: %d events, %d accepted", run_id, len(rows), len(result.accepted))
-        return result
+        log.info("api run %d: %d events, %d accepted", run_id, len(rows), len(accepted))
+        return _GroupResult(run_id, accepted, rejected)
+
+
+@dataclass
+class _GroupResult:
+    """One transaction's outcome over the concatenated rows of a group (1-based row numbers)."""
+
+    run_id: int
+    accepted_rows: list[tuple[int, PostedEvent]]
+    rejected: list[tuple[int, str]]

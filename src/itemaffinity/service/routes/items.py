@@ -44,7 +44,7 @@ async def similar(request: Request, item_id: ItemPath, state: State, serving: Cu
     body = dumps(queries.similar(snap, online, state.semantic, item_id, model=model, n=n, filt=filters,
                                  explain=explain))
     # Model scores change only with the snapshot; the evidence's co-counts also with posted baskets.
-    return cached_json(request, state, serving, body, idx if explain else -1)
+    return cached_json(request, state, serving, body, idx if explain else -1, text=explain)
 
 
 @router.get("/{item_id}/bought-together", response_model=BoughtTogetherOut, responses=problems(404, 422),
@@ -56,4 +56,4 @@ async def bought_together(request: Request, item_id: ItemPath, state: State, ser
     snap, online = serving.snap, serving.online
     idx = queries.require_item(snap, item_id)
     body = dumps(queries.bought_together(snap, online, state.semantic, item_id, n=n, filt=filters, explain=explain))
-    return cached_json(request, state, serving, body, idx)
+    return cached_json(request, state, serving, body, idx, text=explain)

@@ -19,6 +19,7 @@ async def health(state: State, serving: Current) -> Response:
         "items": snap.n_items, "users": snap.data.n_users, "baskets": online.n_transactions,
         "models": sorted(snap.models), "default_model": snap.default_model,
         "writable": state.writer is not None, "semantic": state.semantic_status,
+        "precomputed": state.warmed_version == snap.version,
         "events_since_snapshot": len(online.log)})
 
 

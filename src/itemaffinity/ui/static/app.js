@@ -208,7 +208,8 @@
       bundles.replaceChildren(...renderBundles(r.bundles));
       if (!r.items.length) return empty("No product is bought with this one often enough yet (at least 2 shared baskets are needed)" + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
       return r.items.map((x) => h("div", { class: "list-item", "data-testid": "complement" }, productCell(x),
-        chips([[fmt.int(x.evidence.co_count) + " shared baskets", "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its baskets"], [fmt.money(x.price)]]),
+        chips([[fmt.int(x.evidence.co_count) + " shared baskets", "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its baskets"],
+          x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
         h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
     });
     function loadSimilar() {
