@@ -21,6 +21,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/itemaffinity analyze --store out/demo.duckdb --out out/report
+	@echo
+	@echo "Open the report:  out/report/index.html"
+	@echo "Serve the REST API (OpenAPI at /docs) and the merchandiser UI:"
+	@echo "  $(BIN)/itemaffinity serve --store out/demo.duckdb    # then open http://127.0.0.1:8000/"
 
 # pytest exit code 5 means "no tests collected": treat it as a failure, never a pass.
 test: $(STAMP)

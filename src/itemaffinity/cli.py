@@ -572,5 +572,14 @@ def search(ctx: click.Context, query: str, store_path: str, n: int, encoder: str
         click.echo(f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:50]:<50} {r['score']:.3f}")
 
 
+def _add_serve() -> None:
+    """`itemaffinity serve`: the REST API and web UI (defined with the service)."""
+    from itemaffinity.service.__main__ import serve_command
+
+    main.add_command(serve_command, "serve")
+
+
+_add_serve()
+
 if __name__ == "__main__":
     main()
