@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import threading
 import time
 import uuid
@@ -107,9 +108,13 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
     from itemaffinity.service.snapshot import build_snapshot, read_data
     from itemaffinity.store.artifacts import save_model
 
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
     store = str(state.store_path)
     cur = state.con.cursor()
+    # Fitting wants every core; requests meanwhile share them (the limit is process-wide).
+    limits = threadpool_limits(limits=os.cpu_count() or 1)
     try:
         job.step("reading events", 0.02)
         data, watermark = read_data(cur)
@@ -144,4 +149,5 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
         log.exception("rebuild %s failed", job.id)
         job.fail(f"{type(exc).__name__}: {exc}")
     finally:
+        limits.restore_original_limits()
         cur.close()

@@ -28,6 +28,10 @@ def run(settings: Settings, *, log_level: str = "info", access_log: bool = False
     if not settings.store_path.is_file():
         raise InputError("store not found: run `itemaffinity analyze` or `itemaffinity ingest` first",
                          file=str(settings.store_path))
+    if settings.compute_threads is not None:
+        # Before numpy/LightGBM load (here and in worker processes): OpenMP reads these at start-up.
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(settings.compute_threads))
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: the API is reachable from other machines", settings.host)
     if not settings.api_keys:

@@ -43,6 +43,9 @@ class Settings(BaseModel):
         pairs_per_item: partners kept per item when an item's pair list is recomputed online
             (the analysis writes 50 per item).
         pair_min_count: minimum co-occurrence count of a pair (the analysis uses 2).
+        compute_threads: BLAS/OpenMP threads per worker for request-time scoring (the products
+            are small, so one thread is fastest, and workers do not fight over cores); rebuilds
+            use every core. None: leave the libraries' defaults.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,6 +63,7 @@ class Settings(BaseModel):
     cache_entries: int = Field(default=50_000, ge=0)
     pairs_per_item: int = Field(default=50, ge=1)
     pair_min_count: int = Field(default=2, ge=1)
+    compute_threads: int | None = Field(default=1, ge=1)
 
     @field_validator("store_path")
     @classmethod

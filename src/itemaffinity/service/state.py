@@ -121,6 +121,7 @@ class ServiceState:
         self.writer: EventWriter | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.warmed_version = 0
+        self._thread_limits = None
         self._version = 0
         self._version_lock = threading.Lock()
 
@@ -155,6 +156,11 @@ class ServiceState:
         finally:
             cur.close()
         self.current = self._serving(snap)
+        if self.settings.compute_threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            # Process-wide and after the models are loaded (it limits the libraries loaded by then).
+            self._thread_limits = threadpool_limits(limits=self.settings.compute_threads)
         if writable:
             self.writer = EventWriter(self.con, snap.mapping)
         else:
@@ -202,6 +208,9 @@ class ServiceState:
             self.start_semantic()
 
     def close(self) -> None:
+        if self._thread_limits is not None:
+            self._thread_limits.restore_original_limits()
+            self._thread_limits = None
         if self.writer is not None:
             self.writer.close()
             self.writer = None
