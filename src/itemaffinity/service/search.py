@@ -52,26 +52,32 @@ class LexicalIndex:
     def search(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Matching item indices and scores in [0, 1] (unordered).
 
-        An exact id scores 1, an id prefix 0.9; otherwise each query word counts 1 at a word start
-        in the title and 0.6 inside a word, averaged over the words; items missing a word score
-        at most 0.5.
+        An exact id scores 1, an id prefix 0.9. Otherwise each significant query word (two letters
+        or more, not a stop word like "for") counts 1 at a word start in the title and 0.6 inside a
+        word, averaged over those words; an item missing one of them scores at most 0.5 and needs
+        half of them to be kept.
         """
         words = query.upper().split()
         if not words:
             return np.zeros(0, np.int64), np.zeros(0)
+        significant = [w for w in words if len(w) > 1 and w not in STOP_WORDS] or words
         score = np.zeros(len(self.ids))
         matched_all = np.ones(len(self.ids), dtype=bool)
-        for w in words:
+        for w in significant:
             start = np.char.find(self.titles, " " + w) >= 0
             inside = np.char.find(self.titles, w) >= 0
             score += np.where(start, 1.0, np.where(inside, 0.6, 0.0))
             matched_all &= inside
-        score /= len(words)
-        score = np.where(matched_all, score, np.minimum(score, 0.5))
+        score /= len(significant)
+        score = np.where(matched_all, score, np.where(score >= 0.5, 0.5, 0.0))
         q = " ".join(words)
         score = np.maximum(score, np.where(self.ids == q, 1.0, np.where(np.char.startswith(self.ids, q), 0.9, 0.0)))
         hit = np.flatnonzero(score > 0)
         return hit, score[hit]
+
+
+STOP_WORDS = frozenset({"A", "AN", "AND", "FOR", "OF", "THE", "TO", "IN", "ON", "WITH", "OR", "AT", "BY", "MY"})
+"""Query words that say nothing about the product (English; a query of only these still matches)."""
 
 
 class TextLayerSearch:
@@ -123,6 +129,8 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None) -> SemanticS
             else:
                 encoder = TfidfEncoder()
             search = TextLayerSearch(ProductSearch.from_data(data, encoder), kind)
+            if getattr(encoder, "cache", None) is not None:
+                encoder.cache = None  # the catalog is encoded; search queries are not worth caching
         except Exception as exc:  # noqa: BLE001 - any failure of an optional layer means "not available"
             log.warning("%s text search not available: %s", kind, exc)
             continue

@@ -28,6 +28,13 @@ def run(settings: Settings, *, log_level: str = "info", access_log: bool = False
     if not settings.store_path.is_file():
         raise InputError("store not found: run `itemaffinity analyze` or `itemaffinity ingest` first",
                          file=str(settings.store_path))
+    try:  # a clear error now rather than a traceback from a worker (DuckDB allows one writer)
+        import duckdb
+
+        duckdb.connect(str(settings.store_path), read_only=not settings.writable).close()
+    except duckdb.Error as exc:
+        raise InputError(f"cannot open the store: {str(exc).splitlines()[0]}",
+                         file=str(settings.store_path)) from None
     if settings.compute_threads is not None:
         # Before numpy/LightGBM load (here and in worker processes): OpenMP reads these at start-up.
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -102,6 +102,21 @@ class ResponseCache:
         return len(self._entries)
 
 
+def touch_models(snap: Snapshot) -> None:
+    """Run each model once, so the libraries models import on first use (LightGBM, scikit-learn,
+    torch) are imported now, in one thread, not concurrently by requests and background loaders
+    (concurrent first imports of the same package can fail half-initialised)."""
+    if not snap.n_items:
+        return
+    item_id = snap.data.items.id(int(snap.popularity_order[0]))
+    for name, model in snap.models.items():
+        try:
+            model.similar_items([item_id], n=1)
+            model.recommend(basket=[item_id], n=1)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot do this fails the same way later
+            log.info("model %s: first use failed: %s", name, exc)
+
+
 class ServiceState:
     """Everything one app instance holds.
 
@@ -156,6 +171,7 @@ class ServiceState:
         finally:
             cur.close()
         self.current = self._serving(snap)
+        touch_models(snap)
         if self.settings.compute_threads is not None:
             from threadpoolctl import threadpool_limits
 

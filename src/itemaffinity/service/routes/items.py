@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from itemaffinity.service import queries
@@ -24,8 +25,9 @@ async def search(state: State, serving: Current,
                                                 "Empty: the most bought products.")] = None,
                  limit: Limit = 20, offset: Offset = 0) -> Response:
     """Lexical search over item ids and titles, plus semantic search when the text layer is loaded."""
-    return json_response(queries.search_items(serving.snap, serving.online, serving.lexical, state.semantic,
-                                              q, limit, offset))
+    # Encoding the query with a sentence model takes milliseconds of CPU: off the event loop.
+    return json_response(await run_in_threadpool(queries.search_items, serving.snap, serving.online,
+                                                 serving.lexical, state.semantic, q, limit, offset))
 
 
 @router.get("/{item_id}", response_model=ItemDetailOut, responses=problems(404, 422), summary="One product")
