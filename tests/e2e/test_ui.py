@@ -107,3 +107,11 @@ def test_empty_states_explain_what_to_do(page):
     page.goto("/#/item/NO-SUCH-ITEM")
     page.wait_for_selector("#product-head .error")
     assert "unknown item" in page.inner_text("#product-head")
+
+
+def test_api_documentation_is_served_offline(page, shots):
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/v1/items/{item_id}/bought-together" in p for p in paths)
+    page.screenshot(path=str(shots / "08-api-docs.png"))

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.close()
 
     app = FastAPI(title="itemaffinity", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   openapi_tags=[{"name": "items", "description": "Search, product records, similar and bought together."},
                                 {"name": "recommendations", "description": "Baskets, customers, histories."},
                                 {"name": "insights", "description": "Rules, segments, leaderboard, data quality."},
@@ -82,6 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def ui_index() -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": UI_CSP,
                                                                  "Cache-Control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        # Swagger UI from the vendored copy (FastAPI's default page loads it from a CDN).
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="itemaffinity API",
+                                   swagger_js_url="/ui/swagger-ui-bundle.js", swagger_css_url="/ui/swagger-ui.css",
+                                   swagger_favicon_url="/ui/favicon.png")
 
     app.mount("/ui", StaticFiles(directory=STATIC_DIR), name="ui")
     app.add_middleware(ServiceMiddleware, state=state, max_body=settings.max_body_bytes)

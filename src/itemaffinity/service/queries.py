@@ -270,7 +270,9 @@ def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSear
                      model: str, score: float, model_ev: dict[str, Any] | None) -> dict[str, Any]:
     n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
     m = pair_measures(n_ab, n_a, n_b, n)
-    ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b)}
+    ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
+                          "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
+                                            "co_count": n_ab, **m}]}
     parts = [f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
