@@ -96,3 +96,10 @@ def test_initial_item_vectors(successor: InteractionData, tmp_path) -> None:
     np.save(tmp_path / "bad.npy", vec[:-1])
     with pytest.raises(ValueError, match="n_items"):
         SASRec(**SMALL, epochs=1, init_item_vectors_path=str(tmp_path / "bad.npy")).fit(successor)
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError, match="must divide"):
+        create_model("sasrec", hidden=50, heads=3)
+    with pytest.raises(ValueError):
+        create_model("sasrec", loss="bpr")

@@ -32,7 +32,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models.base import ModelConfig, Recommender
@@ -43,7 +43,22 @@ SCORE_BATCH = 512
 
 
 class SASRecConfig(ModelConfig):
-    """SASRec parameters; the defaults are the paper's for the sparse Amazon datasets."""
+    """SASRec parameters; the defaults are the paper's for the sparse Amazon datasets.
+
+    Attributes:
+        hidden, blocks, heads: embedding size, attention blocks, heads per block (divides hidden).
+        dropout: on embeddings, attention weights and the feed-forward network.
+        max_len: how many of a user's most recent items the model reads.
+        epochs, batch_size, lr, beta2: Adam(β1 0.9, β2) over `epochs` passes of the users.
+        l2_emb: L2 penalty on the item embeddings (0 in the paper's Amazon runs).
+        loss: "bce" (the paper) or "ce" (softmax cross-entropy).
+        negatives: bce: sampled negatives per position (None = 1, the paper); ce: None for the
+            softmax over every item, k for a sampled softmax over k items shared by a batch.
+        init_item_vectors_path: optional .npy of (n_items, d) vectors in the training data's item
+            index order (e.g. text embeddings) to start the item embeddings from (PCA to hidden).
+        threads: torch intra-op threads while fitting and scoring.
+        seed: seeds initialisation, batches, negatives and dropout.
+    """
 
     hidden: int = Field(default=50, ge=1)
     blocks: int = Field(default=2, ge=1)
@@ -60,6 +75,12 @@ class SASRecConfig(ModelConfig):
     init_item_vectors_path: str | None = None
     threads: int = Field(default=1, ge=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "SASRecConfig":
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        return self
 
 
 def _network(n_items: int, cfg: SASRecConfig):
