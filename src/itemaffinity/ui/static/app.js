@@ -218,7 +218,7 @@
         if (!r.items.length) return empty("The model has nothing similar to show" + (f.category || f.min_price || f.max_price ? " with these filters." : "."));
         return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
-            [fmt.int(x.evidence.co_count) + " shared baskets"], x.evidence.relation ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
+            [fmt.int(x.evidence.co_count) + " shared baskets"], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
           h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
       });
     }
