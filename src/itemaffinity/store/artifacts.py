@@ -36,7 +36,8 @@ def load_saved_model(store_path: str | Path, name: str) -> Recommender | None:
 
 def saved_models(store_path: str | Path) -> list[str]:
     folder = artifact_dir(store_path) / "models"
-    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+    # "name__component" files belong to a hybrid model, not models of their own.
+    return sorted(p.stem for p in folder.glob("*.json") if "__" not in p.stem) if folder.is_dir() else []
 
 
 def default_model(store_path: str | Path, fallback: str = "ease") -> str:
