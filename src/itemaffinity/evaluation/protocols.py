@@ -66,9 +66,10 @@ PUBLISHED: dict[tuple[str, str], str] = {
 
 def dataset_name(con: duckdb.DuckDBPyConnection) -> str:
     """The mapping name of the newest ingest (a preset name such as "online-retail", or "custom")."""
-    row = con.execute("SELECT json_extract_string(mapping, '$.name') FROM runs WHERE kind = 'ingest' "
-                      "ORDER BY run_id DESC LIMIT 1").fetchone()
-    return row[0] if row and row[0] else "custom"
+    # fetchall, not fetchone: DuckDB refuses a later con.sql() while a result is still open.
+    rows = con.execute("SELECT json_extract_string(mapping, '$.name') FROM runs WHERE kind = 'ingest' "
+                       "ORDER BY run_id DESC LIMIT 1").fetchall()
+    return rows[0][0] if rows and rows[0][0] else "custom"
 
 
 def dataset_hash(con: duckdb.DuckDBPyConnection) -> str:
