@@ -287,8 +287,8 @@ class SASRec(Recommender):
             # Sampled softmax: the target against k uniform items shared by the batch (uniform
             # sampling needs no logQ correction); a sample equal to the target is masked out.
             neg = torch.from_numpy(rng.integers(1, self.n_items_ + 1, size=k))
-            logit = torch.cat([(h * emb[target]).sum(-1, keepdim=True), h @ emb[neg].T], dim=1)
-            logit[:, 1:] = logit[:, 1:].masked_fill(neg[None, :] == target[:, None], float("-inf"))
+            neg_logit = (h @ emb[neg].T).masked_fill(neg[None, :] == target[:, None], float("-inf"))
+            logit = torch.cat([(h * emb[target]).sum(-1, keepdim=True), neg_logit], dim=1)
             loss = F.cross_entropy(logit, torch.zeros(len(target), dtype=torch.long))
         else:
             cand = torch.cat([target[:, None], torch.from_numpy(self._negatives(batch, valid, rng))], dim=1)
