@@ -75,10 +75,13 @@ def test_finetune_pulls_pairs_together_and_saves(sentence_model, tmp_path) -> No
     after = _pair_cosines(tuned)
     assert after.mean() > before.mean() + 0.02, (before.mean(), after.mean())
     assert np.array_equal(_pair_cosines(sentence_model), before), "the base model is not changed"
+    embeddings = [m[0].auto_model.get_input_embeddings().weight for m in (tuned, sentence_model)]
+    assert embeddings[0].equal(embeddings[1]), "freeze_embeddings keeps the token embeddings"
     assert SentenceEncoder(tuned).key != SentenceEncoder(sentence_model).key
     loaded = load_sentence_model(tmp_path / "ft", device="cpu")
     assert (tmp_path / "ft" / "model.safetensors").is_file()
     assert np.allclose(_pair_cosines(loaded), after, atol=1e-5)
+    assert SentenceEncoder(loaded).key == SentenceEncoder(tuned).key, "saved and loaded: the same cache key"
 
 
 def test_finetune_is_deterministic(sentence_model) -> None:

@@ -11,7 +11,8 @@ from itemaffinity.text import models as text_models
 from itemaffinity.text.encoders import EmbeddingCache, item_texts
 from itemaffinity.text.models import content_scores
 
-RED, PINK, LUNCH = "85099B", "22386", "20725"  # JUMBO BAG RED RETROSPOT, JUMBO BAG PINK POLKADOT, LUNCH BAG RED RETROSPOT
+# JUMBO BAG RED RETROSPOT, JUMBO BAG PINK POLKADOT, LUNCH BAG RED RETROSPOT
+RED, PINK, LUNCH = "85099B", "22386", "20725"
 TINY_FINETUNE = {"max_pairs": 48, "train_batch_size": 16, "min_count": 3}
 PARAMS = {"tfidf": {}, "content": {}, "content-finetuned": TINY_FINETUNE}
 

@@ -297,11 +297,16 @@ class SentenceEncoder:
 
     @property
     def key(self) -> str:
-        """Cache key: a readable label, the weights digest and the maximum sequence length."""
+        """Cache key: what the model computes, not where it came from — a digest of its module
+        configuration and weights, and its maximum sequence length (a model saved and loaded again
+        keeps its key)."""
         if self._key is None:
-            label = Path(str(self._source)).name if isinstance(self._source, (str, Path)) else "model"
-            self._key = f"{label}@{weights_digest(self.model)[:16]}/len{self.model.max_seq_length}"
+            digest = hashlib.sha256(f"{self.model!r}|{weights_digest(self.model)}".encode()).hexdigest()
+            self._key = f"st:{digest[:24]}/len{self.model.max_seq_length}"
         return self._key
+
+    def _label(self) -> str:
+        return Path(str(self._source)).name if isinstance(self._source, (str, Path)) else "in-memory model"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), dim) float32 L2-normalised embeddings; zero rows for empty texts.
@@ -321,7 +326,7 @@ class SentenceEncoder:
             vecs = self.model.encode([unique[k] for k in todo], batch_size=self.batch_size,
                                      normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=self.progress).astype(np.float32)
-            log.info("encoded %d texts with %s in %.1fs (%d cached)", len(todo), self.key,
+            log.info("encoded %d texts with %s (%s) in %.1fs (%d cached)", len(todo), self._label(), self.key,
                      time.perf_counter() - t0, len(found))
             if self.cache is not None:
                 self.cache.put(self.key, [hashes[k] for k in todo], vecs)

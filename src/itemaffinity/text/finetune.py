@@ -4,7 +4,7 @@ Items bought together far more often than chance (`co_purchase_pairs`: count, li
 baskets × items matrix) become (text, text) positives; every other item in the batch is a
 negative: MultipleNegativesRankingLoss, i.e. InfoNCE with in-batch negatives (Henderson et al.
 2017, "Efficient Natural Language Response Suggestion"; van den Oord et al. 2018), symmetric
-in the two directions. Batches never hold the same item twice, so no positive is also used as
+in the two directions. Batches never hold the same text twice, so no positive is also used as
 a negative. The encoder learns that "bought with" is close, which titles alone do not say
 (a lunch bag and a matching jumbo bag; cake cases and cake stands).
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class FinetuneConfig(ModelConfig):
     """Pair selection and training parameters (defaults: a few minutes on 2 CPU cores for Online Retail)."""
 
-    max_pairs: int = Field(default=20_000, ge=1, description="At most this many co-purchase pairs, best first.")
+    max_pairs: int = Field(default=10_000, ge=1, description="At most this many co-purchase pairs, best first.")
     min_count: int = Field(default=3, ge=1, description="A pair must share at least this many baskets.")
     pair_score: Literal["count", "lift", "npmi"] = Field(default="npmi", description="How pairs are ranked.")
     max_per_item: int | None = Field(default=30, ge=1, description="At most this many pairs per item (None: no cap).")
@@ -57,7 +57,7 @@ class FinetuneConfig(ModelConfig):
 
 
 def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score: str = "npmi",
-                      max_pairs: int = 20_000, max_per_item: int | None = 30,
+                      max_pairs: int = 10_000, max_per_item: int | None = 30,
                       usable: np.ndarray | None = None) -> np.ndarray:
     """Item pairs bought together more often than chance, best first.
 
@@ -142,7 +142,8 @@ def _mnrl(model, scale: float):
 
 
 def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, str]],
-                     config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None, device: str | None = None) -> "SentenceTransformer":
+                     config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
+                     device: str | None = None) -> "SentenceTransformer":
     """Fine-tune a sentence encoder so that the texts of each pair embed close together.
 
     Args:

@@ -1,7 +1,8 @@
 """Content recommenders: items scored by the similarity of their catalog text.
 
 The item–item score is the cosine of the items' text vectors; a query (a basket or a history) scores
-an item by the weighted mean (or the max) of its similarities to the query's items. Every item
+an item by the largest (`aggregate="max"`, the default of the sentence models: on the cold-start
+task it ranks better) or the weighted mean of its similarities to the query's items. Every item
 with text gets a vector, including catalog-only items that have no events yet, so these models
 score cold items — what behaviour-only models cannot do.
 
@@ -23,8 +24,7 @@ from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models.base import ModelConfig, Recommender
-from itemaffinity.text.encoders import (DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder,
-                                        item_texts, load_sentence_model)
+from itemaffinity.text.encoders import DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder, item_texts
 from itemaffinity.text.finetune import FinetuneConfig, finetune_on_baskets
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ def content_scores(queries: sp.csr_matrix, vectors: np.ndarray | sp.csr_matrix,
 
 class ContentConfig(ModelConfig):
     encoder: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers model name or local folder.")
-    aggregate: Literal["mean", "max"] = Field(default="mean", description="How a query's item similarities combine.")
+    aggregate: Literal["mean", "max"] = Field(
+        default="max", description="How a query's item similarities combine (max: measured better on cold start).")
     batch_size: int = Field(default=64, ge=1, description="Texts per forward pass when encoding.")
     device: str | None = Field(default=None, description="Torch device; None lets sentence-transformers choose.")
     embedding_cache: str | None = Field(
@@ -94,11 +95,13 @@ class ContentModel(Recommender):
     def _cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.config.embedding_cache) if self.config.embedding_cache else None
 
-    def _sentence_model(self, data: InteractionData):
-        return load_sentence_model(self.config.encoder, self.config.device)
+    def _encoder_model(self, data: InteractionData):
+        """What SentenceEncoder loads: a model name or folder (or a loaded model)."""
+        return self.config.encoder
 
     def _fit(self, data: InteractionData) -> None:
-        encoder = SentenceEncoder(self._sentence_model(data), cache=self._cache(), batch_size=self.config.batch_size)
+        encoder = SentenceEncoder(self._encoder_model(data), cache=self._cache(), batch_size=self.config.batch_size,
+                                  device=self.config.device)
         t0 = time.perf_counter()
         self.item_vectors_ = encoder.encode(item_texts(data))
         log.info("%s: %d item vectors in %.1fs", self.name, len(self.item_vectors_), time.perf_counter() - t0)
@@ -113,7 +116,8 @@ class ContentModel(Recommender):
 class FinetunedContentConfig(ContentConfig, FinetuneConfig):
     finetuned_path: str | None = Field(
         default=None, description="Folder of an already fine-tuned encoder: fit loads it instead of training.")
-    output_dir: str | None = Field(default=None, description="Where fit saves the fine-tuned encoder (None: not saved).")
+    output_dir: str | None = Field(
+        default=None, description="Where fit saves the fine-tuned encoder (None: it is not saved).")
 
 
 class FinetunedContentModel(ContentModel):
@@ -125,10 +129,10 @@ class FinetunedContentModel(ContentModel):
     name = "content-finetuned"
     Config = FinetunedContentConfig
 
-    def _sentence_model(self, data: InteractionData):
+    def _encoder_model(self, data: InteractionData):
         cfg = self.config
         if cfg.finetuned_path:
-            return load_sentence_model(cfg.finetuned_path, cfg.device)
+            return cfg.finetuned_path
         tune = FinetuneConfig(**{k: getattr(cfg, k) for k in FinetuneConfig.model_fields})
         return finetune_on_baskets(data, cfg.encoder, tune, output_dir=cfg.output_dir, device=cfg.device)
 
