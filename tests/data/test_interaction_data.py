@@ -120,6 +120,18 @@ def test_sequences_are_chronological_without_returns(data):
     assert data.items.ids_of(data.sequence(data.users.index("u2"))) == ["a", "a", "a"]
 
 
+def test_recency_history_weights_each_item_by_its_latest_position(data):
+    hist = data.recency_history(0.5)
+    row = hist[data.users.index("u1")]
+    got = {data.items.id(int(i)): float(w) for i, w in zip(row.indices, row.data)}
+    # u1's sequence a b c d d e: e is last, d's latest occurrence is one event earlier.
+    assert got == {"e": 1.0, "d": 0.5, "c": 0.125, "b": 0.0625, "a": 0.03125}
+    u2 = hist[data.users.index("u2")]
+    assert u2.nnz == 1 and float(u2.data[0]) == 1.0
+    flat = data.recency_history(1.0)
+    assert set(flat.data) == {1.0} and flat.nnz == sum(len(set(data.sequence(u))) for u in range(data.n_users))
+
+
 def test_half_life_halves_a_weight_one_half_life_older(write, ingest, tmp_path):
     ingest(write("d.csv", "who,what,when\n"
                           "u1,new,2024-03-31 00:00:00\n"

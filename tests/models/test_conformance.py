@@ -104,3 +104,16 @@ def test_unknown_model_and_bad_params() -> None:
         create_model("itemknn", k=0)
     with pytest.raises(ValueError):
         create_model("ease", not_a_param=1)
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn"])
+def test_recency_decay_scores_users_by_their_latest_items(name: str, checkerboard: InteractionData, tmp_path) -> None:
+    model = create_model(name, recency_decay=0.5, source="users").fit(checkerboard)
+    user = checkerboard.users.index("u00")
+    weights = checkerboard.recency_history(0.5)[user]
+    assert np.allclose(model.score_users(np.array([user]))[0], model.score(weights)[0], atol=1e-5)
+    # and not the unweighted history: the latest items count more
+    assert not np.allclose(model.score_users(np.array([user]))[0], model.score(model.user_history_[user])[0])
+    model.save(tmp_path / name)
+    loaded = load_model(tmp_path / name)
+    assert loaded.recommend("u00", n=5).item_ids == model.recommend("u00", n=5).item_ids

@@ -167,6 +167,19 @@ class InteractionData:
         pos_from_end = np.repeat(self.seq_indptr[1:], np.diff(self.seq_indptr)) - np.arange(len(self.seq_items))
         return pos_from_end <= k
 
+    def recency_history(self, decay: float) -> sp.csr_matrix:
+        """users × items, weight decay**(events after the item's latest occurrence): a history
+        that stresses what the user did last (next-item prediction leans on the last few items)."""
+        owners = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))
+        pos_from_end = np.repeat(self.seq_indptr[1:], np.diff(self.seq_indptr)) - np.arange(len(self.seq_items)) - 1
+        # Keep each (user, item)'s latest occurrence: sort by user, item, then position from the end.
+        order = np.lexsort((pos_from_end, self.seq_items, owners))
+        u, i, p = owners[order], self.seq_items[order], pos_from_end[order]
+        first = np.ones(len(u), dtype=bool)
+        first[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        weights = np.power(decay, p[first], dtype=np.float64).astype(np.float32)
+        return sp.csr_matrix((weights, (u[first], i[first])), shape=(self.n_users, self.n_items))
+
     @classmethod
     def from_store(cls, store: str | Path | duckdb.DuckDBPyConnection, *, since: dt.datetime | None = None,
                    until: dt.datetime | None = None, event_weights: dict[str, float] | None = None,

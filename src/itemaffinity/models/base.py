@@ -137,8 +137,10 @@ class Recommender:
         return self.score(query_matrix([[i] for i in item_idx], self.n_items_))
 
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """(len(user_idx), n_items) personalised scores; defaults to scoring each user's history."""
-        return self.score(self.user_history_[user_idx])
+        """(len(user_idx), n_items) personalised scores; defaults to scoring each user's history
+        (weighted towards its latest items when the model has a `recency_decay` below 1)."""
+        history = getattr(self, "recency_history_", None)
+        return self.score((history if history is not None else self.user_history_)[user_idx])
 
     # -- shared -------------------------------------------------------------------------------
     def fit(self, data: InteractionData) -> "Recommender":
@@ -148,6 +150,8 @@ class Recommender:
         hist = data.user_items.copy()
         hist.data = np.ones_like(hist.data)
         self.user_history_ = hist.tocsr()
+        decay = getattr(self.config, "recency_decay", 1.0)
+        self.recency_history_ = data.recency_history(decay) if decay < 1.0 and len(data.seq_items) else None
         self._fit(data)
         return self
 

@@ -19,6 +19,8 @@ from itemaffinity.models.base import ModelConfig, Recommender
 class EASEConfig(ModelConfig):
     lambda_: float = Field(default=100.0, gt=0, alias="lam")
     source: Literal["baskets", "users"] = "baskets"
+    recency_decay: float = Field(default=1.0, gt=0, le=1, description=(
+        "Weight of a user's item when scoring users: recency_decay ** (events since it); 1 = all equal."))
 
     model_config = ModelConfig.model_config | {"populate_by_name": True}
 

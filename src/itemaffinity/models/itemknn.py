@@ -55,6 +55,8 @@ class ItemKNNConfig(ModelConfig):
     k: int = Field(default=100, ge=1)
     shrink: float = Field(default=0.0, ge=0)
     alpha: float = Field(default=0.5, ge=0, le=1)
+    recency_decay: float = Field(default=1.0, gt=0, le=1, description=(
+        "Weight of a user's item when scoring users: recency_decay ** (events since it); 1 = all equal."))
 
 
 class ItemKNN(Recommender):
