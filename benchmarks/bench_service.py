@@ -14,6 +14,11 @@ the 1,000 best-selling products. The server precomputes the plain `similar` and
 the cost of computing answers ("computed", cached as they come). `baskets/complete` is computed
 for every request.
 
+The cached GETs run twice: "saturated" (every connection sends its next request as soon as the
+last one is answered: the most the server can do, with queueing in every latency) and "paced"
+(each connection waits PACE_MS between requests, with enough connections for about
+`--paced-rate` requests/s: the latency a shop sees at that sustained rate).
+
 Prints one row per run: requests (or events) per second, p50/p99 latency, errors, and the load
 average of the machine before and after the run (the machine may be shared).
 """
@@ -39,6 +44,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
+PACE_MS = 5  # paced runs: each connection waits this long between requests
 
 WRK_GET = """
 local ids = {}
@@ -47,6 +53,7 @@ math.randomseed(%(seed)d)
 request = function()
   return wrk.format("GET", string.format("%(path)s", ids[math.random(#ids)]))
 end
+%(delay)s
 """
 
 WRK_BASKET = """
@@ -58,6 +65,7 @@ request = function()
     ids[math.random(#ids)], ids[math.random(#ids)], ids[math.random(#ids)])
   return wrk.format("POST", "/v1/baskets/complete", {["Content-Type"] = "application/json"}, body)
 end
+%(delay)s
 """
 
 
@@ -204,6 +212,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--events", type=int, default=300_000, help="most events posted in the event run")
     ap.add_argument("--batch", type=int, default=1000, help="events per POST")
+    ap.add_argument("--paced-rate", type=float, default=3300.0,
+                    help="requests/s the paced runs aim at (wrk only)")
     ap.add_argument("--tool", choices=["auto", "wrk", "python"], default="auto")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -236,21 +246,28 @@ def main() -> None:
             row = {"endpoint": name, "phase": phase, **res, "load_before": load0[0], "load_after": os.getloadavg()[0]}
             rows.append(row)
             rate = f"{res['events_per_s']:>9,.0f} events/s" if "events_per_s" in res else f"{res['rate']:>9,.0f} req/s   "
-            print(f"{name:<24} {phase:<8} {rate}  p50 {res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:7.2f} ms  "
+            print(f"{name:<24} {phase:<11} {rate}  p50 {res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:7.2f} ms  "
                   f"n {res['requests']:>8,}  errors {res['errors']}  load {row['load_before']:.2f}→{row['load_after']:.2f}",
                   flush=True)
 
-        runs = [("GET similar", "cached", "/v1/items/%s/similar?n=10", WRK_GET),
-                ("GET bought-together", "cached", "/v1/items/%s/bought-together?n=10", WRK_GET),
-                ("GET similar explain", "computed", "/v1/items/%s/similar?n=10&explain=true", WRK_GET),
-                ("POST baskets/complete", "computed", "basket", WRK_BASKET)]
-        for name, phase, path, lua in runs:
-            script = work / (re.sub(r"\W+", "_", name) + ".lua")
-            script.write_text(lua % {"ids": ids_file, "seed": 7, "path": path})
+        paced = max(1, round(args.paced_rate * (PACE_MS + 0.3) / 1000))  # 0.3 ms: about one answer
+        runs = [("GET similar", "cached", "/v1/items/%s/similar?n=10", WRK_GET, None),
+                ("GET bought-together", "cached", "/v1/items/%s/bought-together?n=10", WRK_GET, None),
+                ("GET similar", "paced", "/v1/items/%s/similar?n=10", WRK_GET, PACE_MS),
+                ("GET bought-together", "paced", "/v1/items/%s/bought-together?n=10", WRK_GET, PACE_MS),
+                ("GET similar explain", "computed", "/v1/items/%s/similar?n=10&explain=true", WRK_GET, None),
+                ("POST baskets/complete", "computed", "basket", WRK_BASKET, None)]
+        for name, phase, path, lua, delay in runs:
+            if delay is not None and tool != "wrk":
+                continue
+            script = work / (re.sub(r"\W+", "_", f"{name} {phase}") + ".lua")
+            script.write_text(lua % {"ids": ids_file, "seed": 7, "path": path,
+                                     "delay": f"delay = function() return {delay} end" if delay else ""})
             load0 = os.getloadavg()
-            res = run_wrk(reads.url, script, args.seconds, args.connections, args.threads) if tool == "wrk" else \
-                run_python(reads.url, path, ids, args.seconds, args.connections)
-            record(name, phase, res, load0)
+            conns = paced if delay else args.connections
+            res = run_wrk(reads.url, script, args.seconds, conns, args.threads) if tool == "wrk" else \
+                run_python(reads.url, path, ids, args.seconds, conns)
+            record(name, phase if delay is None else f"paced {conns}c", res, load0)
         load0 = os.getloadavg()
         res = run_events(writes.url, ids, args.seconds * 2, args.events, args.batch, concurrency=4)
         record(f"POST events ({args.batch}/req)", "stored", res, load0)

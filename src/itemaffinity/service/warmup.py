@@ -7,6 +7,7 @@ first shopper to open a product page gets a cached answer too.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -59,4 +60,8 @@ async def warm(state: "ServiceState", serving: "Serving") -> None:
             _put(state, serving, BOUGHT, item_id, dumps(body), idx)
         await asyncio.sleep(0)  # let requests through between slices
     state.warmed_version = snap.version
+    # Move the snapshot and the cache (millions of long-lived objects) out of the collector's
+    # sight: a full collection over them stalls every request for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     log.info("precomputed similar/bought-together for %d items in %.1fs", len(order), time.perf_counter() - t0)
