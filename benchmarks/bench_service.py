@@ -250,7 +250,7 @@ def main() -> None:
                   f"n {res['requests']:>8,}  errors {res['errors']}  load {row['load_before']:.2f}→{row['load_after']:.2f}",
                   flush=True)
 
-        paced = max(1, round(args.paced_rate * (PACE_MS + 0.3) / 1000))  # 0.3 ms: about one answer
+        paced = max(1, round(args.paced_rate * (PACE_MS + 0.8) / 1000))  # 0.8 ms: about one answer
         runs = [("GET similar", "cached", "/v1/items/%s/similar?n=10", WRK_GET, None),
                 ("GET bought-together", "cached", "/v1/items/%s/bought-together?n=10", WRK_GET, None),
                 ("GET similar", "paced", "/v1/items/%s/similar?n=10", WRK_GET, PACE_MS),
