@@ -33,7 +33,7 @@ import duckdb  # noqa: E402
 
 from itemaffinity.data.ingest import ingest_file  # noqa: E402
 from itemaffinity.data.mapping import resolve_mapping  # noqa: E402
-from itemaffinity.evaluation.experiment import build_task  # noqa: E402
+from itemaffinity.evaluation.experiment import build_task, parse_value  # noqa: E402
 from itemaffinity.evaluation.runner import evaluate_model  # noqa: E402
 from itemaffinity.models.registry import create_model  # noqa: E402
 from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, item_texts, load_sentence_model  # noqa: E402
@@ -42,14 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "online_retail.parquet"
 SPLIT = dt.datetime(2011, 10, 1)
 
-
-def _value(text: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def time_encoding(data, store: str) -> tuple[float, float, int]:
@@ -77,7 +69,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    tuned = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    tuned = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
     with tempfile.TemporaryDirectory() as tmp:
         store = str(Path(tmp) / "bench.duckdb")
         ingest_file(str(DATA), resolve_mapping("online-retail"), store)

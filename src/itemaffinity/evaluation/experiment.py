@@ -35,13 +35,14 @@ class ModelSpec:
         return self.name + "".join(f":{k}={v}" for k, v in self.params.items())
 
 
-def _value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A command-line parameter value: int, float, true/false, none, else the string."""
     for cast in (int, float):
         try:
             return cast(text)
         except ValueError:
             pass
-    return {"true": True, "false": False}.get(text.lower(), text)
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) -> list[ModelSpec]:
@@ -54,7 +55,7 @@ def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) ->
             k, sep, v = kv.partition("=")
             if not sep:
                 raise InputError(f"bad model parameter {kv!r} in {part!r}; use name:key=value")
-            params[k] = _value(v)
+            params[k] = parse_value(v)
         try:
             cls(**params)
         except Exception as exc:  # pydantic ValidationError

@@ -216,11 +216,17 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
     Only `data` is used, so fine-tuning on a training split sees nothing after the split.
     """
     cfg = config or FinetuneConfig()
-    texts = item_texts(data)
-    usable = np.array([bool(t) for t in texts])
-    pairs = co_purchase_pairs(data.basket_items, min_count=cfg.min_count, score=cfg.pair_score,
-                              max_pairs=cfg.max_pairs, max_per_item=cfg.max_per_item, usable=usable)
-    pairs = pairs[[texts[a] != texts[b] for a, b in pairs]] if len(pairs) else pairs
+    pairs = co_purchase_text_pairs(data.basket_items, item_texts(data), cfg)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
-    return finetune_encoder(base, [(texts[a], texts[b]) for a, b in pairs], cfg, output_dir=output_dir,
-                            device=device)
+    return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
+
+
+def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
+                           config: FinetuneConfig | None = None) -> list[tuple[str, str]]:
+    """The (text, text) positives `config` selects from the baskets: pairs of items with text,
+    the two texts different (a pair of identical titles teaches nothing)."""
+    cfg = config or FinetuneConfig()
+    usable = np.array([bool(t) for t in texts])
+    pairs = co_purchase_pairs(basket_items, min_count=cfg.min_count, score=cfg.pair_score,
+                              max_pairs=cfg.max_pairs, max_per_item=cfg.max_per_item, usable=usable)
+    return [(texts[a], texts[b]) for a, b in pairs if texts[a] != texts[b]]

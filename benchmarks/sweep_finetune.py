@@ -1,0 +1,169 @@
+"""Choose the fine-tuning settings on a validation cold-start task, never on the test task (issue #5).
+
+The test task of bench_text.py ranks items first sold after 2011-10-01. The validation task is the
+same protocol one step earlier and entirely inside the training period: train before 2011-08-01,
+rank the items first sold in August and September 2011 (two months: one gives only ~650 queries). A grid of
+`content-finetuned` settings is scored on it (HR@10 / NDCG@10 over the cold items, the `max`
+aggregation of bench_text.py), beside the pretrained encoder; the best setting is then run once
+on the test task by bench_text.py.
+
+`prepare` reads the store and writes the tasks to one .npz (catalog texts, training baskets,
+queries, targets, cold items), so `run` needs no database and can run on another machine (a GPU).
+
+Usage:
+  python benchmarks/sweep_finetune.py prepare out/sweep.npz
+  python benchmarks/sweep_finetune.py run out/sweep.npz --grid "max_per_item=3,5,10;epochs=1,2,3" \\
+      [--seeds 0,1] [--device cuda] [--model PATH] [--task validation|test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "online_retail.parquet"
+SPLIT = dt.datetime(2011, 10, 1)
+VALIDATION_DAYS = 61
+TASKS = ("validation", "test")
+
+
+
+def prepare(path: str, n_queries: int) -> None:
+    import duckdb
+
+    from itemaffinity.data.ingest import ingest_file
+    from itemaffinity.data.mapping import resolve_mapping
+    from itemaffinity.evaluation.protocols import cold_start
+    from itemaffinity.text.encoders import item_texts
+
+    arrays = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "sweep.duckdb")
+        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
+        with duckdb.connect(store, read_only=True) as con:
+            for name in TASKS:
+                task = (cold_start(con, SPLIT - dt.timedelta(days=VALIDATION_DAYS), n_queries=n_queries,
+                                   test_until=SPLIT, name="cold-start-validation") if name == "validation"
+                        else cold_start(con, SPLIT, n_queries=n_queries))
+                x = sp.csr_matrix(task.train.basket_items > 0, dtype=np.float32)
+                q = sp.csr_matrix(task.queries, dtype=np.float32)
+                arrays.update({
+                    f"{name}_texts": np.array(item_texts(task.train), dtype=str),
+                    f"{name}_baskets_indptr": x.indptr, f"{name}_baskets_indices": x.indices,
+                    f"{name}_baskets_shape": np.array(x.shape),
+                    f"{name}_queries_indptr": q.indptr, f"{name}_queries_indices": q.indices,
+                    f"{name}_targets": np.array([t[0] for t in task.targets]),
+                    f"{name}_cold": task.candidates})
+                print(f"{name}: {task.info}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+    print(f"wrote {path}")
+
+
+def _csr(z, prefix: str, n_items: int) -> sp.csr_matrix:
+    indptr, indices = z[f"{prefix}_indptr"], z[f"{prefix}_indices"]
+    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(indptr) - 1, n_items))
+
+
+def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, cold: np.ndarray) -> tuple[float, float]:
+    """HR@10 and NDCG@10 of the max-cosine content ranking over the cold items."""
+    from itemaffinity.evaluation.metrics import hit_rate, ndcg
+    from itemaffinity.models.base import rank_top_n
+    from itemaffinity.text.models import content_scores
+
+    top, _ = rank_top_n(content_scores(queries, vectors, "max"), 10, queries, cold)
+    t = [np.array([x]) for x in targets]
+    return float(hit_rate(top, t, 10).mean()), float(ndcg(top, t, 10).mean())
+
+
+def run(args: argparse.Namespace) -> None:
+    from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
+    from itemaffinity.evaluation.experiment import parse_value
+    from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder
+
+    z = np.load(args.prep)
+    texts = z[f"{args.task}_texts"].tolist()
+    n_items = len(texts)
+    baskets = _csr(z, f"{args.task}_baskets", n_items)
+    queries = _csr(z, f"{args.task}_queries", n_items)
+    targets, cold = z[f"{args.task}_targets"], z[f"{args.task}_cold"]
+    print(f"task {args.task}: {len(targets)} queries, {len(cold)} cold items, {baskets.shape[0]} training baskets")
+    base = load_sentence_model(args.model or DEFAULT_MODEL, args.device)
+
+    def encode(model) -> np.ndarray:
+        return SentenceEncoder(model, device=args.device).encode(texts)
+
+    pretrained = encode(base)
+    hr0, nd0 = evaluate(pretrained, queries, targets, cold)
+    blends = [float(b) for b in args.blend.split(",")] if args.blend else []
+    print(f"{'pretrained':<60}{hr0:8.4f}{nd0:9.4f}", flush=True)
+    axes = [(k, [parse_value(v) for v in vals.split(",")])
+            for k, vals in (part.split("=", 1) for part in args.grid.split(";") if part)]
+    fixed = {k: parse_value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = []
+    for combo in itertools.product(*[vals for _, vals in axes]):
+        setting = {**fixed, **dict(zip([k for k, _ in axes], combo))}
+        hrs, nds, t0 = [], [], time.perf_counter()
+        for seed in seeds:
+            cfg = FinetuneConfig(**setting, seed=seed)
+            pairs = co_purchase_text_pairs(baskets, texts, cfg)
+            model = finetune_encoder(base, pairs, cfg)
+            tuned = encode(model)
+            hr, nd = evaluate(tuned, queries, targets, cold)
+            hrs.append(hr)
+            nds.append(nd)
+            for w in blends:  # cosine = w·cos(tuned) + (1 − w)·cos(pretrained)
+                mixed = np.hstack([np.sqrt(w) * tuned, np.sqrt(1 - w) * pretrained]).astype(np.float32)
+                bhr, bnd = evaluate(mixed, queries, targets, cold)
+                print(f"  seed {seed} blend {w:.2f} tuned + {1 - w:.2f} pretrained: HR@10 {bhr:.4f} NDCG@10 {bnd:.4f}",
+                      flush=True)
+        label = " ".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
+        results.append((np.mean(hrs), np.mean(nds), label))
+        print(f"{label:<60}{np.mean(hrs):8.4f}{np.mean(nds):9.4f}  ({len(pairs)} pairs, "
+              f"HR@10 per seed {' '.join(f'{h:.4f}' for h in hrs)}, {time.perf_counter() - t0:.0f}s)", flush=True)
+    if results:
+        hr, nd, label = max(results)
+        print(f"\nbest on {args.task}: {label}: HR@10 {hr:.4f} = {hr / hr0:.3f}x pretrained, NDCG@10 {nd:.4f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="write the validation and test tasks to an .npz")
+    p.add_argument("out")
+    p.add_argument("--queries", type=int, default=5000)
+    r = sub.add_parser("run", help="score a grid of fine-tuning settings")
+    r.add_argument("prep")
+    r.add_argument("--task", choices=TASKS, default="validation")
+    r.add_argument("--grid", default="", help='axes "key=v1,v2;key2=v1,v2" (FinetuneConfig fields)')
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed setting (repeatable)")
+    r.add_argument("--seeds", default="0", help="comma-separated seeds; results are their mean")
+    r.add_argument("--device", default=None, help="torch device (cuda, cpu)")
+    r.add_argument("--model", default=None, help="encoder name or folder (default all-MiniLM-L6-v2)")
+    r.add_argument("--blend", default="", help="also score w·tuned + (1−w)·pretrained cosines for these w")
+    r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.command == "prepare":
+        prepare(args.out, args.queries)
+        return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
