@@ -15,8 +15,8 @@ import pytest
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models import Recs, create_model, load_model
 
-CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "ease", "als", "bpr", "rules"]
-PERSONAL = ["itemknn", "userknn", "ease", "als", "bpr", "rules"]
+CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
+PERSONAL = ["itemknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,18 @@ def test_recency_decay_scores_users_by_their_latest_items(name: str, checkerboar
     model.save(tmp_path / name)
     loaded = load_model(tmp_path / name)
     assert loaded.recommend("u00", n=5).item_ids == model.recommend("u00", n=5).item_ids
+
+
+def test_usermix_posterior_points_at_the_customer_whose_history_it_is(checkerboard: InteractionData) -> None:
+    """A customer's own history weighs their profile above the average of their group, and the
+    other group's customers get no weight."""
+    import scipy.sparse as sp
+
+    model = create_model("usermix", temperature=1.0).fit(checkerboard)
+    u = checkerboard.users.index("u07")
+    items = checkerboard.user_items[u].indices
+    query = sp.csr_matrix((np.ones(len(items), np.float32), (np.zeros(len(items), int), items)),
+                          shape=(1, checkerboard.n_items))
+    post = model.posterior(query).toarray()[0]
+    assert abs(post.sum() - 1) < 1e-5 and post[30:].sum() < 1e-3
+    assert post[u] > post[:30].mean()

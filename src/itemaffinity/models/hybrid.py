@@ -1,23 +1,29 @@
 """Hybrid fusion: candidates and scores from several models, re-ranked by a learned ranker.
 
 Fit (all inside the training data, never the test split):
-1. cut a validation slice off the end of the training period — the last `validation_days` of
-   baskets (one hidden item per basket), or each user's last item when there are no baskets;
-2. fit every component on what comes before, score the validation queries, and take the
-   union of each component's top `n_candidates` as candidates;
-3. learn a LightGBM LambdaRank model on per-candidate features — each component's score and
-   rank, item popularity overall and recent (so the ranker learns popularity-aware gating),
-   query size — with label 1 for the hidden item;
+1. cut validation queries out of the training data: `validation_slices` disjoint random slices
+   of the baskets (or the last `validation_days`, or each user's last item when there are no
+   baskets), each basket hiding up to `hidden_per_basket` items one at a time;
+2. for each slice, fit every component on the rest of the data — events of the held-out
+   baskets are removed from the customers' histories too, so that history-based components
+   cannot see the hidden item — score the slice's queries, and take the union of each
+   component's top `n_candidates` as candidates;
+3. learn a LightGBM LambdaRank model on per-candidate features (`FEATURES`), with label 1 for
+   the hidden item and early stopping on a held-out share of the validation queries;
 4. refit the components on all the training data.
 Items no component proposes keep a tiny popularity score, and a query with no known items falls
 back to content (if a content component is present), then popularity: every query gets an answer.
+
+Features are built the same way for validation and for serving: popularity "recently" means the
+`recent_days` before the query's time — a validation basket's own timestamp, and the end of the
+training data when serving (as at the test split).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,51 +36,104 @@ from itemaffinity.models.base import ModelConfig, Recommender, query_matrix, ran
 
 log = logging.getLogger(__name__)
 
+DAY = np.timedelta64(86400, "s")
+BATCH = 1000
+
+COMPONENT_FEATURES = ("score / query's best score", "rank in the component's top n_candidates (n+1 if absent)")
+FEATURES = (
+    "query items bought with the candidate / query size",
+    "query items bought with the candidate",
+    "Σ over query items of P(candidate | item)",
+    "mean over query items of P(item | candidate)",
+    "mean lift of the candidate with the query items",
+    "components with the candidate in their top n_candidates",
+    "log(1 + baskets with the candidate)",
+    "log(1 + baskets with the candidate in the recent_days before the query)",
+    "recent minus overall log popularity (trend)",
+    "days since the candidate was first bought, at the query's time",
+    "log(1 + price), −1 when unknown",
+    "query size",
+)
+"""Per-candidate features after the two per component (COMPONENT_FEATURES)."""
+
 
 class HybridConfig(ModelConfig):
-    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf")
+    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als")
     component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ease": {"lam": 30.0}})
     n_candidates: int = Field(default=50, ge=5)
-    validation_days: float = Field(default=30.0, gt=0)
-    validation_queries: int = Field(default=6000, ge=100)
-    hidden_per_basket: int = Field(default=3, ge=1, description="Validation queries made from one basket.")
     validation: Literal["latest", "random"] = Field(
-        default="random", description="Hold out the last validation_days of baskets, or a random validation_share.")
-    validation_share: float = Field(default=0.15, gt=0, lt=1)
+        default="random", description="Hold out random slices of baskets, or the last validation_days.")
+    validation_share: float = Field(default=0.2, gt=0, lt=1, description="Share of baskets in one random slice.")
+    validation_slices: int = Field(default=5, ge=1, description=(
+        "Disjoint random slices, each a refit of the components (at most 1 / validation_share)."))
+    validation_days: float = Field(default=30.0, gt=0)
+    validation_queries: int = Field(default=40000, ge=100, description="Validation queries over all slices.")
+    hidden_per_basket: int = Field(default=3, ge=1, description="Validation queries made from one basket.")
+    single_item_share: float = Field(default=0.1, ge=0, le=1, description=(
+        "Share of baskets that also give a one-item query (an item → another item of the basket), as a "
+        "product page asks; without them the ranker never sees one-item queries from baskets of 3+ items."))
     recent_days: float = Field(default=30.0, gt=0)
-    n_estimators: int = Field(default=200, ge=10)
-    learning_rate: float = Field(default=0.05, gt=0)
-    num_leaves: int = Field(default=15, ge=4)
+    n_estimators: int = Field(default=1000, ge=10, description="Most boosting rounds (early stopping picks fewer).")
+    learning_rate: float = Field(default=0.1, gt=0)
+    num_leaves: int = Field(default=31, ge=4)
+    early_stopping_share: float = Field(default=0.1, ge=0, lt=1,
+                                        description="Validation queries held out to stop boosting (0: no stopping).")
     seed: int = 0
 
 
-def _links(data: InteractionData) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """(co-occurs 0/1, confidence P(j | i)) item × item matrices of the baskets (users without baskets)."""
-    x = sp.csr_matrix((data.basket_items if data.n_baskets else data.user_items) > 0, dtype=np.float32)
-    c = (x.T @ x).tocsr()
-    c.setdiag(0)
-    c.eliminate_zeros()
-    counts = np.asarray(x.sum(axis=0)).ravel()
-    conf = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ c, dtype=np.float32)
-    linked = c.copy()
-    linked.data = np.ones_like(linked.data)
-    return linked.astype(np.float32), conf
+@dataclass(frozen=True)
+class _Fold:
+    """Validation queries and the data the components see for them."""
+
+    sub: InteractionData
+    queries: sp.csr_matrix
+    users: np.ndarray | None
+    targets: np.ndarray
+    at: np.ndarray  # (q,) datetime64[s]: the query's time, for "recent" popularity
 
 
-def _popularity(data: InteractionData, recent_days: float) -> tuple[np.ndarray, np.ndarray]:
-    """log(1 + count) overall and in the last `recent_days` of the data."""
-    if data.n_baskets:
-        x = data.basket_items
-        overall = np.asarray(x.sum(axis=0)).ravel()
-        recent = overall
-        if not np.isnat(data.basket_ts).all():
-            cut = data.basket_ts.max() - np.timedelta64(int(recent_days * 86400), "s")
-            recent = np.asarray(x[np.flatnonzero(data.basket_ts >= cut)].sum(axis=0)).ravel()
-    else:
-        overall = np.bincount(data.seq_items, minlength=data.n_items).astype(np.float64)
-        tail = data.last_item_mask(3)
-        recent = np.bincount(data.seq_items[tail], minlength=data.n_items).astype(np.float64)
-    return np.log1p(overall).astype(np.float32), np.log1p(recent).astype(np.float32)
+@dataclass(frozen=True)
+class _ItemStats:
+    """Co-occurrence and per-item statistics of one training set, for the link and item features."""
+
+    cooccur: sp.csr_matrix  # (n_items, n_items) baskets with both items, diagonal 0
+    counts: np.ndarray  # (n_items,) baskets with the item
+    n_transactions: int
+    day0: np.datetime64 | None  # first day of the data (None: no timestamps)
+    daily: np.ndarray | None  # (n_days + 1, n_items) cumulative baskets with the item before each day
+    first_day: np.ndarray  # (n_items,) first day the item was bought (days since day0)
+    log_price: np.ndarray
+
+    @classmethod
+    def of(cls, data: InteractionData) -> "_ItemStats":
+        x = sp.csr_matrix((data.basket_items if data.n_baskets else data.user_items) > 0, dtype=np.float32)
+        c = (x.T @ x).tocsr()
+        c.setdiag(0)
+        c.eliminate_zeros()
+        counts = np.asarray(x.sum(axis=0)).ravel()
+        price = np.asarray(data.prices, dtype=np.float64)
+        log_price = np.where(np.isfinite(price) & (price >= 0), np.log1p(np.abs(price)), -1.0).astype(np.float32)
+        ts = data.basket_ts if data.n_baskets else np.asarray([], "datetime64[s]")
+        if not len(ts) or np.isnat(ts).all():
+            return cls(c, counts, x.shape[0], None, None, np.zeros(data.n_items, np.float32), log_price)
+        ok = ~np.isnat(ts)
+        day0 = ts[ok].min().astype("datetime64[D]")
+        days = ((ts[ok].astype("datetime64[D]") - day0) // np.timedelta64(1, "D")).astype(np.int64)
+        n_days = int(days.max()) + 1
+        per_day = sp.csr_matrix((np.ones(len(days), np.float32), (days, np.flatnonzero(ok))),
+                                shape=(n_days, x.shape[0])) @ x
+        daily = np.zeros((n_days + 1, x.shape[1]), np.float32)
+        np.cumsum(per_day.toarray(), axis=0, out=daily[1:])
+        seen = daily[-1] > 0
+        first = np.where(seen, np.argmax(daily > 0, axis=0) - 1, n_days).astype(np.float32)
+        return cls(c, counts, x.shape[0], day0, daily, first, log_price)
+
+    def day(self, at: np.ndarray) -> np.ndarray:
+        """Day indices (into `daily`) of times; the end of the data for NaT."""
+        n = self.daily.shape[0] - 1
+        days = at.astype("datetime64[D]")
+        d = (np.where(np.isnat(days), self.day0, days) - self.day0).astype(np.int64)
+        return np.clip(np.where(np.isnat(days), n, d), 0, n)
 
 
 class Hybrid(Recommender):
@@ -87,86 +146,152 @@ class Hybrid(Recommender):
 
         return [create_model(c, **self.config.component_params.get(c, {})) for c in self.config.components]
 
-    def _validation(self, data: InteractionData):
-        """(sub-data, queries csr, query users or None, targets) from the end of `data`."""
-        rng = np.random.default_rng(self.config.seed)
-        if data.n_baskets and (self.config.validation == "random" or not np.isnat(data.basket_ts).all()):
-            if self.config.validation == "random":
-                held = rng.random(data.n_baskets) < self.config.validation_share
-                sub = data.restrict(~held, np.ones(len(data.seq_items), dtype=bool))
+    def _basket_queries(self, data: InteractionData, held: np.ndarray, known: np.ndarray, limit: int,
+                        rng: np.random.Generator) -> tuple[list[np.ndarray], list[int], list[np.datetime64]]:
+        queries, targets, at = [], [], []
+        later = np.flatnonzero(held)
+        rng.shuffle(later)
+        for b in later:
+            items = data.basket_items.indices[data.basket_items.indptr[b]:data.basket_items.indptr[b + 1]]
+            items = items[known[items]]
+            if len(items) >= 2:
+                for h in rng.permutation(len(items))[:self.config.hidden_per_basket]:
+                    targets.append(items[h])
+                    queries.append(np.delete(items, h))
+                    at.append(data.basket_ts[b])
+                if len(items) > 2 and rng.random() < self.config.single_item_share:
+                    one, hidden = rng.choice(items, 2, replace=False)
+                    targets.append(hidden)
+                    queries.append(np.array([one]))
+                    at.append(data.basket_ts[b])
+            if len(queries) >= limit:
+                break
+        return queries, targets, at
+
+    @staticmethod
+    def _without_baskets(data: InteractionData, held: np.ndarray) -> InteractionData:
+        """The data less the held baskets, and less their events in the customers' sequences
+        (matched by customer and time), so that histories do not contain the hidden items."""
+        owner = np.repeat(np.arange(data.n_users), np.diff(data.seq_indptr)).astype(np.int64)
+        key = owner * 10**11 + data.seq_ts.astype("datetime64[s]").astype(np.int64)
+        mine = held & (data.basket_user >= 0)
+        held_keys = data.basket_user[mine].astype(np.int64) * 10**11 + data.basket_ts[mine].astype(np.int64)
+        return data.restrict(~held, ~np.isin(key, held_keys))
+
+    def _validation(self, data: InteractionData) -> list[_Fold]:
+        """Validation folds cut from `data` (see the module docstring)."""
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        if data.n_baskets and (cfg.validation == "random" or not np.isnat(data.basket_ts).all()):
+            if cfg.validation == "random":
+                n_slices = max(int(1 / cfg.validation_share + 1e-9), 1)
+                slice_of = rng.permutation(data.n_baskets) % n_slices
+                helds = [slice_of == s for s in range(min(cfg.validation_slices, n_slices))]
             else:
-                cut = data.basket_ts.max() - np.timedelta64(int(self.config.validation_days * 86400), "s")
-                held = data.basket_ts >= cut
-                sub = data.restrict(~held, ~(data.seq_ts >= cut))
-            known = sub.item_baskets > 0
-            later = np.flatnonzero(held)
-            rng.shuffle(later)
-            queries, targets = [], []
-            for b in later:
-                items = data.basket_items.indices[data.basket_items.indptr[b]:data.basket_items.indptr[b + 1]]
-                items = items[known[items]]
-                if len(items) >= 2:
-                    for h in rng.permutation(len(items))[:self.config.hidden_per_basket]:
-                        targets.append(items[h])
-                        queries.append(np.delete(items, h))
-                if len(queries) >= self.config.validation_queries:
-                    break
-            return sub, query_matrix(queries, data.n_items), None, np.asarray(targets)
+                cut = data.basket_ts.max() - np.timedelta64(int(cfg.validation_days * 86400), "s")
+                helds = [data.basket_ts >= cut]
+            folds = []
+            for held in helds:
+                sub = self._without_baskets(data, held) if cfg.validation == "random" else \
+                    data.restrict(~held, ~(data.seq_ts >= cut))
+                limit = -(-cfg.validation_queries // len(helds))
+                queries, targets, at = self._basket_queries(data, held, sub.item_baskets > 0, limit, rng)
+                if queries:
+                    folds.append(_Fold(sub, query_matrix(queries, data.n_items), None, np.asarray(targets),
+                                       np.asarray(at, dtype="datetime64[s]")))
+            return folds
         last = data.last_item_mask(1)
         sub = data.restrict(np.ones(data.n_baskets, dtype=bool), ~last)
         owners = np.repeat(np.arange(data.n_users), np.diff(data.seq_indptr))
         users, targets = owners[last], data.seq_items[last]
         ok = np.diff(sub.seq_indptr)[users] > 0
         users, targets = users[ok], targets[ok]
-        if len(users) > self.config.validation_queries:
-            pick = np.sort(rng.choice(len(users), self.config.validation_queries, replace=False))
+        if len(users) > cfg.validation_queries:
+            pick = np.sort(rng.choice(len(users), cfg.validation_queries, replace=False))
             users, targets = users[pick], targets[pick]
         hist = sp.csr_matrix(sub.user_items[users] > 0, dtype=np.float32)
-        return sub, hist, users, targets
+        return [_Fold(sub, hist, users, targets, np.full(len(users), np.datetime64("NaT"), "datetime64[s]"))]
 
     def _fit(self, data: InteractionData) -> None:
         import lightgbm as lgb
 
+        cfg = self.config
         t0 = time.perf_counter()
-        sub, queries, users, targets = self._validation(data)
-        comps = [c.fit(sub) for c in self._components()]
-        pop, recent = _popularity(sub, self.config.recent_days)
-        links = _links(sub)
-        feats, labels, groups = [], [], []
-        for s in range(0, queries.shape[0], 1000):
-            q = queries[s:s + 1000]
-            u = users[s:s + 1000] if users is not None else None
-            f, cand = self._features(comps, q, u, pop, recent, links)
-            lab = (cand == targets[s:s + 1000, None]).astype(np.int32)
-            valid = cand >= 0
-            for r in range(cand.shape[0]):
-                if lab[r].any():  # queries whose item no component proposes teach the ranker nothing
-                    feats.append(f[r][valid[r]])
-                    labels.append(lab[r][valid[r]])
-                    groups.append(int(valid[r].sum()))
+        feats, labels, groups, n_queries = [], [], [], 0
+        for fold in self._validation(data):
+            comps = [c.fit(fold.sub) for c in self._components()]
+            stats = _ItemStats.of(fold.sub)
+            for s in range(0, fold.queries.shape[0], BATCH):
+                e = s + BATCH
+                f, cand = self._features(comps, stats, fold.queries[s:e],
+                                         fold.users[s:e] if fold.users is not None else None, fold.at[s:e])
+                lab = cand == fold.targets[s:e, None]
+                for r in np.flatnonzero(lab.any(axis=1)):  # queries whose item no component proposes teach nothing
+                    valid = cand[r] >= 0
+                    feats.append(f[r][valid])
+                    labels.append(lab[r][valid].astype(np.int32))
+                    groups.append(int(valid.sum()))
+            n_queries += len(fold.targets)
         if not groups:
             raise ValueError("hybrid: no validation query had its hidden item among the candidates")
-        ranker = lgb.LGBMRanker(objective="lambdarank", n_estimators=self.config.n_estimators,
-                                learning_rate=self.config.learning_rate, num_leaves=self.config.num_leaves,
+        t1 = time.perf_counter()
+        order = np.random.default_rng(cfg.seed).permutation(len(groups))
+        n_stop = int(cfg.early_stopping_share * len(groups)) if len(groups) >= 50 else 0
+        train, stop = np.sort(order[n_stop:]), np.sort(order[:n_stop])
+
+        def stack(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+            return (np.vstack([feats[i] for i in rows]), np.concatenate([labels[i] for i in rows]),
+                    [groups[i] for i in rows])
+
+        ranker = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators,
+                                learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
                                 min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.9,
-                                reg_lambda=1.0, random_state=self.config.seed, verbose=-1)
-        ranker.fit(np.vstack(feats), np.concatenate(labels), group=groups)
-        log.info("hybrid: ranker on %d queries (%.0f%% with the target among candidates) in %.1fs",
-                 len(groups), 100 * len(groups) / len(targets), time.perf_counter() - t0)
-        self.booster_ = np.frombuffer(ranker.booster_.model_to_string().encode(), dtype=np.uint8)
+                                reg_lambda=1.0, random_state=cfg.seed, verbose=-1)
+        x, y, g = stack(train)
+        if n_stop:
+            xs, ys, gs = stack(stop)
+            ranker.fit(x, y, group=g, eval_X=(xs,), eval_y=(ys,), eval_group=[gs], eval_at=[10],
+                       callbacks=[lgb.early_stopping(50, verbose=False)])
+        else:
+            ranker.fit(x, y, group=g)
+        rounds = ranker.best_iteration_ or cfg.n_estimators
+        log.info("hybrid: %d validation queries (%.0f%% with the target among candidates), features in %.1fs; "
+                 "ranker of %d rounds in %.1fs", n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
+                 time.perf_counter() - t1)
+        self.candidate_recall_ = np.asarray(len(groups) / n_queries, dtype=np.float32)
+        self.booster_ = np.frombuffer(ranker.booster_.model_to_string(num_iteration=rounds).encode(), dtype=np.uint8)
         self.components_ = [c.fit(data) for c in self._components()]
-        self.popularity_, self.recent_popularity_ = _popularity(data, self.config.recent_days)
-        self.cooccur_, self.confidence_ = _links(data)
+        stats = _ItemStats.of(data)
+        self.cooccur_ = stats.cooccur
+        self.item_counts_ = stats.counts
+        self.n_transactions_ = np.asarray(stats.n_transactions, dtype=np.int64)
+        self.log_price_ = stats.log_price
+        # Serving asks "now", the end of the training data: the item statistics at that time.
+        self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
+            stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
         self._booster = None
 
     # -- features and scoring -------------------------------------------------------------------
-    def _features(self, comps: list[Recommender], queries: sp.csr_matrix, users: np.ndarray | None,
-                  pop: np.ndarray, recent: np.ndarray,
-                  links: tuple[sp.csr_matrix, sp.csr_matrix]) -> tuple[np.ndarray, np.ndarray]:
-        """(q, C, F) features for the union of candidates, and (q, C) candidate indices (−1 pad)."""
+    def _item_features(self, stats: _ItemStats, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(q, n_items) log popularity, log recent popularity and item age (days) at the queries' times."""
+        pop = np.log1p(stats.counts).astype(np.float32)[None, :]
+        if stats.daily is None:
+            return pop, pop, np.zeros_like(pop)
+        day = stats.day(at)
+        start = np.clip(day - int(np.ceil(self.config.recent_days)), 0, None)
+        recent = np.log1p(stats.daily[day] - stats.daily[start])
+        age = np.maximum(day[:, None] - stats.first_day[None, :], 0).astype(np.float32)
+        return pop, recent.astype(np.float32), age
+
+    def _features(self, comps: list[Recommender], stats: _ItemStats | None, queries: sp.csr_matrix,
+                  users: np.ndarray | None, at: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(q, C, F) features for the union of candidates, and (q, C) candidate indices (−1 pad).
+
+        `stats` and `at` are the training statistics and the queries' times during validation;
+        None when serving, which uses the statistics stored at the end of fit.
+        """
         k = self.config.n_candidates
         q = queries.shape[0]
-        exclude = sp.csr_matrix(queries)
         scores, tops = [], []
         for comp in comps:
             try:
@@ -174,7 +299,7 @@ class Hybrid(Recommender):
             except NotImplementedError:
                 sc = comp.score(queries)
             sc = np.asarray(sc, dtype=np.float32)
-            top, _ = rank_top_n(sc.copy(), k, exclude)
+            top, _ = rank_top_n(sc.copy(), k, queries)
             scores.append(sc)
             tops.append(top)
         union = np.concatenate(tops, axis=1)
@@ -184,27 +309,40 @@ class Hybrid(Recommender):
             u = np.unique(union[r][union[r] >= 0])
             cand[r, :len(u)] = u
         safe = np.where(cand >= 0, cand, 0)
-        n_feat = 2 * len(comps) + 5
-        f = np.zeros((q, width, n_feat), dtype=np.float32)
-        for j, (sc, top) in enumerate(zip(scores, tops)):
+        cols = []
+        in_top = np.zeros((q, width), np.float32)
+        for sc, top in zip(scores, tops):
             # Scores relative to the query's best candidate: raw scales shift when a component is
             # refitted on more data, ranks and ratios do not.
             vals = np.take_along_axis(sc, safe, axis=1)
             best = np.take_along_axis(sc, np.where(top[:, :1] >= 0, top[:, :1], 0), axis=1)
-            vals = np.where(np.isfinite(vals), vals, 0.0) / np.where(np.abs(best) > 1e-12, np.abs(best), 1.0)
-            f[:, :, 2 * j] = vals
+            cols.append(np.where(np.isfinite(vals), vals, 0.0) / np.where(np.abs(best) > 1e-12, np.abs(best), 1.0))
             rank = np.full((q, sc.shape[1]), k + 1, dtype=np.float32)
             np.put_along_axis(rank, np.where(top >= 0, top, 0), np.arange(1, k + 1, dtype=np.float32)[None, :], axis=1)
-            f[:, :, 2 * j + 1] = np.take_along_axis(rank, safe, axis=1)
-        # How many query items were ever bought with the candidate, and the strongest such link.
+            rank = np.take_along_axis(rank, safe, axis=1)
+            cols.append(rank)
+            in_top += rank <= k
+        if stats is None:
+            cooccur, counts, n = self.cooccur_, self.item_counts_, float(self.n_transactions_)
+            pop, recent, age, log_price = self.popularity_, self.recent_popularity_, self.item_age_, self.log_price_
+        else:
+            cooccur, counts, n = stats.cooccur, stats.counts, float(stats.n_transactions)
+            pop, recent, age = self._item_features(stats, at)
+            log_price = stats.log_price
         qb = sp.csr_matrix(queries > 0, dtype=np.float32)
-        linked = np.asarray((qb @ links[0]).todense())
-        f[:, :, -5] = np.take_along_axis(linked, safe, axis=1) / np.maximum(np.diff(queries.indptr), 1)[:, None]
-        f[:, :, -4] = np.take_along_axis(np.asarray((qb @ links[1]).todense()), safe, axis=1)
-        f[:, :, -3] = pop[safe]
-        f[:, :, -2] = recent[safe]
-        f[:, :, -1] = np.diff(queries.indptr)[:, None]
-        return f, cand
+        size = np.maximum(np.diff(qb.indptr), 1).astype(np.float32)[:, None]
+        linked = cooccur.copy()
+        linked.data = np.ones_like(linked.data)
+        n_linked = np.take_along_axis(np.asarray((qb @ linked).todense()), safe, axis=1)
+        together = np.take_along_axis(np.asarray((qb @ cooccur).todense()), safe, axis=1)
+        confidence = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ cooccur, dtype=np.float32)
+        conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
+        cand_count = np.maximum(counts[safe], 1.0)
+        pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
+        cols += [n_linked / size, n_linked, conf_sum, together / cand_count / size, conf_sum * n / cand_count / size,
+                 in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age), log_price[safe],
+                 np.broadcast_to(size, (q, width))]
+        return np.stack(cols, axis=-1).astype(np.float32), cand
 
     @property
     def _ranker(self):
@@ -215,16 +353,19 @@ class Hybrid(Recommender):
         return self._booster
 
     def _rank(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        f, cand = self._features(self.components_, queries, users, self.popularity_, self.recent_popularity_,
-                                 (self.cooccur_, self.confidence_))
-        q, width, n_feat = f.shape
-        out = np.tile(1e-6 * self.popularity_ - 1e6, (q, 1)).astype(np.float32)
+        f, cand = self._features(self.components_, None, queries, users, None)
+        q = f.shape[0]
+        out = np.tile(1e-6 * self.popularity_.ravel() - 1e6, (q, 1)).astype(np.float32)
         valid = cand >= 0
         if valid.any():
             pred = self._ranker.predict(f[valid])
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
             out[rows, cand[valid]] = pred
         return out
+
+    def candidates(self, queries: sp.csr_matrix) -> np.ndarray:
+        """(q, C) item indices the ranker orders for each query row (−1 pad); all others rank last."""
+        return self._features(self.components_, None, sp.csr_matrix(queries, dtype=np.float32), None, None)[1]
 
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         return self._rank(sp.csr_matrix(queries, dtype=np.float32), None)

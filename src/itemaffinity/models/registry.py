@@ -15,9 +15,10 @@ from itemaffinity.models.factorization import ALS, BPR
 from itemaffinity.models.itemknn import ItemKNN
 from itemaffinity.models.popularity import Popularity, RecentPopularity
 from itemaffinity.models.userknn import UserKNN
+from itemaffinity.models.usermix import UserMixture
 
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, EASE, ALS, BPR)
+    cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, UserMixture, EASE, ALS, BPR)
 }
 
 LAZY_MODELS: dict[str, str] = {

@@ -1,0 +1,83 @@
+"""Hybrid fusion vs every classic model on Online Retail basket completion, in one run (issue #5).
+
+The acceptance point: the hybrid's NDCG@10 is at least 1.10× the best classic model's in the same
+run. Classic models: popularity, itemknn, userknn, ease at its default λ = 100 and at λ = 30 (the
+value tuned on the validation split, see bench_models.py), als, bpr, rules. All are fitted on the
+baskets before 2011-10-01 and score the same 5,000 seeded test baskets (one hidden item each,
+basket contents only, full ranking over all items) with the same metric code. The hybrid's
+candidate recall is the share of test queries whose hidden item is among its candidates.
+
+Usage:
+  OMP_NUM_THREADS=1 python benchmarks/bench_hybrid.py
+  add --models ease:lam=30,hybrid to run a subset; parameters go after the name, for example
+  --models ease:lam=30,hybrid:validation_slices=1:validation_share=0.15.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from itemaffinity.data.ingest import ingest_file
+from itemaffinity.data.mapping import resolve_mapping
+from itemaffinity.evaluation.experiment import build_task, parse_models
+from itemaffinity.evaluation.runner import evaluate_model
+from itemaffinity.models.registry import create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "online_retail.parquet"
+SPLIT = dt.datetime(2011, 10, 1)
+CLASSIC = "popularity,itemknn,userknn,ease,ease:lam=30,als,bpr,rules"
+
+
+def candidate_recall(model, task) -> float:
+    """Share of the task's queries whose target is among the hybrid's candidates."""
+    hits = 0
+    for s in range(0, task.n_queries, 1000):
+        cand = model.candidates(task.queries[s:s + 1000])
+        targets = np.array([t[0] for t in task.targets[s:s + 1000]])
+        hits += int((cand == targets[:, None]).any(axis=1).sum())
+    return hits / task.n_queries
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--models", default=CLASSIC + ",hybrid")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "bench.duckdb")
+        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
+        with duckdb.connect(store, read_only=True) as con:
+            task = build_task(con, "basket-completion", SPLIT, args.queries, 0)
+    t_all = time.perf_counter()
+    print(f"task basket-completion: {task.info}")
+    print(f"{'model':<22}{'HR@10':>8}{'NDCG@10':>9}{'MRR@10':>8}{'Rec@20':>8}{'fit s':>8}{'eval s':>8}")
+    rows = []
+    for spec in parse_models(args.models):
+        model = create_model(spec.name, **spec.params)
+        r = evaluate_model(model, task)
+        rows.append((spec.label, r))
+        print(f"{spec.label:<22}{r['HR@10']:8.4f}{r['NDCG@10']:9.4f}{r['MRR@10']:8.4f}{r['Recall@20']:8.4f}"
+              f"{r['fit_s']:8.1f}{r['eval_s']:8.1f}", flush=True)
+        if spec.name == "hybrid":
+            print(f"  hybrid candidate recall: test {candidate_recall(model, task):.3f}, "
+                  f"validation {float(model.candidate_recall_):.3f}", flush=True)
+    classic = [(label, r) for label, r in rows if not label.startswith("hybrid")]
+    hybrid = [(label, r) for label, r in rows if label.startswith("hybrid")]
+    if classic and hybrid:
+        best_label, best = max(classic, key=lambda lr: lr[1]["NDCG@10"])
+        ndcg = hybrid[0][1]["NDCG@10"]
+        print(f"\nbest classic: {best_label} NDCG@10 {best['NDCG@10']:.4f}; hybrid NDCG@10 {ndcg:.4f}; "
+              f"ratio {ndcg / best['NDCG@10']:.3f} (goal ≥ 1.10)")
+    print(f"total wall time {time.perf_counter() - t_all:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
