@@ -331,11 +331,9 @@ class Hybrid(Recommender):
             log_price = stats.log_price
         qb = sp.csr_matrix(queries > 0, dtype=np.float32)
         size = np.maximum(np.diff(qb.indptr), 1).astype(np.float32)[:, None]
-        linked = cooccur.copy()
-        linked.data = np.ones_like(linked.data)
+        linked, confidence = self._link_matrices(cooccur, counts)
         n_linked = np.take_along_axis(np.asarray((qb @ linked).todense()), safe, axis=1)
         together = np.take_along_axis(np.asarray((qb @ cooccur).todense()), safe, axis=1)
-        confidence = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ cooccur, dtype=np.float32)
         conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
         cand_count = np.maximum(counts[safe], 1.0)
         pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
@@ -343,6 +341,17 @@ class Hybrid(Recommender):
                  in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age), log_price[safe],
                  np.broadcast_to(size, (q, width))]
         return np.stack(cols, axis=-1).astype(np.float32), cand
+
+    def _link_matrices(self, cooccur: sp.csr_matrix, counts: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(co-occurs 0/1, confidence P(j | i)) item × item matrices, built once per co-occurrence
+        matrix: serving and every batch of a validation fold reuse them."""
+        cached = getattr(self, "_links_cache", None)
+        if cached is None or cached[0] is not cooccur:
+            linked = cooccur.copy()
+            linked.data = np.ones_like(linked.data)
+            confidence = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ cooccur, dtype=np.float32)
+            self._links_cache = cached = (cooccur, linked, confidence)
+        return cached[1], cached[2]
 
     @property
     def _ranker(self):
