@@ -2,7 +2,8 @@
 
 Imported lazily by `itemsets.frequent_itemsets`, so importing `itemaffinity.mining` does not
 pay for numba. Compiled functions are cached on disk (`cache=True`): the first call on a
-machine compiles them (seconds), later processes load them.
+machine compiles them (seconds), later processes load them. The cache lives in the user's cache
+folder (or NUMBA_CACHE_DIR), not beside the source: its files hold absolute machine paths.
 
 Why compiled: pair counting visits every pair of frequent items inside every transaction
 (19 M visits on Online Retail at min_support 0.005). Done with scipy's sparse XᵀX plus numpy
@@ -11,8 +12,16 @@ bit tricks, the miner took ~1.3× the time of pyfim's C FP-growth; this kernel t
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import numba
 import numpy as np
 from numba import njit
+
+if not numba.config.CACHE_DIR:
+    numba.config.CACHE_DIR = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "itemaffinity"
+                                 / "numba")
 
 
 @njit(cache=True, inline="always")
