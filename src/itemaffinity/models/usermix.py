@@ -57,16 +57,27 @@ class UserMixture(Recommender):
         background = counts + 1.0
         self.background_ = (background / background.sum()).astype(np.float32)
 
+    def _derived(self) -> tuple[np.ndarray, sp.spmatrix, sp.csr_matrix]:
+        """(profile totals n_u, log-likelihood gains, smoothed-away profile probabilities), built once
+        from the fitted state and reused by every call (not saved: derivable)."""
+        cached = getattr(self, "_derived_cache", None)
+        if cached is None or cached[0] is not self.profiles_:
+            mu, prof = self.config.mu, self.profiles_
+            totals = np.asarray(prof.sum(axis=1)).ravel()
+            gain = prof.copy()
+            gain.data = np.log1p(gain.data / (mu * self.background_[gain.indices]))
+            probs = sp.csr_matrix(sp.diags(1.0 / (totals + mu)) @ prof, dtype=np.float32)
+            self._derived_cache = cached = (prof, totals, gain.T, probs)
+        return cached[1], cached[2], cached[3]
+
     def posterior(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """(q, n_users) CSR of P(u | query) over each row's `top_users` most likely customers."""
-        mu, prof = self.config.mu, self.profiles_
-        totals = np.asarray(prof.sum(axis=1)).ravel()
-        gain = prof.copy()
-        gain.data = np.log1p(gain.data / (mu * self.background_[gain.indices]))
+        mu = self.config.mu
+        totals, gain_t, _ = self._derived()
         q = sp.csr_matrix(queries > 0, dtype=np.float32)
         size = np.diff(q.indptr).astype(np.float32)
         # The Σ log(μ p_i) term is the same for every customer and cancels in the posterior.
-        ll = np.asarray((q @ gain.T).todense()) - size[:, None] * np.log(totals + mu)[None, :]
+        ll = np.asarray((q @ gain_t).todense()) - size[:, None] * np.log(totals + mu)[None, :]
         ll /= self.config.temperature
         k = min(self.config.top_users, ll.shape[1])
         top = np.argpartition(-ll, k - 1, axis=1)[:, :k] if k < ll.shape[1] else np.tile(np.arange(k), (len(ll), 1))
@@ -79,8 +90,7 @@ class UserMixture(Recommender):
 
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         mu = self.config.mu
-        totals = np.asarray(self.profiles_.sum(axis=1)).ravel()
-        profile_probs = sp.csr_matrix(sp.diags(1.0 / (totals + mu)) @ self.profiles_, dtype=np.float32)
+        totals, _, profile_probs = self._derived()
         out = np.zeros(queries.shape, dtype=np.float32)
         for s in range(0, queries.shape[0], BATCH):
             post = self.posterior(queries[s:s + BATCH])
