@@ -62,6 +62,7 @@ def prepare(path: str, n_queries: int) -> None:
                     f"{name}_texts": np.array(item_texts(task.train), dtype=str),
                     f"{name}_baskets_indptr": x.indptr, f"{name}_baskets_indices": x.indices,
                     f"{name}_baskets_shape": np.array(x.shape),
+                    f"{name}_baskets_ts": task.train.basket_ts.astype("datetime64[s]").astype(np.int64),
                     f"{name}_queries_indptr": q.indptr, f"{name}_queries_indices": q.indices,
                     f"{name}_targets": np.array([t[0] for t in task.targets]),
                     f"{name}_cold": task.candidates})
@@ -90,7 +91,8 @@ def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, c
 def run(args: argparse.Namespace) -> None:
     from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
     from itemaffinity.evaluation.experiment import parse_value
-    from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder
+    from itemaffinity.text.finetune import (FinetuneConfig, co_purchase_text_pairs, finetune_encoder,
+                                            interpolate_weights)
 
     z = np.load(args.prep)
     texts = z[f"{args.task}_texts"].tolist()
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> None:
     baskets = _csr(z, f"{args.task}_baskets", n_items)
     queries = _csr(z, f"{args.task}_queries", n_items)
     targets, cold = z[f"{args.task}_targets"], z[f"{args.task}_cold"]
+    basket_ts = z[f"{args.task}_baskets_ts"].astype("datetime64[s]")
     print(f"task {args.task}: {len(targets)} queries, {len(cold)} cold items, {baskets.shape[0]} training baskets")
     base = load_sentence_model(args.model or DEFAULT_MODEL, args.device)
 
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> None:
     pretrained = encode(base)
     hr0, nd0 = evaluate(pretrained, queries, targets, cold)
     blends = [float(b) for b in args.blend.split(",")] if args.blend else []
+    alphas = [float(a) for a in args.interpolate.split(",")] if args.interpolate else []
     print(f"{'pretrained':<60}{hr0:8.4f}{nd0:9.4f}", flush=True)
     axes = [(k, [parse_value(v) for v in vals.split(",")])
             for k, vals in (part.split("=", 1) for part in args.grid.split(";") if part)]
@@ -115,15 +119,20 @@ def run(args: argparse.Namespace) -> None:
     results = []
     for combo in itertools.product(*[vals for _, vals in axes]):
         setting = {**fixed, **dict(zip([k for k, _ in axes], combo))}
-        hrs, nds, t0 = [], [], time.perf_counter()
+        hrs, nds, t0, by_alpha, seed_vectors = [], [], time.perf_counter(), {}, []
         for seed in seeds:
             cfg = FinetuneConfig(**setting, seed=seed)
-            pairs = co_purchase_text_pairs(baskets, texts, cfg)
+            pairs = co_purchase_text_pairs(baskets, texts, cfg, basket_ts=basket_ts)
             model = finetune_encoder(base, pairs, cfg)
             tuned = encode(model)
+            seed_vectors.append(tuned)
             hr, nd = evaluate(tuned, queries, targets, cold)
             hrs.append(hr)
             nds.append(nd)
+            for a in alphas:  # weights = a·tuned + (1 − a)·pretrained (the `interpolate` setting, post hoc)
+                ahr, and_ = evaluate(encode(interpolate_weights(base, model, a)), queries, targets, cold)
+                by_alpha.setdefault(a, []).append(ahr)
+                print(f"  seed {seed} interpolate {a:.2f}: HR@10 {ahr:.4f} NDCG@10 {and_:.4f}", flush=True)
             for w in blends:  # cosine = w·cos(tuned) + (1 − w)·cos(pretrained)
                 mixed = np.hstack([np.sqrt(w) * tuned, np.sqrt(1 - w) * pretrained]).astype(np.float32)
                 bhr, bnd = evaluate(mixed, queries, targets, cold)
@@ -131,6 +140,12 @@ def run(args: argparse.Namespace) -> None:
                       flush=True)
         label = " ".join(f"{k}={v}" for k, v in setting.items()) or "defaults"
         results.append((np.mean(hrs), np.mean(nds), label))
+        if len(seed_vectors) > 1:  # cosine = the mean of the seeds' cosines
+            ens = np.hstack(seed_vectors).astype(np.float32) / np.sqrt(len(seed_vectors))
+            ehr, end = evaluate(ens, queries, targets, cold)
+            print(f"  {label} ensemble of the {len(seed_vectors)} seeds: HR@10 {ehr:.4f} NDCG@10 {end:.4f}", flush=True)
+        for a, ahrs in by_alpha.items():
+            print(f"  {label} interpolate={a}: HR@10 {np.mean(ahrs):.4f} (mean over seeds)", flush=True)
         print(f"{label:<60}{np.mean(hrs):8.4f}{np.mean(nds):9.4f}  ({len(pairs)} pairs, "
               f"HR@10 per seed {' '.join(f'{h:.4f}' for h in hrs)}, {time.perf_counter() - t0:.0f}s)", flush=True)
     if results:
@@ -153,6 +168,7 @@ def main() -> None:
     r.add_argument("--device", default=None, help="torch device (cuda, cpu)")
     r.add_argument("--model", default=None, help="encoder name or folder (default all-MiniLM-L6-v2)")
     r.add_argument("--blend", default="", help="also score w·tuned + (1−w)·pretrained cosines for these w")
+    r.add_argument("--interpolate", default="", help="also score weight interpolations a·tuned + (1−a)·pretrained")
     r.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.command == "prepare":

@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from itemaffinity.text.encoders import SentenceEncoder, load_sentence_model
-from itemaffinity.text.finetune import FinetuneConfig, _batches, co_purchase_pairs, finetune_encoder
+from itemaffinity.text.finetune import (FinetuneConfig, _batches, co_purchase_pairs, co_purchase_text_pairs,
+                                        finetune_encoder, interpolate_weights, new_item_cooccurrence)
 
 
 def _baskets(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -36,6 +37,27 @@ def test_pairs_cap_per_item() -> None:
     assert len(co_purchase_pairs(x, min_count=3, max_per_item=None)) == 5
     capped = co_purchase_pairs(x, min_count=3, max_per_item=2)
     assert len(capped) == 2 and all(0 in p for p in capped)
+
+
+def test_new_item_pairs() -> None:
+    # Items 0 and 1 are old stock (day 0). Item 2 is new on day 100 and bought with 0 for its first
+    # days, with 1 only later; item 3 is new on day 100 too, bought with 2 (not on sale before it).
+    rows = [[0, 1]] * 3 + [[0, 2, 3]] * 2 + [[1, 2]] * 3 + [[1]] * 10  # (the last baskets keep lift > 1)
+    days = [0, 0, 0, 100, 101, 200, 201, 202] + [0] * 10
+    ts = np.datetime64("2011-01-01T00:00:00") + np.array(days) * np.timedelta64(86400, "s")
+    x = _baskets(rows, 4)
+    co = new_item_cooccurrence(x, ts, new_days=30, warmup_days=60).toarray()
+    assert co[0, 2] == 2 and co[0, 3] == 2, "old item 0 with each new item in its first 30 days"
+    assert co[1, 2] == 0, "1 was bought with 2 only after 2's first 30 days"
+    assert co[2, 3] == 0 and co[3, 2] == 0, "neither was on sale before the other"
+    assert co[:, :2].sum() == 0, "items of the first days are old stock, not new"
+    texts = ["A", "B", "C", "D"]
+    cfg = FinetuneConfig(pair_source="new", min_count=2, max_per_item=None)
+    assert sorted(co_purchase_text_pairs(x, texts, cfg, basket_ts=ts)) == [("A", "C"), ("A", "D")]
+    both = co_purchase_text_pairs(x, texts, cfg.model_copy(update={"pair_source": "both"}), basket_ts=ts)
+    assert sorted(both[:2]) == [("A", "C"), ("A", "D")] and len(both) == len(set(both)), "new-item pairs first"
+    with pytest.raises(ValueError):
+        co_purchase_text_pairs(x, texts, cfg)
 
 
 def test_batches_hold_no_duplicates() -> None:
@@ -93,3 +115,20 @@ def test_finetune_is_deterministic(sentence_model) -> None:
 def test_finetune_needs_pairs(sentence_model) -> None:
     with pytest.raises(ValueError):
         finetune_encoder(sentence_model, [], TINY)
+
+
+def test_interpolated_weights_lie_between(sentence_model) -> None:
+    tuned = finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"epochs": 1}))
+    half = interpolate_weights(sentence_model, tuned, 0.5)
+    name, p0 = next((n, p) for n, p in sentence_model.named_parameters() if "encoder.layer.0" in n)
+    p1, ph = dict(tuned.named_parameters())[name], dict(half.named_parameters())[name]
+    assert not p1.equal(p0)
+    assert np.allclose(ph.detach().numpy(), (0.5 * (p0 + p1)).detach().numpy(), atol=1e-6)
+    direct = finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"epochs": 1, "interpolate": 0.5}))
+    assert np.allclose(_pair_cosines(direct), _pair_cosines(half), atol=1e-5), "the interpolate setting"
+
+
+def test_gist_loss_trains(sentence_model) -> None:
+    before = _pair_cosines(sentence_model)
+    after = _pair_cosines(finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"loss": "gist"})))
+    assert after.mean() > before.mean() + 0.02, (before.mean(), after.mean())

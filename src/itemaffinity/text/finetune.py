@@ -47,20 +47,45 @@ class FinetuneConfig(ModelConfig):
         "How pairs are ranked; count (most shared baskets first) beat npmi on the cold-start benchmark, "
         "as did few pairs per item (max_per_item 5: more items covered)."))
     max_per_item: int | None = Field(default=5, ge=1, description="At most this many pairs per item (None: no cap).")
+    pair_source: Literal["all", "new", "both"] = Field(default="all", description=(
+        "all: pairs from every basket; new: only an item in its first new_item_days on sale with the items "
+        "already on sale that were bought with it then (the cold start of the test, as the training data saw "
+        "it); both: the new-item pairs first, then the others."))
+    new_item_days: float = Field(default=30.0, gt=0, description="How long an item counts as new (pair_source).")
+    new_item_warmup_days: float = Field(default=60.0, ge=0, description=(
+        "Items first sold in the data's first days are old stock, not new: they give no new-item pairs."))
     epochs: int = Field(default=2, ge=1)
     train_batch_size: int = Field(default=64, ge=2, description="Pairs per batch (in-batch negatives).")
     learning_rate: float = Field(default=1e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     scale: float = Field(default=20.0, gt=0, description="Inverse temperature of the softmax over cosines.")
+    loss: Literal["mnrl", "gist"] = Field(default="mnrl", description=(
+        "mnrl: every other text of the batch is a negative; gist: GISTEmbed (Solatorio 2024) drops the in-batch "
+        "negatives that the starting encoder finds closer than the positive — near-identical titles (the same "
+        "bag in another colour) stop being pushed apart."))
     max_seq_length: int = Field(default=32, ge=4, description="Tokens per text (titles are short).")
     freeze_embeddings: bool = Field(
         default=True, description="Keep the token embedding matrix fixed (half the parameters; faster, forgets less).")
+    interpolate: float = Field(default=1.0, gt=0, le=1, description=(
+        "Share of the fine-tuned weights in the result, the rest the starting weights (WiSE-FT, Wortsman et "
+        "al. 2022: interpolating keeps what pretraining knew about texts the pairs never showed)."))
     seed: int = 0
+
+
+def interpolate_weights(base: "SentenceTransformer", tuned: "SentenceTransformer",
+                        alpha: float) -> "SentenceTransformer":
+    """A copy of `tuned` whose floating-point weights are alpha·tuned + (1 − alpha)·base."""
+    mixed = copy.deepcopy(tuned)
+    start = base.state_dict()
+    state = {k: (alpha * v + (1 - alpha) * start[k].to(v.device)) if v.is_floating_point() else v
+             for k, v in tuned.state_dict().items()}
+    mixed.load_state_dict(state)
+    return mixed.eval()
 
 
 def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score: str = "npmi",
                       max_pairs: int = 10_000, max_per_item: int | None = 30,
-                      usable: np.ndarray | None = None) -> np.ndarray:
+                      usable: np.ndarray | None = None, cooccur: sp.spmatrix | None = None) -> np.ndarray:
     """Item pairs bought together more often than chance, best first.
 
     Args:
@@ -72,14 +97,16 @@ def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score:
         max_per_item: skip a pair once either item already has this many (None: no cap).
         usable: optional (n_items,) bool mask; pairs touching other items are dropped (e.g. items
             without text).
+        cooccur: optional (n_items, n_items) counts to rank instead of all co-purchases (e.g.
+            `new_item_cooccurrence`); lift still uses the baskets' item counts.
 
     Returns:
-        (n_pairs, 2) int64 item-index pairs (i < j) with lift > 1, best first.
+        (n_pairs, 2) int64 item-index pairs (i < j unless `cooccur` is given) with lift > 1, best first.
     """
     x = sp.csr_matrix(basket_items > 0, dtype=np.float32)
     n = float(x.shape[0])
     counts = np.asarray(x.sum(axis=0)).ravel()
-    co = sp.triu(x.T @ x, k=1).tocoo()
+    co = (sp.triu(x.T @ x, k=1) if cooccur is None else sp.coo_matrix(cooccur)).tocoo()
     keep = co.data >= min_count
     i, j, c = co.row[keep].astype(np.int64), co.col[keep].astype(np.int64), co.data[keep].astype(np.float64)
     if usable is not None:
@@ -106,6 +133,34 @@ def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score:
     return np.stack([i[pick], j[pick]], axis=1) if len(pick) else np.zeros((0, 2), np.int64)
 
 
+def new_item_cooccurrence(basket_items: sp.csr_matrix, basket_ts: np.ndarray, *, new_days: float = 30.0,
+                          warmup_days: float = 60.0) -> sp.csr_matrix:
+    """(n_items, n_items) counts c[i, j]: baskets in item j's first `new_days` on sale that also hold
+    item i, where i was on sale before j.
+
+    These are the pairs a cold-start query asks about — known items bought with a new one — as they
+    happened inside the training data. Items first sold in the first `warmup_days` of the data are
+    not new (the log starts with old stock), and baskets without a time are not used.
+    """
+    x = sp.csr_matrix(basket_items > 0, dtype=np.float32)
+    ts = np.asarray(basket_ts, dtype="datetime64[s]")
+    ok = ~np.isnat(ts)
+    if not ok.any():
+        return sp.csr_matrix((x.shape[1], x.shape[1]), dtype=np.float32)
+    day = np.zeros(len(ts))
+    day[ok] = (ts[ok] - ts[ok].min()) / np.timedelta64(86400, "s")
+    day[~ok] = np.inf
+    coo = x.tocoo()
+    first = np.full(x.shape[1], np.inf)
+    np.minimum.at(first, coo.col, day[coo.row])
+    age = day[coo.row] - first[coo.col]
+    new = (age < new_days) & (first[coo.col] >= warmup_days)
+    xn = sp.csr_matrix((np.ones(int(new.sum()), np.float32), (coo.row[new], coo.col[new])), shape=x.shape)
+    co = (x.T @ xn).tocoo()
+    keep = first[co.row] < first[co.col]
+    return sp.csr_matrix((co.data[keep], (co.row[keep], co.col[keep])), shape=co.shape)
+
+
 def _batches(pairs: Sequence[tuple[str, str]], size: int, rng: np.random.Generator) -> list[list[int]]:
     """Shuffled batches of pair positions in which no text occurs twice; batches of one are dropped."""
     remaining = rng.permutation(len(pairs)).tolist()
@@ -129,13 +184,20 @@ def _batches(pairs: Sequence[tuple[str, str]], size: int, rng: np.random.Generat
     return out
 
 
-def _mnrl(model, scale: float):
-    """Symmetric MultipleNegativesRankingLoss (both directions, each its own softmax)."""
+def _loss(model, cfg: FinetuneConfig, start):
+    """The contrastive loss of `cfg.loss`; `start` (the model before training) guides GISTEmbed."""
     try:
         from sentence_transformers.sentence_transformer import losses
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers import losses
 
+    if cfg.loss == "gist":
+        return losses.GISTEmbedLoss(model, guide=start, temperature=1.0 / cfg.scale)
+    return _mnrl(losses, model, cfg.scale)
+
+
+def _mnrl(losses, model, scale: float):
+    """Symmetric MultipleNegativesRankingLoss (both directions, each its own softmax)."""
     try:
         return losses.MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
                                                    partition_mode="per_direction")
@@ -167,11 +229,12 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model = load_sentence_model(base, device) if isinstance(base, (str, Path)) else copy.deepcopy(base)
+    start = copy.deepcopy(model).eval() if cfg.interpolate < 1 or cfg.loss == "gist" else None
     model.max_seq_length = cfg.max_seq_length
     if cfg.freeze_embeddings:
         model[0].auto_model.get_input_embeddings().requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_fn = _mnrl(model, cfg.scale)
+    loss_fn = _loss(model, cfg, start)
     rng = np.random.default_rng(cfg.seed)
     plan = [b for _ in range(cfg.epochs) for b in _batches(pairs, cfg.train_batch_size, rng)]
     warmup = int(cfg.warmup_ratio * len(plan))
@@ -200,6 +263,8 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
             log.info("fine-tune step %d/%d: loss %.3f (%.0fs)", step + 1, len(plan), np.mean(losses[-50:]),
                      time.perf_counter() - t0)
     model.eval()
+    if cfg.interpolate < 1:
+        model = interpolate_weights(start, model, cfg.interpolate)
     log.info("fine-tuned on %d pairs, %d steps in %.1fs", len(pairs), len(plan), time.perf_counter() - t0)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -216,17 +281,34 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
     Only `data` is used, so fine-tuning on a training split sees nothing after the split.
     """
     cfg = config or FinetuneConfig()
-    pairs = co_purchase_text_pairs(data.basket_items, item_texts(data), cfg)
+    pairs = co_purchase_text_pairs(data.basket_items, item_texts(data), cfg, basket_ts=data.basket_ts)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
 
 
 def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
-                           config: FinetuneConfig | None = None) -> list[tuple[str, str]]:
+                           config: FinetuneConfig | None = None, *,
+                           basket_ts: np.ndarray | None = None) -> list[tuple[str, str]]:
     """The (text, text) positives `config` selects from the baskets: pairs of items with text,
-    the two texts different (a pair of identical titles teaches nothing)."""
+    the two texts different (a pair of identical titles teaches nothing). `basket_ts` is needed
+    for the new-item pairs (`pair_source` new or both)."""
     cfg = config or FinetuneConfig()
     usable = np.array([bool(t) for t in texts])
-    pairs = co_purchase_pairs(basket_items, min_count=cfg.min_count, score=cfg.pair_score,
-                              max_pairs=cfg.max_pairs, max_per_item=cfg.max_per_item, usable=usable)
-    return [(texts[a], texts[b]) for a, b in pairs if texts[a] != texts[b]]
+    select = dict(min_count=cfg.min_count, score=cfg.pair_score, max_pairs=cfg.max_pairs,
+                  max_per_item=cfg.max_per_item, usable=usable)
+    parts = []
+    if cfg.pair_source in ("new", "both"):
+        if basket_ts is None:
+            raise ValueError(f"pair_source={cfg.pair_source!r} needs the baskets' times")
+        fresh = new_item_cooccurrence(basket_items, basket_ts, new_days=cfg.new_item_days,
+                                      warmup_days=cfg.new_item_warmup_days)
+        parts.append(co_purchase_pairs(basket_items, cooccur=fresh, **select))
+    if cfg.pair_source in ("all", "both"):
+        parts.append(co_purchase_pairs(basket_items, **select))
+    seen, out = set(), []
+    for a, b in (p for part in parts for p in part):
+        key = (min(a, b), max(a, b))
+        if texts[a] != texts[b] and key not in seen and len(out) < cfg.max_pairs:
+            seen.add(key)
+            out.append((texts[a], texts[b]))
+    return out
