@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
         hrs, nds, t0, by_alpha, seed_vectors = [], [], time.perf_counter(), {}, []
         for seed in seeds:
             cfg = FinetuneConfig(**setting, seed=seed)
-            pairs = co_purchase_text_pairs(baskets, texts, cfg, basket_ts=basket_ts)
+            pairs = co_purchase_text_pairs(baskets, texts, cfg, basket_ts=basket_ts, vectors=pretrained)
             model = finetune_encoder(base, pairs, cfg)
             tuned = encode(model)
             seed_vectors.append(tuned)

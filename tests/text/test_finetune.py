@@ -132,3 +132,21 @@ def test_gist_loss_trains(sentence_model) -> None:
     before = _pair_cosines(sentence_model)
     after = _pair_cosines(finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"loss": "gist"})))
     assert after.mean() > before.mean() + 0.02, (before.mean(), after.mean())
+
+
+def test_hard_negatives(sentence_model) -> None:
+    texts = [a for a, _ in PAIRS] + [b for _, b in PAIRS]
+    n = len(PAIRS)
+    x = _baskets([[k, k + n] for k in range(n)] * 3, 2 * n)  # each listed pair bought together, nothing else
+    vectors = SentenceEncoder(sentence_model).encode(texts)
+    cfg = FinetuneConfig(hard_negatives=True, min_count=3, max_per_item=None, train_batch_size=4, epochs=1,
+                         warmup_ratio=0.0)
+    triples = co_purchase_text_pairs(x, texts, cfg, vectors=vectors)
+    assert len(triples) >= n - 2 and all(len(t) == 3 for t in triples)
+    for a, b, neg in triples:
+        assert neg not in (a, b) and (a, neg) not in PAIRS and (neg, a) not in PAIRS, "never bought with a"
+    before = _pair_cosines(sentence_model)
+    after = _pair_cosines(finetune_encoder(sentence_model, triples, cfg))
+    assert after.mean() > before.mean(), (before.mean(), after.mean())
+    with pytest.raises(ValueError):
+        co_purchase_text_pairs(x, texts, cfg)

@@ -66,6 +66,9 @@ class FinetuneConfig(ModelConfig):
     max_seq_length: int = Field(default=32, ge=4, description="Tokens per text (titles are short).")
     freeze_embeddings: bool = Field(
         default=True, description="Keep the token embedding matrix fixed (half the parameters; faster, forgets less).")
+    hard_negatives: bool = Field(default=False, description=(
+        "Add to each pair a hard negative: an item whose text the starting encoder finds close to the second "
+        "item's (rank 3–30) but that was never bought with the first; teaches which look-alikes do not go together."))
     interpolate: float = Field(default=1.0, gt=0, le=1, description=(
         "Share of the fine-tuned weights in the result, the rest the starting weights (WiSE-FT, Wortsman et "
         "al. 2022: interpolating keeps what pretraining knew about texts the pairs never showed)."))
@@ -168,12 +171,11 @@ def _batches(pairs: Sequence[tuple[str, str]], size: int, rng: np.random.Generat
     while remaining:
         batch, seen, rest = [], set(), []
         for pos, p in enumerate(remaining):
-            a, b = pairs[p]
-            if a in seen or b in seen:
+            if any(t in seen for t in pairs[p]):
                 rest.append(p)
                 continue
             batch.append(p)
-            seen.update((a, b))
+            seen.update(pairs[p])
             if len(batch) == size:
                 rest.extend(remaining[pos + 1:])
                 break
@@ -212,7 +214,7 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
 
     Args:
         base: the starting model (name, folder, or a loaded model, which is copied, not changed).
-        pairs: (text_a, text_b) positives.
+        pairs: (text_a, text_b) positives, or (text_a, text_b, negative text) triples.
         config: training parameters (pair-selection fields are not used here).
         output_dir: save the fine-tuned model there (sentence-transformers folder format).
         device: torch device for a model loaded by name.
@@ -250,9 +252,8 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     model.train()
     losses = []
     for step, batch in enumerate(plan):
-        a = features([pairs[p][0] for p in batch])
-        b = features([pairs[p][1] for p in batch])
-        loss = loss_fn([a, b], None)
+        columns = [features([pairs[p][c] for p in batch]) for c in range(len(pairs[batch[0]]))]
+        loss = loss_fn(columns, None)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
@@ -281,17 +282,24 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
     Only `data` is used, so fine-tuning on a training split sees nothing after the split.
     """
     cfg = config or FinetuneConfig()
-    pairs = co_purchase_text_pairs(data.basket_items, item_texts(data), cfg, basket_ts=data.basket_ts)
+    texts = item_texts(data)
+    vectors = None
+    if cfg.hard_negatives:
+        from itemaffinity.text.encoders import SentenceEncoder
+
+        vectors = SentenceEncoder(base, device=device).encode(texts)
+    pairs = co_purchase_text_pairs(data.basket_items, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
 
 
 def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
-                           config: FinetuneConfig | None = None, *,
-                           basket_ts: np.ndarray | None = None) -> list[tuple[str, str]]:
+                           config: FinetuneConfig | None = None, *, basket_ts: np.ndarray | None = None,
+                           vectors: np.ndarray | None = None) -> list[tuple[str, ...]]:
     """The (text, text) positives `config` selects from the baskets: pairs of items with text,
     the two texts different (a pair of identical titles teaches nothing). `basket_ts` is needed
-    for the new-item pairs (`pair_source` new or both)."""
+    for the new-item pairs (`pair_source` new or both); `vectors` (the starting encoder's unit
+    item vectors) for `hard_negatives`, which makes each pair a (text, text, negative text) triple."""
     cfg = config or FinetuneConfig()
     usable = np.array([bool(t) for t in texts])
     select = dict(min_count=cfg.min_count, score=cfg.pair_score, max_pairs=cfg.max_pairs,
@@ -305,10 +313,37 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
         parts.append(co_purchase_pairs(basket_items, cooccur=fresh, **select))
     if cfg.pair_source in ("all", "both"):
         parts.append(co_purchase_pairs(basket_items, **select))
-    seen, out = set(), []
+    seen, chosen = set(), []
     for a, b in (p for part in parts for p in part):
         key = (min(a, b), max(a, b))
-        if texts[a] != texts[b] and key not in seen and len(out) < cfg.max_pairs:
+        if texts[a] != texts[b] and key not in seen and len(chosen) < cfg.max_pairs:
             seen.add(key)
-            out.append((texts[a], texts[b]))
+            chosen.append((a, b))
+    if not cfg.hard_negatives:
+        return [(texts[a], texts[b]) for a, b in chosen]
+    if vectors is None:
+        raise ValueError("hard_negatives needs the starting encoder's item vectors")
+    negatives = hard_negatives(np.asarray(chosen, np.int64).reshape(-1, 2), basket_items, vectors, usable,
+                               np.random.default_rng(cfg.seed))
+    return [(texts[a], texts[b], texts[n]) for (a, b), n in zip(chosen, negatives) if n >= 0 and texts[n] != texts[b]]
+
+
+def hard_negatives(pairs: np.ndarray, basket_items: sp.csr_matrix, vectors: np.ndarray, usable: np.ndarray,
+                   rng: np.random.Generator, ranks: tuple[int, int] = (3, 30)) -> np.ndarray:
+    """For each pair (a, b), an item among b's nearest texts (`ranks`, by cosine of `vectors`) that
+    was never bought with a, chosen at random; −1 when there is none. The nearest few are skipped:
+    they are often the same product in another colour, which may well go with a after all."""
+    x = sp.csr_matrix(basket_items > 0, dtype=np.float32)
+    bought = (x.T @ x).tocsr()
+    v = np.asarray(vectors, dtype=np.float32)
+    out = np.full(len(pairs), -1, dtype=np.int64)
+    for s in range(0, len(pairs), 1024):
+        block = pairs[s:s + 1024]
+        sims = v[block[:, 1]] @ v.T
+        sims[:, ~usable] = -np.inf
+        near = np.argsort(-sims, axis=1)[:, ranks[0]:ranks[1]]
+        for r, (a, b) in enumerate(block):
+            options = [n for n in near[r] if n != a and n != b and bought[a, n] == 0]
+            if options:
+                out[s + r] = options[rng.integers(len(options))]
     return out
