@@ -46,6 +46,14 @@ FEATURES = (
     "Σ over query items of P(candidate | item)",
     "mean over query items of P(item | candidate)",
     "mean lift of the candidate with the query items",
+    "largest P(candidate | item) over the query items",
+    "largest P(item | candidate) over the query items",
+    "log(1 + largest lift over the query items)",
+    "largest Jaccard index with a query item",
+    "largest TF-IDF cosine of the texts to a query item's",
+    "largest sentence-embedding cosine of the texts to a query item's",
+    "mean TF-IDF cosine of the texts to the query items'",
+    "mean sentence-embedding cosine of the texts to the query items'",
     "components with the candidate in their top n_candidates",
     "log(1 + baskets with the candidate)",
     "log(1 + baskets with the candidate in the recent_days before the query)",
@@ -53,6 +61,7 @@ FEATURES = (
     "days since the candidate was first bought, at the query's time",
     "log(1 + price), −1 when unknown",
     "query size",
+    "mean log(1 + baskets) of the query items",
 )
 """Per-candidate features after the two per component (COMPONENT_FEATURES)."""
 
@@ -73,6 +82,10 @@ class HybridConfig(ModelConfig):
         "Share of baskets that also give a one-item query (an item → another item of the basket), as a "
         "product page asks; without them the ranker never sees one-item queries from baskets of 3+ items."))
     recent_days: float = Field(default=30.0, gt=0)
+    text_model: str | None = Field(default="all-MiniLM-L6-v2", description=(
+        "Sentence encoder (name or folder) for the text-similarity features; None, or without "
+        "sentence-transformers installed: TF-IDF similarity only."))
+    embedding_cache: str | None = Field(default=None, description="DuckDB file caching the text embeddings.")
     n_estimators: int = Field(default=1000, ge=10, description="Most boosting rounds (early stopping picks fewer).")
     learning_rate: float = Field(default=0.1, gt=0)
     num_leaves: int = Field(default=31, ge=4)
@@ -134,6 +147,40 @@ class _ItemStats:
         days = at.astype("datetime64[D]")
         d = (np.where(np.isnat(days), self.day0, days) - self.day0).astype(np.int64)
         return np.clip(np.where(np.isnat(days), n, d), 0, n)
+
+
+def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.csr_matrix, counts: np.ndarray,
+                        n: float, tfidf: sp.csr_matrix, sentence: np.ndarray, max_rows: int = 2048) -> list[np.ndarray]:
+    """(q, C) arrays, for each query and candidate, of the largest over the query's items of:
+    P(candidate | item), P(item | candidate), log(1 + lift), Jaccard, TF-IDF and sentence cosine.
+
+    A sum or mean over the query hides one strong link among many weak ones; the largest keeps it.
+    Query items are expanded to dense item rows a block at a time (at most `max_rows` rows).
+    """
+    q, width = cand.shape
+    out = [np.zeros((q, width), np.float32) for _ in range(6)]
+    ptr = queries.indptr
+    cnt = np.maximum(counts, 1.0).astype(np.float32)
+    start = 0
+    while start < q:
+        end = max(start + 1, int(np.searchsorted(ptr, ptr[start] + max_rows, side="right")) - 1)
+        end = min(end, q)
+        items = queries.indices[ptr[start]:ptr[end]]
+        sizes = np.diff(ptr[start:end + 1])
+        rows = np.flatnonzero(sizes)  # queries of the block with items
+        if len(items):
+            owner = np.repeat(np.arange(end - start), sizes)
+            c = cand[start:end][owner]  # (k, C) each query item's row of candidates
+            co = np.take_along_axis(cooccur[items].toarray(), c, axis=1)
+            ci, cc = cnt[items][:, None], cnt[c]
+            values = (co / ci, co / cc, np.log1p(co * n / ci / cc), co / (ci + cc - co),
+                      np.take_along_axis((tfidf[items] @ tfidf.T).toarray(), c, axis=1),
+                      np.take_along_axis(sentence[items] @ sentence.T, c, axis=1))
+            first = (ptr[start:end] - ptr[start])[rows]
+            for o, v in zip(out, values):
+                o[start + rows] = np.maximum.reduceat(v, first, axis=0)
+        start = end
+    return out
 
 
 class Hybrid(Recommender):
@@ -215,8 +262,13 @@ class Hybrid(Recommender):
     def _fit(self, data: InteractionData) -> None:
         import lightgbm as lgb
 
+        from itemaffinity.text.encoders import TfidfEncoder, item_texts
+
         cfg = self.config
         t0 = time.perf_counter()
+        texts = item_texts(data)
+        self.text_vectors_ = sp.csr_matrix(TfidfEncoder().fit(texts).encode(texts), dtype=np.float32)
+        self.sentence_vectors_ = self._sentence_vectors(texts)
         feats, labels, groups, n_queries = [], [], [], 0
         for fold in self._validation(data):
             comps = [c.fit(fold.sub) for c in self._components()]
@@ -270,6 +322,19 @@ class Hybrid(Recommender):
         self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
             stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
         self._booster = None
+
+    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
+        """(n_items, dim) unit sentence embeddings of the item texts; (n_items, 0) without an encoder."""
+        cfg = self.config
+        if cfg.text_model is not None:
+            try:
+                from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder
+
+                cache = EmbeddingCache(cfg.embedding_cache) if cfg.embedding_cache else None
+                return np.asarray(SentenceEncoder(cfg.text_model, cache=cache).encode(texts), dtype=np.float32)
+            except ImportError as err:
+                log.warning("hybrid: no sentence encoder (%s); text features use TF-IDF only", err)
+        return np.zeros((len(texts), 0), np.float32)
 
     # -- features and scoring -------------------------------------------------------------------
     def _item_features(self, stats: _ItemStats, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -337,9 +402,14 @@ class Hybrid(Recommender):
         conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
         cand_count = np.maximum(counts[safe], 1.0)
         pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
+        largest = _largest_over_query(qb, safe, cooccur, counts, n, self.text_vectors_, self.sentence_vectors_)
+        tfidf, sentence = self.text_vectors_, self.sentence_vectors_
+        text_mean = [np.take_along_axis(np.asarray(((qb @ tfidf) @ tfidf.T).todense()), safe, axis=1) / size,
+                     np.take_along_axis((qb @ sentence) @ sentence.T, safe, axis=1) / size]
+        query_pop = (qb @ np.log1p(counts).astype(np.float32))[:, None] / size
         cols += [n_linked / size, n_linked, conf_sum, together / cand_count / size, conf_sum * n / cand_count / size,
-                 in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age), log_price[safe],
-                 np.broadcast_to(size, (q, width))]
+                 *largest, *text_mean, in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age),
+                 log_price[safe], np.broadcast_to(size, (q, width)), np.broadcast_to(query_pop, (q, width))]
         return np.stack(cols, axis=-1).astype(np.float32), cand
 
     def _link_matrices(self, cooccur: sp.csr_matrix, counts: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
