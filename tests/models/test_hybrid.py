@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+import scipy.sparse as sp
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.synthetic import synthetic_events
+from itemaffinity.errors import InputError
 from itemaffinity.models import create_model, load_model
+from itemaffinity.models.base import query_matrix
+from itemaffinity.models.hybrid import _largest_over_query
 
 COMPONENTS = ("ease", "itemknn", "rules")
 
@@ -67,3 +73,36 @@ def test_save_load_round_trip(hybrid, tmp_path) -> None:
     a = hybrid.recommend(basket=["i001", "i020"], n=8)
     b = again.recommend(basket=["i001", "i020"], n=8)
     assert a.item_ids == b.item_ids and np.allclose(a.scores, b.scores)
+
+
+def test_old_artifact_without_text_features_is_refused(hybrid, tmp_path) -> None:
+    hybrid.save(tmp_path / "hybrid")
+    npz = tmp_path / "hybrid.npz"
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files if not k.startswith("text_vectors_")}
+    np.savez(npz, **arrays)
+    meta_file = tmp_path / "hybrid.json"
+    meta = json.loads(meta_file.read_text())
+    meta["sparse"].remove("text_vectors_")
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="older"):
+        load_model(tmp_path / "hybrid")
+
+
+def test_largest_over_query_known_answer() -> None:
+    # 4 items; baskets with each: 10, 5, 4, 2; co-purchases: 0–1 in 4, 0–2 in 1, 1–2 in 2, 2–3 in 2.
+    counts = np.array([10, 5, 4, 2], np.float32)
+    co = sp.csr_matrix(np.array([[0, 4, 1, 0], [4, 0, 2, 0], [1, 2, 0, 2], [0, 0, 2, 0]], np.float32))
+    tfidf = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    sentence = np.eye(4, dtype=np.float32)[:, :3]  # item 3 has no sentence vector
+    queries = query_matrix([np.array([0, 1]), np.array([], np.int64), np.array([3])], 4)
+    cand = np.array([[2, 3], [0, 1], [2, 0]])
+    for max_rows in (1, 2048):  # one query item per block, or all at once
+        conf, rconf, lift, jac, tf, sen = _largest_over_query(queries, cand, co, counts, 20.0, tfidf, sentence,
+                                                              max_rows=max_rows)
+        assert np.allclose(conf[0], [max(1 / 10, 2 / 5), 0]) and np.allclose(conf[2], [2 / 2, 0])
+        assert np.allclose(rconf[0], [max(1 / 4, 2 / 4), 0])
+        assert np.allclose(lift[0, 0], np.log1p(2 * 20 / (5 * 4)))
+        assert np.allclose(jac[2], [2 / (2 + 4 - 2), 0])
+        assert not conf[1].any() and not tf[1].any(), "an empty query has no links"
+        assert not tf[0].any() and not sen[2].any()

@@ -467,5 +467,10 @@ class Hybrid(Recommender):
         from itemaffinity.models.registry import load_model
 
         super()._restore(arrays, sparse_names, path)
+        if not hasattr(self, "text_vectors_"):
+            from itemaffinity.errors import InputError
+
+            raise InputError(f"{path}: a hybrid saved by an older itemaffinity (no text features); "
+                             "fit it again (itemaffinity analyze)")
         self.components_ = [load_model(path.with_name(f"{path.name}__{name}")) for name in self.config.components]
         self._booster = None
