@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import scipy.sparse as sp
+
+
+def row_blocks(indptr: np.ndarray, max_entries: int) -> Iterator[tuple[int, int]]:
+    """(start, end) ranges of consecutive CSR rows holding at most `max_entries` stored entries
+    together (a longer row is a block of its own): blockwise dense work with bounded memory."""
+    n_rows = len(indptr) - 1
+    start = 0
+    while start < n_rows:
+        end = max(start + 1, int(np.searchsorted(indptr, indptr[start] + max_entries, side="right")) - 1)
+        end = min(end, n_rows)
+        yield start, end
+        start = end
 
 
 def top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender, query_matrix, rank_top_n
 
 log = logging.getLogger(__name__)
@@ -161,10 +162,7 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
     out = [np.zeros((q, width), np.float32) for _ in range(6)]
     ptr = queries.indptr
     cnt = np.maximum(counts, 1.0).astype(np.float32)
-    start = 0
-    while start < q:
-        end = max(start + 1, int(np.searchsorted(ptr, ptr[start] + max_rows, side="right")) - 1)
-        end = min(end, q)
+    for start, end in row_blocks(ptr, max_rows):
         items = queries.indices[ptr[start]:ptr[end]]
         sizes = np.diff(ptr[start:end + 1])
         rows = np.flatnonzero(sizes)  # queries of the block with items
@@ -179,7 +177,6 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
             first = (ptr[start:end] - ptr[start])[rows]
             for o, v in zip(out, values):
                 o[start + rows] = np.maximum.reduceat(v, first, axis=0)
-        start = end
     return out
 
 

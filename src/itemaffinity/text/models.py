@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender
 from itemaffinity.text.encoders import DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder, item_texts
 from itemaffinity.text.finetune import FinetuneConfig, finetune_on_baskets
@@ -59,17 +60,12 @@ def content_scores(queries: sp.csr_matrix, vectors: np.ndarray | sp.csr_matrix,
     # max: the similarities of a block of rows' distinct query items are computed once per block.
     out = np.zeros(queries.shape, dtype=np.float32)
     ptr = queries.indptr
-    per_block = max(1, _BLOCK_ELEMENTS // max(queries.shape[1], 1))
-    start = 0
-    while start < queries.shape[0]:
-        end = max(start + 1, int(np.searchsorted(ptr, ptr[start] + per_block, side="right")) - 1)
-        end = min(end, queries.shape[0])
+    for start, end in row_blocks(ptr, max(1, _BLOCK_ELEMENTS // max(queries.shape[1], 1))):
         uniq, inv = np.unique(queries.indices[ptr[start]:ptr[end]], return_inverse=True)
         sims = _dense(vectors[uniq] @ vectors.T) if len(uniq) else None
         for r in range(start, end):
             if ptr[r + 1] > ptr[r]:
                 out[r] = sims[inv[ptr[r] - ptr[start]:ptr[r + 1] - ptr[start]]].max(axis=0)
-        start = end
     return out
 
 
