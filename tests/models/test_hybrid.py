@@ -98,8 +98,8 @@ def test_largest_over_query_known_answer() -> None:
     queries = query_matrix([np.array([0, 1]), np.array([], np.int64), np.array([3])], 4)
     cand = np.array([[2, 3], [0, 1], [2, 0]])
     for max_rows in (1, 2048):  # one query item per block, or all at once
-        conf, rconf, lift, jac, tf, sen = _largest_over_query(queries, cand, co, counts, 20.0, tfidf, sentence,
-                                                              max_rows=max_rows)
+        (conf, rconf, lift, jac, tf, sen), _ = _largest_over_query(queries, cand, co, counts, 20.0, tfidf,
+                                                                   sentence, max_rows=max_rows)
         assert np.allclose(conf[0], [max(1 / 10, 2 / 5), 0]) and np.allclose(conf[2], [2 / 2, 0])
         assert np.allclose(rconf[0], [max(1 / 4, 2 / 4), 0])
         assert np.allclose(lift[0, 0], np.log1p(2 * 20 / (5 * 4)))

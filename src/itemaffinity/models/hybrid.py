@@ -151,15 +151,18 @@ class _ItemStats:
 
 
 def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.csr_matrix, counts: np.ndarray,
-                        n: float, tfidf: sp.csr_matrix, sentence: np.ndarray, max_rows: int = 2048) -> list[np.ndarray]:
-    """(q, C) arrays, for each query and candidate, of the largest over the query's items of:
-    P(candidate | item), P(item | candidate), log(1 + lift), Jaccard, TF-IDF and sentence cosine.
+                        n: float, tfidf: sp.csr_matrix, sentence: np.ndarray,
+                        max_rows: int = 2048) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(q, C) arrays, for each query and candidate: the largest over the query's items of
+    P(candidate | item), P(item | candidate), log(1 + lift), Jaccard, TF-IDF and sentence cosine;
+    and the mean over the query's items of the TF-IDF and of the sentence cosine.
 
     A sum or mean over the query hides one strong link among many weak ones; the largest keeps it.
     Query items are expanded to dense item rows a block at a time (at most `max_rows` rows).
     """
     q, width = cand.shape
     out = [np.zeros((q, width), np.float32) for _ in range(6)]
+    means = [np.zeros((q, width), np.float32) for _ in range(2)]
     ptr = queries.indptr
     cnt = np.maximum(counts, 1.0).astype(np.float32)
     for start, end in row_blocks(ptr, max_rows):
@@ -177,7 +180,9 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
             first = (ptr[start:end] - ptr[start])[rows]
             for o, v in zip(out, values):
                 o[start + rows] = np.maximum.reduceat(v, first, axis=0)
-    return out
+            for m, v in zip(means, values[-2:]):
+                m[start + rows] = np.add.reduceat(v, first, axis=0) / sizes[rows][:, None]
+    return out, means
 
 
 class Hybrid(Recommender):
@@ -399,10 +404,8 @@ class Hybrid(Recommender):
         conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
         cand_count = np.maximum(counts[safe], 1.0)
         pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
-        largest = _largest_over_query(qb, safe, cooccur, counts, n, self.text_vectors_, self.sentence_vectors_)
-        tfidf, sentence = self.text_vectors_, self.sentence_vectors_
-        text_mean = [np.take_along_axis(np.asarray(((qb @ tfidf) @ tfidf.T).todense()), safe, axis=1) / size,
-                     np.take_along_axis((qb @ sentence) @ sentence.T, safe, axis=1) / size]
+        largest, text_mean = _largest_over_query(qb, safe, cooccur, counts, n, self.text_vectors_,
+                                                 self.sentence_vectors_)
         query_pop = (qb @ np.log1p(counts).astype(np.float32))[:, None] / size
         cols += [n_linked / size, n_linked, conf_sum, together / cand_count / size, conf_sum * n / cand_count / size,
                  *largest, *text_mean, in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age),
