@@ -84,6 +84,7 @@ def test_old_artifact_without_text_features_is_refused(hybrid, tmp_path) -> None
     meta_file = tmp_path / "hybrid.json"
     meta = json.loads(meta_file.read_text())
     meta["sparse"].remove("text_vectors_")
+    meta["artifact_version"] = 1  # what hybrids were saved with before the text features
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(InputError, match="older"):
         load_model(tmp_path / "hybrid")

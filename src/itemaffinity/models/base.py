@@ -19,9 +19,6 @@ from pydantic import BaseModel, ConfigDict
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.vocab import Vocabulary
 
-ARTIFACT_VERSION = 1
-
-
 class ModelConfig(BaseModel):
     """Base of every model's parameters: validated, immutable, no unknown keys."""
 
@@ -116,10 +113,13 @@ class Recommender:
     Class attributes:
         name: registry name.
         Config: the pydantic parameter model.
+        artifact_version: layout of the saved arrays; bumped when it changes, so that
+            `load_model` refuses an artifact saved with another layout instead of failing later.
     """
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[ModelConfig]] = ModelConfig
+    artifact_version: ClassVar[int] = 1
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         self.config = config if config is not None else self.Config(**params)
@@ -245,7 +245,7 @@ class Recommender:
                 arrays[key] = val
         np.savez(path.with_suffix(".npz"), **arrays)
         meta = {"model": self.name, "config": self.config.model_dump(), "sparse": sparse_names,
-                "artifact_version": ARTIFACT_VERSION}
+                "artifact_version": self.artifact_version}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         return path
 

@@ -188,6 +188,7 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
 class Hybrid(Recommender):
     name = "hybrid"
     Config = HybridConfig
+    artifact_version = 2  # 2: text_vectors_ and sentence_vectors_ for the text-similarity features
 
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
@@ -467,10 +468,5 @@ class Hybrid(Recommender):
         from itemaffinity.models.registry import load_model
 
         super()._restore(arrays, sparse_names, path)
-        if not hasattr(self, "text_vectors_"):
-            from itemaffinity.errors import InputError
-
-            raise InputError(f"{path}: a hybrid saved by an older itemaffinity (no text features); "
-                             "fit it again (itemaffinity analyze)")
         self.components_ = [load_model(path.with_name(f"{path.name}__{name}")) for name in self.config.components]
         self._booster = None

@@ -63,6 +63,11 @@ def load_model(path: str | Path) -> Recommender:
     path = Path(path)
     meta = json.loads(path.with_suffix(".json").read_text())
     model = create_model(meta["model"], **meta["config"])
+    saved = meta.get("artifact_version", 1)
+    if saved != model.artifact_version:
+        raise InputError(f"{path}: a {model.name} saved by an {'older' if saved < model.artifact_version else 'newer'} "
+                         f"itemaffinity (artifact version {saved}, this one reads {model.artifact_version}); "
+                         "fit it again (itemaffinity analyze)")
     with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     model._restore(arrays, meta["sparse"], path)
