@@ -166,7 +166,7 @@ def new_item_cooccurrence(basket_items: sp.csr_matrix, basket_ts: np.ndarray, *,
     return sp.csr_matrix((co.data[keep], (co.row[keep], co.col[keep])), shape=co.shape)
 
 
-def _batches(pairs: Sequence[tuple[str, str]], size: int, rng: np.random.Generator) -> list[list[int]]:
+def _batches(pairs: Sequence[tuple[str, ...]], size: int, rng: np.random.Generator) -> list[list[int]]:
     """Shuffled batches of pair positions in which no text occurs twice; batches of one are dropped."""
     remaining = rng.permutation(len(pairs)).tolist()
     out = []
@@ -189,7 +189,8 @@ def _batches(pairs: Sequence[tuple[str, str]], size: int, rng: np.random.Generat
 
 
 def _loss(model, cfg: FinetuneConfig, start):
-    """The contrastive loss of `cfg.loss`; `start` (the model before training) guides GISTEmbed."""
+    """The contrastive loss of `cfg.loss`: symmetric MultipleNegativesRankingLoss (both directions,
+    each its own softmax), or GISTEmbed guided by `start` (the model before training)."""
     try:
         from sentence_transformers.sentence_transformer import losses
     except ImportError:  # sentence-transformers < 6
@@ -197,19 +198,14 @@ def _loss(model, cfg: FinetuneConfig, start):
 
     if cfg.loss == "gist":
         return losses.GISTEmbedLoss(model, guide=start, temperature=1.0 / cfg.scale)
-    return _mnrl(losses, model, cfg.scale)
-
-
-def _mnrl(losses, model, scale: float):
-    """Symmetric MultipleNegativesRankingLoss (both directions, each its own softmax)."""
     try:
-        return losses.MultipleNegativesRankingLoss(model, scale=scale, directions=("query_to_doc", "doc_to_query"),
+        return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale, directions=("query_to_doc", "doc_to_query"),
                                                    partition_mode="per_direction")
     except TypeError:  # sentence-transformers < 6
-        return losses.MultipleNegativesSymmetricRankingLoss(model, scale=scale)
+        return losses.MultipleNegativesSymmetricRankingLoss(model, scale=cfg.scale)
 
 
-def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, str]],
+def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, ...]],
                      config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
                      device: str | None = None) -> "SentenceTransformer":
     """Fine-tune a sentence encoder so that the texts of each pair embed close together.
@@ -289,7 +285,9 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
     if cfg.hard_negatives:
         from itemaffinity.text.encoders import SentenceEncoder
 
-        vectors = SentenceEncoder(base, device=device).encode(texts)
+        if isinstance(base, (str, Path)):  # load once: the encoder mines the negatives and is then trained
+            base = load_sentence_model(base, device)
+        vectors = SentenceEncoder(base).encode(texts)
     pairs = co_purchase_text_pairs(data.basket_items, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
