@@ -33,7 +33,7 @@ from itemaffinity.models.registry import create_model
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "online_retail.parquet"
 SPLIT = dt.datetime(2011, 10, 1)
-CLASSIC = "popularity,itemknn,userknn,ease,ease:lam=30,als,bpr,rules"
+CLASSIC = "popularity,itemknn,userknn,userknn:neighbours=baskets:k=100,ease,ease:lam=30,als,bpr,rules"
 
 
 def candidate_recall(model, task) -> float:

@@ -68,8 +68,9 @@ FEATURES = (
 
 
 class HybridConfig(ModelConfig):
-    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als")
-    component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ease": {"lam": 30.0}})
+    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als", "userknn")
+    component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
+        "ease": {"lam": 30.0}, "userknn": {"neighbours": "baskets", "k": 100}})
     n_candidates: int = Field(default=50, ge=5)
     validation: Literal["latest", "random"] = Field(
         default="random", description="Hold out random slices of baskets, or the last validation_days.")
