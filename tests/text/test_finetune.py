@@ -150,3 +150,19 @@ def test_hard_negatives(sentence_model) -> None:
     assert after.mean() > before.mean(), (before.mean(), after.mean())
     with pytest.raises(ValueError):
         co_purchase_text_pairs(x, texts, cfg)
+
+
+def test_catalog_pairs() -> None:
+    # Items 0 and 1 bought together; 2 and 3 never sold (new products: text only); 4 repeats 0's title.
+    x = _baskets([[0, 1]] * 3 + [[4]] * 3, 5)
+    texts = ["red mug", "blue saucer", "tea towel", "jam jar", "red mug"]
+    cfg = FinetuneConfig(min_count=3, max_per_item=None)
+    assert co_purchase_text_pairs(x, texts, cfg) == [("red mug", "blue saucer")]
+    every = co_purchase_text_pairs(x, texts, cfg.model_copy(update={"catalog_pairs": 1.0}))
+    assert every[0] == ("red mug", "blue saucer")
+    assert sorted(every[1:]) == [(t, t) for t in sorted(set(texts))], "each distinct text once, unsold ones too"
+    half = co_purchase_text_pairs(x, texts, cfg.model_copy(update={"catalog_pairs": 0.5}))
+    assert len(half) == 1 + 2 and set(half[1:]) < set(every[1:])
+    with pytest.raises(ValueError):
+        co_purchase_text_pairs(x, texts, cfg.model_copy(update={"catalog_pairs": 0.5, "hard_negatives": True}),
+                               vectors=np.eye(5, dtype=np.float32))

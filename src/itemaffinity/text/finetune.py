@@ -71,6 +71,10 @@ class FinetuneConfig(ModelConfig):
     hard_negatives: bool = Field(default=False, description=(
         "Add to each pair a hard negative: an item whose text the starting encoder finds close to the second "
         "item's (rank 3–30) but that was never bought with the first; teaches which look-alikes do not go together."))
+    catalog_pairs: float = Field(default=0.0, ge=0, le=1, description=(
+        "Share of the catalog's distinct texts added as (text, text) pairs, every item's — also those never "
+        "sold yet. Dropout makes the two views differ (SimCSE, Gao et al. 2021): the encoder keeps the "
+        "catalog's texts, new products' included, spread apart while the co-purchase pairs pull goods together."))
     interpolate: float = Field(default=1.0, gt=0, le=1, description=(
         "Share of the fine-tuned weights in the result, the rest the starting weights (WiSE-FT, Wortsman et "
         "al. 2022: interpolating keeps what pretraining knew about texts the pairs never showed)."))
@@ -320,12 +324,22 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
             seen.add(key)
             chosen.append((a, b))
     if not cfg.hard_negatives:
-        return [(texts[a], texts[b]) for a, b in chosen]
+        return [(texts[a], texts[b]) for a, b in chosen] + _catalog_pairs(texts, cfg)
+    if cfg.catalog_pairs:
+        raise ValueError("catalog_pairs and hard_negatives do not mix (pairs and triples in one batch)")
     if vectors is None:
         raise ValueError("hard_negatives needs the starting encoder's item vectors")
     negatives = hard_negatives(np.asarray(chosen, np.int64).reshape(-1, 2), basket_items, vectors, usable,
                                np.random.default_rng(cfg.seed))
     return [(texts[a], texts[b], texts[n]) for (a, b), n in zip(chosen, negatives) if n >= 0 and texts[n] != texts[b]]
+
+
+def _catalog_pairs(texts: Sequence[str], cfg: FinetuneConfig) -> list[tuple[str, str]]:
+    """(text, text) pairs for a seeded `cfg.catalog_pairs` share of the distinct non-empty texts."""
+    distinct = sorted({t for t in texts if t})
+    n = int(round(cfg.catalog_pairs * len(distinct)))
+    pick = np.sort(np.random.default_rng(cfg.seed).choice(len(distinct), n, replace=False))
+    return [(distinct[i], distinct[i]) for i in pick]
 
 
 def hard_negatives(pairs: np.ndarray, basket_items: sp.csr_matrix, vectors: np.ndarray, usable: np.ndarray,
