@@ -107,3 +107,18 @@ def test_largest_over_query_known_answer() -> None:
         assert np.allclose(jac[2], [2 / (2 + 4 - 2), 0])
         assert not conf[1].any() and not tf[1].any(), "an empty query has no links"
         assert not tf[0].any() and not sen[2].any()
+
+
+def test_rolling_origin_folds_see_only_the_past(split) -> None:
+    data, _ = split
+    model = create_model("hybrid", components=COMPONENTS, validation="latest", validation_slices=3,
+                         validation_days=5)
+    folds = model._validation(data)
+    assert len(folds) == 3
+    ends = []
+    for fold in folds:
+        seen_until = fold.sub.basket_ts.max()
+        assert (fold.at > seen_until).all(), "every query lies after all the data its components see"
+        assert (fold.at - seen_until).max() <= np.timedelta64(5 * 86400, "s") + np.timedelta64(86400, "s")
+        ends.append(seen_until)
+    assert ends[0] > ends[1] > ends[2], "fold k holds out the k-th last window"

@@ -2,8 +2,9 @@
 
 Fit (all inside the training data, never the test split):
 1. cut validation queries out of the training data: `validation_slices` disjoint random slices
-   of the baskets (or the last `validation_days`, or each user's last item when there are no
-   baskets), each basket hiding up to `hidden_per_basket` items one at a time;
+   of the baskets (or, with validation="latest", rolling origins: the k-th last `validation_days`
+   window for each of `validation_slices` folds, the components seeing only what came before it;
+   or each user's last item when there are no baskets), each basket hiding up to `hidden_per_basket` items one at a time;
 2. for each slice, fit every component on the rest of the data — events of the held-out
    baskets are removed from the customers' histories too, so that history-based components
    cannot see the hidden item — score the slice's queries, and take the union of each
@@ -72,8 +73,9 @@ class HybridConfig(ModelConfig):
     component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         "ease": {"lam": 30.0}, "userknn": {"neighbours": "baskets", "k": 100}})
     n_candidates: int = Field(default=50, ge=5)
-    validation: Literal["latest", "random"] = Field(
-        default="random", description="Hold out random slices of baskets, or the last validation_days.")
+    validation: Literal["latest", "random"] = Field(default="random", description=(
+        "Hold out random slices of baskets, or (latest) the last validation_slices windows of validation_days, "
+        "each fold's components fitted only on what came before its window (rolling origins, as at a time split)."))
     validation_share: float = Field(default=0.2, gt=0, lt=1, description="Share of baskets in one random slice.")
     validation_slices: int = Field(default=5, ge=1, description=(
         "Disjoint random slices, each a refit of the components (at most 1 / validation_share)."))
@@ -238,13 +240,14 @@ class Hybrid(Recommender):
                 n_slices = max(int(1 / cfg.validation_share + 1e-9), 1)
                 slice_of = rng.permutation(data.n_baskets) % n_slices
                 helds = [slice_of == s for s in range(min(cfg.validation_slices, n_slices))]
-            else:
-                cut = data.basket_ts.max() - np.timedelta64(int(cfg.validation_days * 86400), "s")
-                helds = [data.basket_ts >= cut]
+            else:  # rolling origins: fold k holds out the k-th last window, the components see only before it
+                days = np.timedelta64(int(cfg.validation_days * 86400), "s")
+                cuts = [data.basket_ts.max() - (k + 1) * days for k in range(cfg.validation_slices)]
+                helds = [(data.basket_ts >= cut) & (data.basket_ts < cut + days) for cut in cuts]
             folds = []
-            for held in helds:
+            for k, held in enumerate(helds):
                 sub = self._without_baskets(data, held) if cfg.validation == "random" else \
-                    data.restrict(~held, ~(data.seq_ts >= cut))
+                    data.restrict(~(data.basket_ts >= cuts[k]), ~(data.seq_ts >= cuts[k]))
                 limit = -(-cfg.validation_queries // len(helds))
                 queries, targets, at = self._basket_queries(data, held, sub.item_baskets > 0, limit, rng)
                 if queries:
