@@ -113,7 +113,7 @@ def test_rolling_origin_folds_see_only_the_past(split) -> None:
     data, _ = split
     model = create_model("hybrid", components=COMPONENTS, validation="latest", validation_slices=3,
                          validation_days=5)
-    folds = model._validation(data)
+    folds = model._validation(data, "latest")
     assert len(folds) == 3
     ends = []
     for fold in folds:
@@ -122,3 +122,5 @@ def test_rolling_origin_folds_see_only_the_past(split) -> None:
         assert (fold.at - seen_until).max() <= np.timedelta64(5 * 86400, "s") + np.timedelta64(86400, "s")
         ends.append(seen_until)
     assert ends[0] > ends[1] > ends[2], "fold k holds out the k-th last window"
+    long_windows = model.config.model_copy(update={"validation_days": 30.0})  # 3 × 30 days > half the span
+    assert len(create_model("hybrid", **long_windows.model_dump())._validation(data, "latest")) == 1

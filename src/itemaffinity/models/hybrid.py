@@ -4,13 +4,16 @@ Fit (all inside the training data, never the test split):
 1. cut validation queries out of the training data: `validation_slices` disjoint random slices
    of the baskets (or, with validation="latest", rolling origins: the k-th last `validation_days`
    window for each of `validation_slices` folds, the components seeing only what came before it;
-   or each user's last item when there are no baskets), each basket hiding up to `hidden_per_basket` items one at a time;
+   or each user's last item when there are no baskets), each basket hiding up to
+   `hidden_per_basket` items one at a time;
 2. for each slice, fit every component on the rest of the data — events of the held-out
    baskets are removed from the customers' histories too, so that history-based components
    cannot see the hidden item — score the slice's queries, and take the union of each
    component's top `n_candidates` as candidates;
 3. learn a LightGBM LambdaRank model on per-candidate features (`FEATURES`), with label 1 for
-   the hidden item and early stopping on a held-out share of the validation queries;
+   the hidden item and early stopping on a held-out share of the validation queries — with
+   validation="both" (the default) one on the random slices and one on the rolling origins,
+   whose scores are standardised per query and averaged when serving;
 4. refit the components on all the training data.
 Items no component proposes keep a tiny popularity score, and a query with no known items falls
 back to content (if a content component is present), then popularity: every query gets an answer.
@@ -73,9 +76,11 @@ class HybridConfig(ModelConfig):
     component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         "ease": {"lam": 30.0}, "userknn": {"neighbours": "baskets", "k": 100}})
     n_candidates: int = Field(default=50, ge=5)
-    validation: Literal["latest", "random"] = Field(default="random", description=(
+    validation: Literal["both", "latest", "random"] = Field(default="both", description=(
         "Hold out random slices of baskets, or (latest) the last validation_slices windows of validation_days, "
-        "each fold's components fitted only on what came before its window (rolling origins, as at a time split)."))
+        "each fold's components fitted only on what came before its window (rolling origins, as at a time split); "
+        "both: one ranker learnt on each, their scores standardised per query and averaged (random only when "
+        "the baskets have no times)."))
     validation_share: float = Field(default=0.2, gt=0, lt=1, description="Share of baskets in one random slice.")
     validation_slices: int = Field(default=5, ge=1, description=(
         "Disjoint random slices, each a refit of the components (at most 1 / validation_share)."))
@@ -191,7 +196,7 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
 class Hybrid(Recommender):
     name = "hybrid"
     Config = HybridConfig
-    artifact_version = 2  # 2: text_vectors_ and sentence_vectors_ for the text-similarity features
+    artifact_version = 3  # 2: text_vectors_ and sentence_vectors_; 3: several rankers (booster_sizes_)
 
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
@@ -231,22 +236,32 @@ class Hybrid(Recommender):
         held_keys = data.basket_user[mine].astype(np.int64) * 10**11 + data.basket_ts[mine].astype(np.int64)
         return data.restrict(~held, ~np.isin(key, held_keys))
 
-    def _validation(self, data: InteractionData) -> list[_Fold]:
-        """Validation folds cut from `data` (see the module docstring)."""
+    def _regimes(self, data: InteractionData) -> list[str]:
+        """The validation regimes to learn a ranker on (config `validation`)."""
+        if self.config.validation != "both":
+            return [self.config.validation]
+        timed = data.n_baskets and not np.isnat(data.basket_ts).all()
+        return ["random", "latest"] if timed else ["random"]
+
+    def _validation(self, data: InteractionData, regime: str = "random") -> list[_Fold]:
+        """Validation folds cut from `data` for one regime, random or latest (see the module docstring)."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        if data.n_baskets and (cfg.validation == "random" or not np.isnat(data.basket_ts).all()):
-            if cfg.validation == "random":
+        if data.n_baskets and (regime == "random" or not np.isnat(data.basket_ts).all()):
+            if regime == "random":
                 n_slices = max(int(1 / cfg.validation_share + 1e-9), 1)
                 slice_of = rng.permutation(data.n_baskets) % n_slices
                 helds = [slice_of == s for s in range(min(cfg.validation_slices, n_slices))]
             else:  # rolling origins: fold k holds out the k-th last window, the components see only before it
                 days = np.timedelta64(int(cfg.validation_days * 86400), "s")
-                cuts = [data.basket_ts.max() - (k + 1) * days for k in range(cfg.validation_slices)]
+                # The windows take at most half of the data's time span: the earliest fold keeps history.
+                span = np.nanmax(data.basket_ts) - np.nanmin(data.basket_ts)
+                n_folds = max(1, min(cfg.validation_slices, int(span / 2 / days)))
+                cuts = [np.nanmax(data.basket_ts) - (k + 1) * days for k in range(n_folds)]
                 helds = [(data.basket_ts >= cut) & (data.basket_ts < cut + days) for cut in cuts]
             folds = []
             for k, held in enumerate(helds):
-                sub = self._without_baskets(data, held) if cfg.validation == "random" else \
+                sub = self._without_baskets(data, held) if regime == "random" else \
                     data.restrict(~(data.basket_ts >= cuts[k]), ~(data.seq_ts >= cuts[k]))
                 limit = -(-cfg.validation_queries // len(helds))
                 queries, targets, at = self._basket_queries(data, held, sub.item_baskets > 0, limit, rng)
@@ -267,17 +282,40 @@ class Hybrid(Recommender):
         return [_Fold(sub, hist, users, targets, np.full(len(users), np.datetime64("NaT"), "datetime64[s]"))]
 
     def _fit(self, data: InteractionData) -> None:
-        import lightgbm as lgb
-
         from itemaffinity.text.encoders import TfidfEncoder, item_texts
 
-        cfg = self.config
-        t0 = time.perf_counter()
         texts = item_texts(data)
         self.text_vectors_ = sp.csr_matrix(TfidfEncoder().fit(texts).encode(texts), dtype=np.float32)
         self.sentence_vectors_ = self._sentence_vectors(texts)
+        rankers, hits, n_queries = [], 0, 0
+        for regime in self._regimes(data):
+            model, regime_hits, regime_queries = self._learn_ranker(self._validation(data, regime), regime)
+            rankers.append(model)
+            hits, n_queries = hits + regime_hits, n_queries + regime_queries
+        self.candidate_recall_ = np.asarray(hits / n_queries, dtype=np.float32)
+        # The rankers' model strings, one after another; booster_sizes_ says where each ends.
+        self.booster_ = np.frombuffer("".join(rankers).encode(), dtype=np.uint8)
+        self.booster_sizes_ = np.asarray([len(m.encode()) for m in rankers], dtype=np.int64)
+        self.components_ = [c.fit(data) for c in self._components()]
+        stats = _ItemStats.of(data)
+        self.cooccur_ = stats.cooccur
+        self.item_counts_ = stats.counts
+        self.n_transactions_ = np.asarray(stats.n_transactions, dtype=np.int64)
+        self.log_price_ = stats.log_price
+        # Serving asks "now", the end of the training data: the item statistics at that time.
+        self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
+            stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
+        self._booster = None
+
+    def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:
+        """A LambdaRank model learnt on the folds' queries: (its model string, queries whose target is
+        among the candidates, queries)."""
+        import lightgbm as lgb
+
+        cfg = self.config
+        t0 = time.perf_counter()
         feats, labels, groups, n_queries = [], [], [], 0
-        for fold in self._validation(data):
+        for fold in folds:
             comps = [c.fit(fold.sub) for c in self._components()]
             stats = _ItemStats.of(fold.sub)
             for s in range(0, fold.queries.shape[0], BATCH):
@@ -314,21 +352,10 @@ class Hybrid(Recommender):
         else:
             ranker.fit(x, y, group=g)
         rounds = ranker.best_iteration_ or cfg.n_estimators
-        log.info("hybrid: %d validation queries (%.0f%% with the target among candidates), features in %.1fs; "
-                 "ranker of %d rounds in %.1fs", n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
+        log.info("hybrid, %s validation: %d queries (%.0f%% with the target among candidates), features in %.1fs; "
+                 "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
                  time.perf_counter() - t1)
-        self.candidate_recall_ = np.asarray(len(groups) / n_queries, dtype=np.float32)
-        self.booster_ = np.frombuffer(ranker.booster_.model_to_string(num_iteration=rounds).encode(), dtype=np.uint8)
-        self.components_ = [c.fit(data) for c in self._components()]
-        stats = _ItemStats.of(data)
-        self.cooccur_ = stats.cooccur
-        self.item_counts_ = stats.counts
-        self.n_transactions_ = np.asarray(stats.n_transactions, dtype=np.int64)
-        self.log_price_ = stats.log_price
-        # Serving asks "now", the end of the training data: the item statistics at that time.
-        self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
-            stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
-        self._booster = None
+        return ranker.booster_.model_to_string(num_iteration=rounds), len(groups), n_queries
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
         """(n_items, dim) unit sentence embeddings of the item texts; (n_items, 0) without an encoder."""
@@ -429,11 +456,13 @@ class Hybrid(Recommender):
         return cached[1], cached[2]
 
     @property
-    def _ranker(self):
+    def _rankers(self) -> list:
         import lightgbm as lgb
 
         if getattr(self, "_booster", None) is None:
-            self._booster = lgb.Booster(model_str=bytes(self.booster_).decode())
+            ends = np.cumsum(self.booster_sizes_)
+            raw = bytes(self.booster_)
+            self._booster = [lgb.Booster(model_str=raw[e - n:e].decode()) for e, n in zip(ends, self.booster_sizes_)]
         return self._booster
 
     def _rank(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
@@ -442,9 +471,16 @@ class Hybrid(Recommender):
         out = np.tile(1e-6 * self.popularity_.ravel() - 1e6, (q, 1)).astype(np.float32)
         valid = cand >= 0
         if valid.any():
-            pred = self._ranker.predict(f[valid])
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
-            out[rows, cand[valid]] = pred
+            preds = [r.predict(f[valid]) for r in self._rankers]
+            if len(preds) > 1:  # several rankers: standardise each one's scores per query, then average
+                n = np.bincount(rows, minlength=q)[rows]
+                for p in preds:
+                    mean = np.bincount(rows, p, minlength=q)[rows] / n
+                    sd = np.sqrt(np.bincount(rows, (p - mean) ** 2, minlength=q)[rows] / n)
+                    p -= mean
+                    p /= sd + 1e-9
+            out[rows, cand[valid]] = np.mean(preds, axis=0)
         return out
 
     def candidates(self, queries: sp.csr_matrix) -> np.ndarray:
