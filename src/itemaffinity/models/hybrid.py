@@ -236,33 +236,39 @@ class Hybrid(Recommender):
         held_keys = data.basket_user[mine].astype(np.int64) * 10**11 + data.basket_ts[mine].astype(np.int64)
         return data.restrict(~held, ~np.isin(key, held_keys))
 
+    @staticmethod
+    def _timed_baskets(data: InteractionData) -> bool:
+        """Whether the data have baskets with times (rolling origins need them)."""
+        return bool(data.n_baskets) and not np.isnat(data.basket_ts).all()
+
     def _regimes(self, data: InteractionData) -> list[str]:
         """The validation regimes to learn a ranker on (config `validation`)."""
         if self.config.validation != "both":
             return [self.config.validation]
-        timed = data.n_baskets and not np.isnat(data.basket_ts).all()
-        return ["random", "latest"] if timed else ["random"]
+        return ["random", "latest"] if self._timed_baskets(data) else ["random"]
 
     def _validation(self, data: InteractionData, regime: str = "random") -> list[_Fold]:
         """Validation folds cut from `data` for one regime, random or latest (see the module docstring)."""
         cfg = self.config
         rng = np.random.default_rng(cfg.seed)
-        if data.n_baskets and (regime == "random" or not np.isnat(data.basket_ts).all()):
-            if regime == "random":
+        if data.n_baskets and (regime == "random" or self._timed_baskets(data)):
+            ts = data.basket_ts
+            if regime == "random":  # the components see every basket but the slice's
                 n_slices = max(int(1 / cfg.validation_share + 1e-9), 1)
                 slice_of = rng.permutation(data.n_baskets) % n_slices
                 helds = [slice_of == s for s in range(min(cfg.validation_slices, n_slices))]
+                cuts = [None] * len(helds)
             else:  # rolling origins: fold k holds out the k-th last window, the components see only before it
                 days = np.timedelta64(int(cfg.validation_days * 86400), "s")
+                end = np.nanmax(ts)
                 # The windows take at most half of the data's time span: the earliest fold keeps history.
-                span = np.nanmax(data.basket_ts) - np.nanmin(data.basket_ts)
-                n_folds = max(1, min(cfg.validation_slices, int(span / 2 / days)))
-                cuts = [np.nanmax(data.basket_ts) - (k + 1) * days for k in range(n_folds)]
-                helds = [(data.basket_ts >= cut) & (data.basket_ts < cut + days) for cut in cuts]
+                n_folds = max(1, min(cfg.validation_slices, int((end - np.nanmin(ts)) / 2 / days)))
+                cuts = [end - (k + 1) * days for k in range(n_folds)]
+                helds = [(ts >= cut) & (ts < cut + days) for cut in cuts]
             folds = []
-            for k, held in enumerate(helds):
-                sub = self._without_baskets(data, held) if regime == "random" else \
-                    data.restrict(~(data.basket_ts >= cuts[k]), ~(data.seq_ts >= cuts[k]))
+            for held, cut in zip(helds, cuts):
+                sub = self._without_baskets(data, held) if cut is None else \
+                    data.restrict(~(ts >= cut), ~(data.seq_ts >= cut))
                 limit = -(-cfg.validation_queries // len(helds))
                 queries, targets, at = self._basket_queries(data, held, sub.item_baskets > 0, limit, rng)
                 if queries:
@@ -305,7 +311,7 @@ class Hybrid(Recommender):
         # Serving asks "now", the end of the training data: the item statistics at that time.
         self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
             stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
-        self._booster = None
+        self._boosters = None
 
     def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:
         """A LambdaRank model learnt on the folds' queries: (its model string, queries whose target is
@@ -459,11 +465,11 @@ class Hybrid(Recommender):
     def _rankers(self) -> list:
         import lightgbm as lgb
 
-        if getattr(self, "_booster", None) is None:
+        if getattr(self, "_boosters", None) is None:
             ends = np.cumsum(self.booster_sizes_)
             raw = bytes(self.booster_)
-            self._booster = [lgb.Booster(model_str=raw[e - n:e].decode()) for e, n in zip(ends, self.booster_sizes_)]
-        return self._booster
+            self._boosters = [lgb.Booster(model_str=raw[e - n:e].decode()) for e, n in zip(ends, self.booster_sizes_)]
+        return self._boosters
 
     def _rank(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         f, cand = self._features(self.components_, None, queries, users, None)
@@ -509,4 +515,4 @@ class Hybrid(Recommender):
 
         super()._restore(arrays, sparse_names, path)
         self.components_ = [load_model(path.with_name(f"{path.name}__{name}")) for name in self.config.components]
-        self._booster = None
+        self._boosters = None
