@@ -77,6 +77,15 @@ def _csr(z, prefix: str, n_items: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(indptr) - 1, n_items))
 
 
+def load_task(path: str, task: str) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray,
+                                              np.ndarray]:
+    """One task of a `prepare`d .npz: item texts, training baskets, queries, targets, cold items, basket times."""
+    z = np.load(path)
+    texts = z[f"{task}_texts"].tolist()
+    return (texts, _csr(z, f"{task}_baskets", len(texts)), _csr(z, f"{task}_queries", len(texts)),
+            z[f"{task}_targets"], z[f"{task}_cold"], z[f"{task}_baskets_ts"].astype("datetime64[s]"))
+
+
 def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, cold: np.ndarray) -> tuple[float, float]:
     """HR@10 and NDCG@10 of the max-cosine content ranking over the cold items."""
     from itemaffinity.evaluation.metrics import hit_rate, ndcg
@@ -94,13 +103,7 @@ def run(args: argparse.Namespace) -> None:
     from itemaffinity.text.finetune import (FinetuneConfig, co_purchase_text_pairs, finetune_encoder,
                                             interpolate_weights)
 
-    z = np.load(args.prep)
-    texts = z[f"{args.task}_texts"].tolist()
-    n_items = len(texts)
-    baskets = _csr(z, f"{args.task}_baskets", n_items)
-    queries = _csr(z, f"{args.task}_queries", n_items)
-    targets, cold = z[f"{args.task}_targets"], z[f"{args.task}_cold"]
-    basket_ts = z[f"{args.task}_baskets_ts"].astype("datetime64[s]")
+    texts, baskets, queries, targets, cold, basket_ts = load_task(args.prep, args.task)
     print(f"task {args.task}: {len(targets)} queries, {len(cold)} cold items, {baskets.shape[0]} training baskets")
     base = load_sentence_model(args.model or DEFAULT_MODEL, args.device)
 

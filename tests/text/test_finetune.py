@@ -60,6 +60,27 @@ def test_new_item_pairs() -> None:
         co_purchase_text_pairs(x, texts, cfg)
 
 
+def test_pair_window_and_direction() -> None:
+    # 0 first sold on day 0, 1 on day 10, 2 on day 100; (0, 1) bought together early, (1, 2) late.
+    rows = [[0]] + [[1]] + [[0, 1]] * 3 + [[1, 2]] * 3 + [[3]] * 10  # (the last baskets keep lift > 1)
+    days = [0, 10, 11, 12, 13, 100, 101, 102] + [100] * 10
+    ts = np.datetime64("2011-01-01T00:00:00") + np.array(days) * np.timedelta64(86400, "s")
+    x = _baskets(rows, 4)
+    texts = ["A", "B", "C", "D"]
+    cfg = FinetuneConfig(min_count=3, max_per_item=None)
+    assert sorted(co_purchase_text_pairs(x, texts, cfg)) == [("A", "B"), ("B", "C")]
+    recent = cfg.model_copy(update={"pair_days": 30.0})
+    assert co_purchase_text_pairs(x, texts, recent, basket_ts=ts) == [("B", "C")], "only the last 30 days' baskets"
+    older = cfg.model_copy(update={"direction": "older_to_newer"})
+    assert sorted(co_purchase_text_pairs(x, texts, older, basket_ts=ts)) == [("A", "B"), ("B", "C")]
+    newer = cfg.model_copy(update={"direction": "newer_to_older"})
+    assert sorted(co_purchase_text_pairs(x, texts, newer, basket_ts=ts)) == [("B", "A"), ("C", "B")]
+    both = cfg.model_copy(update={"pair_days": 30.0, "direction": "newer_to_older"})
+    assert co_purchase_text_pairs(x, texts, both, basket_ts=ts) == [("C", "B")], "first sale is over all baskets"
+    with pytest.raises(ValueError):
+        co_purchase_text_pairs(x, texts, older)
+
+
 def test_batches_hold_no_duplicates() -> None:
     pairs = [("a", "b"), ("a", "c"), ("d", "e"), ("f", "b"), ("g", "h"), ("a", "h")]
     batches = _batches(pairs, 3, np.random.default_rng(0))
@@ -126,6 +147,17 @@ def test_interpolated_weights_lie_between(sentence_model) -> None:
     assert np.allclose(ph.detach().numpy(), (0.5 * (p0 + p1)).detach().numpy(), atol=1e-6)
     direct = finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"epochs": 1, "interpolate": 0.5}))
     assert np.allclose(_pair_cosines(direct), _pair_cosines(half), atol=1e-5), "the interpolate setting"
+
+
+def test_train_layers_keeps_lower_layers(sentence_model) -> None:
+    tuned = finetune_encoder(sentence_model, PAIRS, TINY.model_copy(update={"epochs": 1, "train_layers": 1}))
+    before, after = dict(sentence_model.named_parameters()), dict(tuned.named_parameters())
+    layers = [n for n in before if ".encoder.layer." in n]
+    top = max(int(n.split(".encoder.layer.")[1].split(".")[0]) for n in layers)
+    for name in layers:
+        changed = not after[name].equal(before[name])
+        assert changed == (f".encoder.layer.{top}." in name), name
+    assert _pair_cosines(tuned).mean() > _pair_cosines(sentence_model).mean()
 
 
 def test_gist_loss_trains(sentence_model) -> None:

@@ -54,6 +54,13 @@ class FinetuneConfig(ModelConfig):
         "already on sale that were bought with it then (the cold start of the test, as the training data saw "
         "it); both: the new-item pairs first, then the others."))
     new_item_days: float = Field(default=30.0, gt=0, description="How long an item counts as new (pair_source).")
+    pair_days: float | None = Field(default=None, gt=0, description=(
+        "Pairs only from the baskets of the data's last this many days (None: every basket): the current "
+        "assortment, at the cost of fewer items covered."))
+    direction: Literal["both", "older_to_newer", "newer_to_older"] = Field(default="both", description=(
+        "both: the symmetric loss; older_to_newer: each pair's item first sold earlier is the anchor and only "
+        "anchor → positive is trained, so the negatives are later items, as the cold items of a cold-start "
+        "query are (newer_to_older: the reverse)."))
     new_item_warmup_days: float = Field(default=60.0, ge=0, description=(
         "Items first sold in the data's first days are old stock, not new: they give no new-item pairs."))
     epochs: int = Field(default=2, ge=1)
@@ -68,6 +75,8 @@ class FinetuneConfig(ModelConfig):
     max_seq_length: int = Field(default=32, ge=4, description="Tokens per text (titles are short).")
     freeze_embeddings: bool = Field(
         default=True, description="Keep the token embedding matrix fixed (half the parameters; faster, forgets less).")
+    train_layers: int | None = Field(default=None, ge=1, description=(
+        "Train only the top this many transformer layers, the lower ones fixed (None: all layers)."))
     hard_negatives: bool = Field(default=False, description=(
         "Add to each pair a hard negative: an item whose text the starting encoder finds close to the second "
         "item's (rank 3–30) but that was never bought with the first; teaches which look-alikes do not go together."))
@@ -202,11 +211,24 @@ def _loss(model, cfg: FinetuneConfig, start):
 
     if cfg.loss == "gist":
         return losses.GISTEmbedLoss(model, guide=start, temperature=1.0 / cfg.scale)
+    if cfg.direction != "both":
+        return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale)  # anchor → positive only
     try:
         return losses.MultipleNegativesRankingLoss(model, scale=cfg.scale, directions=("query_to_doc", "doc_to_query"),
                                                    partition_mode="per_direction")
     except TypeError:  # sentence-transformers < 6
         return losses.MultipleNegativesSymmetricRankingLoss(model, scale=cfg.scale)
+
+
+def _transformer_layers(model: "SentenceTransformer"):
+    """The stack of transformer blocks of the encoder: its longest ModuleList (BERT's encoder.layer,
+    DistilBERT's transformer.layer, ...), bottom first."""
+    import torch
+
+    stacks = [m for m in model[0].auto_model.modules() if isinstance(m, torch.nn.ModuleList)]
+    if not stacks:
+        raise ValueError("train_layers: no stack of transformer layers found in this encoder")
+    return max(stacks, key=len)
 
 
 def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, ...]],
@@ -237,6 +259,10 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     model.max_seq_length = cfg.max_seq_length
     if cfg.freeze_embeddings:
         model[0].auto_model.get_input_embeddings().requires_grad_(False)
+    if cfg.train_layers is not None:
+        layers = _transformer_layers(model)
+        for layer in layers[:max(len(layers) - cfg.train_layers, 0)]:
+            layer.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     loss_fn = _loss(model, cfg, start)
     rng = np.random.default_rng(cfg.seed)
@@ -302,16 +328,23 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
                            vectors: np.ndarray | None = None) -> list[tuple[str, ...]]:
     """The (text, text) positives `config` selects from the baskets: pairs of items with text,
     the two texts different (a pair of identical titles teaches nothing). `basket_ts` is needed
-    for the new-item pairs (`pair_source` new or both); `vectors` (the starting encoder's unit
-    item vectors) for `hard_negatives`, which makes each pair a (text, text, negative text) triple."""
+    for the new-item pairs (`pair_source` new or both), `pair_days` and `direction`; `vectors` (the
+    starting encoder's unit item vectors) for `hard_negatives`, which makes each pair a (text, text,
+    negative text) triple."""
     cfg = config or FinetuneConfig()
+    timed = cfg.pair_source != "all" or cfg.pair_days is not None or cfg.direction != "both"
+    if timed and basket_ts is None:
+        raise ValueError("pair_source new/both, pair_days and direction need the baskets' times")
+    first = _first_sale(basket_items, basket_ts) if cfg.direction != "both" else None  # before any window
+    if cfg.pair_days is not None:
+        ts = np.asarray(basket_ts, dtype="datetime64[s]")
+        recent = ts >= ts[~np.isnat(ts)].max() - np.timedelta64(int(cfg.pair_days * 86400), "s")
+        basket_items, basket_ts = sp.csr_matrix(basket_items)[recent], ts[recent]
     usable = np.array([bool(t) for t in texts])
     select = dict(min_count=cfg.min_count, score=cfg.pair_score, max_pairs=cfg.max_pairs,
                   max_per_item=cfg.max_per_item, usable=usable)
     parts = []
     if cfg.pair_source in ("new", "both"):
-        if basket_ts is None:
-            raise ValueError(f"pair_source={cfg.pair_source!r} needs the baskets' times")
         fresh = new_item_cooccurrence(basket_items, basket_ts, new_days=cfg.new_item_days,
                                       warmup_days=cfg.new_item_warmup_days)
         parts.append(co_purchase_pairs(basket_items, cooccur=fresh, **select))
@@ -323,6 +356,9 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
         if texts[a] != texts[b] and key not in seen and len(chosen) < cfg.max_pairs:
             seen.add(key)
             chosen.append((a, b))
+    if first is not None:
+        older_first = [(a, b) if (first[a], a) <= (first[b], b) else (b, a) for a, b in chosen]
+        chosen = older_first if cfg.direction == "older_to_newer" else [(b, a) for a, b in older_first]
     if not cfg.hard_negatives:
         return [(texts[a], texts[b]) for a, b in chosen] + _catalog_pairs(texts, cfg)
     if cfg.catalog_pairs:
@@ -332,6 +368,16 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
     negatives = hard_negatives(np.asarray(chosen, np.int64).reshape(-1, 2), basket_items, vectors, usable,
                                np.random.default_rng(cfg.seed))
     return [(texts[a], texts[b], texts[n]) for (a, b), n in zip(chosen, negatives) if n >= 0 and texts[n] != texts[b]]
+
+
+def _first_sale(basket_items: sp.csr_matrix, basket_ts: np.ndarray) -> np.ndarray:
+    """Each item's earliest basket time in seconds (inf when it has no timed basket)."""
+    ts = np.asarray(basket_ts, dtype="datetime64[s]")
+    secs = np.where(np.isnat(ts), np.inf, ts.astype(np.int64).astype(np.float64))
+    coo = sp.coo_matrix(basket_items)
+    first = np.full(basket_items.shape[1], np.inf)
+    np.minimum.at(first, coo.col, secs[coo.row])
+    return first
 
 
 def _catalog_pairs(texts: Sequence[str], cfg: FinetuneConfig) -> list[tuple[str, str]]:

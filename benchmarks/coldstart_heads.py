@@ -1,0 +1,120 @@
+"""Two behaviour-learned heads on top of the text encoders, scored on the cold-start validation task (issue #5).
+
+Both use the training baskets and the item texts only, so a cold item is still scored from its text:
+
+- inherit: a cold item takes the co-purchase profile (cosine of basket co-occurrence) of its k
+  nearest warm items by text; its score for a query is the mean profile value over the query's
+  items, blended half and half with the text score (each standardised per query).
+- demand: a ridge regression from text vectors to log(1 + sales in the first 30 days on sale) of
+  warm items predicts how well a cold item will sell; the text score (standardised per query)
+  plus beta × the standardised prediction.
+
+Each is run on the pretrained encoder and on the fine-tuned one (the defaults of
+`content-finetuned`), so the table shows whether a head helps the fine-tuned encoder more than the
+pretrained one — which is what the 1.2× goal measures. Reads the .npz of sweep_finetune.py:
+
+  python benchmarks/sweep_finetune.py prepare out/sweep.npz
+  python benchmarks/coldstart_heads.py out/sweep.npz [--seeds 0,1] [--task validation|test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_finetune import TASKS, load_task  # noqa: E402
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """Each row to mean 0, standard deviation 1."""
+    return (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
+
+
+def per_query(item_by_cold: np.ndarray, queries: sp.csr_matrix, how: str) -> np.ndarray:
+    """(q, n_cold): max or mean over each query's items of an (n_cold, n_items) matrix."""
+    out = np.zeros((queries.shape[0], item_by_cold.shape[0]))
+    for r in range(queries.shape[0]):
+        cols = item_by_cold[:, queries.indices[queries.indptr[r]:queries.indptr[r + 1]]]
+        out[r] = cols.max(1) if how == "max" else cols.mean(1)
+    return out
+
+
+def hit_rate_at_10(scores: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> float:
+    """HR@10 of (q, n_cold) scores; ties broken by item order as rank_top_n does (a stable sort)."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    return float((cold[top] == targets[:, None]).any(1).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("prep")
+    ap.add_argument("--task", choices=TASKS, default="validation")
+    ap.add_argument("--seeds", default="0", help="fine-tuning seeds; results are their mean")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    import torch
+
+    from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
+    from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    texts, baskets, queries, targets, cold, ts = load_task(args.prep, args.task)
+    n = len(texts)
+    days = (ts - ts.min()) / np.timedelta64(86400, "s")
+    counts = np.asarray(baskets.sum(0)).ravel()
+    warm = np.flatnonzero((counts > 0) & np.array([bool(t) for t in texts]))
+    co = (baskets.T @ baskets).toarray().astype(np.float64)
+    np.fill_diagonal(co, 0)
+    root = np.sqrt(np.maximum(counts, 1.0))
+    profile = co / root[:, None] / root[None, :]
+    entries = baskets.tocoo()
+    first = np.full(n, np.inf)
+    np.minimum.at(first, entries.col, days[entries.row])
+    early = np.zeros(n)
+    np.add.at(early, entries.col[days[entries.row] - first[entries.col] < 30], 1.0)
+    demand = np.log1p(early[warm])
+
+    base = load_sentence_model(DEFAULT_MODEL)
+    encoders = {"pretrained": [SentenceEncoder(base).encode(texts)]}
+    encoders["fine-tuned"] = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        cfg = FinetuneConfig(seed=seed)
+        tuned = finetune_encoder(base, co_purchase_text_pairs(baskets, texts, cfg, basket_ts=ts), cfg)
+        encoders["fine-tuned"].append(SentenceEncoder(tuned).encode(texts))
+
+    print(f"task {args.task}: {len(targets)} queries, {len(cold)} cold items; HR@10 (mean over encoders' seeds)")
+    rows: dict[str, dict[str, float]] = {}
+    for name, runs in encoders.items():
+        results: dict[str, list[float]] = {}
+        for vectors in runs:
+            v = vectors.astype(np.float64)
+            text = standardised(per_query(v[cold] @ v.T, queries, "max"))
+            near = np.argsort(-(v[cold] @ v[warm].T), axis=1)[:, :20]
+            inherited = profile[warm[near]].mean(1)  # (n_cold, n_items)
+            fit = np.linalg.solve(v[warm].T @ v[warm] + np.eye(v.shape[1]), v[warm].T @ (demand - demand.mean()))
+            prior = v[cold] @ fit
+            prior = (prior - prior.mean()) / (prior.std() + 1e-9)
+            variants = {"text (max cosine)": text,
+                        "inherit k=20, mean profile": standardised(per_query(inherited, queries, "mean")),
+                        "text + inherit (1:1)": text + standardised(per_query(inherited, queries, "mean"))}
+            variants.update({f"text + {b} x demand": text + b * prior[None, :] for b in (0.2, 0.4)})
+            for label, scores in variants.items():
+                results.setdefault(label, []).append(hit_rate_at_10(scores, targets, cold))
+        rows[name] = {label: float(np.mean(v)) for label, v in results.items()}
+    print(f"{'scoring':<32}{'pretrained':>12}{'fine-tuned':>12}{'ratio':>8}")
+    for label in rows["pretrained"]:
+        pre, ft = rows["pretrained"][label], rows["fine-tuned"][label]
+        print(f"{label:<32}{pre:12.4f}{ft:12.4f}{ft / pre:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
