@@ -47,8 +47,8 @@ class FinetuneConfig(ModelConfig):
         "How pairs are ranked; count (most shared baskets first) beat npmi on the cold-start benchmark, "
         "as did few pairs per item (more items covered)."))
     max_per_item: int | None = Field(default=3, ge=1, description=(
-        "At most this many pairs per item (None: no cap); 3, with lr 2e-4 and 2 epochs, was the best setting "
-        "on the validation cold-start task (benchmarks/sweep_finetune.py)."))
+        "At most this many pairs per item (None: no cap); 3, with 2 epochs, lr 5e-4 and only the top layer "
+        "trained, was the best setting on the validation cold-start task (benchmarks/sweep_finetune.py)."))
     pair_source: Literal["all", "new", "both"] = Field(default="all", description=(
         "all: pairs from every basket; new: only an item in its first new_item_days on sale with the items "
         "already on sale that were bought with it then (the cold start of the test, as the training data saw "
@@ -65,7 +65,7 @@ class FinetuneConfig(ModelConfig):
         "Items first sold in the data's first days are old stock, not new: they give no new-item pairs."))
     epochs: int = Field(default=2, ge=1)
     train_batch_size: int = Field(default=64, ge=2, description="Pairs per batch (in-batch negatives).")
-    learning_rate: float = Field(default=2e-4, gt=0)
+    learning_rate: float = Field(default=5e-4, gt=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     scale: float = Field(default=20.0, gt=0, description="Inverse temperature of the softmax over cosines.")
     loss: Literal["mnrl", "gist"] = Field(default="mnrl", description=(
@@ -75,8 +75,10 @@ class FinetuneConfig(ModelConfig):
     max_seq_length: int = Field(default=32, ge=4, description="Tokens per text (titles are short).")
     freeze_embeddings: bool = Field(
         default=True, description="Keep the token embedding matrix fixed (half the parameters; faster, forgets less).")
-    train_layers: int | None = Field(default=None, ge=1, description=(
-        "Train only the top this many transformer layers, the lower ones fixed (None: all layers)."))
+    train_layers: int | None = Field(default=1, ge=1, description=(
+        "Train only the top this many transformer layers, the lower ones fixed (None: all layers). The few "
+        "thousand pairs then reshape the last layer only and leave what the lower ones know of words, which "
+        "new products' titles need: 1 beat every layer trained on the validation cold-start task."))
     hard_negatives: bool = Field(default=False, description=(
         "Add to each pair a hard negative: an item whose text the starting encoder finds close to the second "
         "item's (rank 3–30) but that was never bought with the first; teaches which look-alikes do not go together."))
