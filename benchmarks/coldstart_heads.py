@@ -30,30 +30,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_finetune import TASKS, load_task  # noqa: E402
+from sweep_finetune import TASKS, evaluate_scores, load_task  # noqa: E402
 
 
 def standardised(scores: np.ndarray) -> np.ndarray:
     """Each row to mean 0, standard deviation 1."""
     return (scores - scores.mean(1, keepdims=True)) / (scores.std(1, keepdims=True) + 1e-9)
-
-
-def per_query(item_by_cold: np.ndarray, queries: sp.csr_matrix, how: str) -> np.ndarray:
-    """(q, n_cold): max or mean over each query's items of an (n_cold, n_items) matrix."""
-    out = np.zeros((queries.shape[0], item_by_cold.shape[0]))
-    for r in range(queries.shape[0]):
-        cols = item_by_cold[:, queries.indices[queries.indptr[r]:queries.indptr[r + 1]]]
-        out[r] = cols.max(1) if how == "max" else cols.mean(1)
-    return out
-
-
-def hit_rate_at_10(scores: np.ndarray, targets: np.ndarray, cold: np.ndarray) -> float:
-    """HR@10 of (q, n_cold) scores; ties broken by item order as rank_top_n does (a stable sort)."""
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-    return float((cold[top] == targets[:, None]).any(1).mean())
 
 
 def main() -> None:
@@ -66,32 +50,35 @@ def main() -> None:
     import torch
 
     from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
-    from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder
+    from itemaffinity.text.finetune import (FinetuneConfig, basket_days, co_purchase_text_pairs, finetune_encoder,
+                                            first_sale)
+    from itemaffinity.text.models import content_scores
 
     if args.threads:
         torch.set_num_threads(args.threads)
     texts, baskets, queries, targets, cold, ts = load_task(args.prep, args.task)
-    n = len(texts)
-    days = (ts - ts.min()) / np.timedelta64(86400, "s")
     counts = np.asarray(baskets.sum(0)).ravel()
     warm = np.flatnonzero((counts > 0) & np.array([bool(t) for t in texts]))
     co = (baskets.T @ baskets).toarray().astype(np.float64)
     np.fill_diagonal(co, 0)
     root = np.sqrt(np.maximum(counts, 1.0))
     profile = co / root[:, None] / root[None, :]
+    day = basket_days(ts)
     entries = baskets.tocoo()
-    first = np.full(n, np.inf)
-    np.minimum.at(first, entries.col, days[entries.row])
-    early = np.zeros(n)
-    np.add.at(early, entries.col[days[entries.row] - first[entries.col] < 30], 1.0)
-    demand = np.log1p(early[warm])
+    in_first_30 = day[entries.row] - first_sale(baskets, day)[entries.col] < 30
+    demand = np.log1p(np.bincount(entries.col[in_first_30], minlength=len(texts))[warm])
     # how often each cold item is the hidden target, standardised: known only after the fact
     oracle = np.log1p(np.bincount(np.searchsorted(cold, targets), minlength=len(cold)).astype(np.float64))
     oracle = (oracle - oracle.mean()) / oracle.std()
+    query_sizes = np.asarray(queries.sum(1))
+
+    def hr10(cold_scores: np.ndarray) -> float:
+        full = np.zeros(queries.shape, dtype=np.float32)
+        full[:, cold] = cold_scores
+        return evaluate_scores(full, queries, targets, cold)[0]
 
     base = load_sentence_model(DEFAULT_MODEL)
-    encoders = {"pretrained": [SentenceEncoder(base).encode(texts)]}
-    encoders["fine-tuned"] = []
+    encoders = {"pretrained": [SentenceEncoder(base).encode(texts)], "fine-tuned": []}
     for seed in [int(s) for s in args.seeds.split(",")]:
         cfg = FinetuneConfig(seed=seed)
         tuned = finetune_encoder(base, co_purchase_text_pairs(baskets, texts, cfg, basket_ts=ts), cfg)
@@ -103,20 +90,20 @@ def main() -> None:
         results: dict[str, list[float]] = {}
         for vectors in runs:
             v = vectors.astype(np.float64)
-            text = standardised(per_query(v[cold] @ v.T, queries, "max"))
+            text = standardised(content_scores(queries, vectors, "max")[:, cold])
             near = np.argsort(-(v[cold] @ v[warm].T), axis=1)[:, :20]
             inherited = profile[warm[near]].mean(1)  # (n_cold, n_items)
+            inherit = standardised((queries @ inherited.T) / query_sizes)  # mean over the query's items
             fit = np.linalg.solve(v[warm].T @ v[warm] + np.eye(v.shape[1]), v[warm].T @ (demand - demand.mean()))
             prior = v[cold] @ fit
             prior = (prior - prior.mean()) / (prior.std() + 1e-9)
-            variants = {"text (max cosine)": text,
-                        "inherit k=20, mean profile": standardised(per_query(inherited, queries, "mean")),
-                        "text + inherit (1:1)": text + standardised(per_query(inherited, queries, "mean"))}
+            variants = {"text (max cosine)": text, "inherit k=20, mean profile": inherit,
+                        "text + inherit (1:1)": text + inherit}
             variants.update({f"text + {b} x demand": text + b * prior[None, :] for b in (0.2, 0.4)})
             variants["text + oracle demand (a bound)"] = text + oracle[None, :]
             results.setdefault("corr(demand, oracle)", []).append(float(np.corrcoef(prior, oracle)[0, 1]))
             for label, scores in variants.items():
-                results.setdefault(label, []).append(hit_rate_at_10(scores, targets, cold))
+                results.setdefault(label, []).append(hr10(scores))
         rows[name] = {label: float(np.mean(v)) for label, v in results.items()}
     print(f"{'scoring':<32}{'pretrained':>12}{'fine-tuned':>12}{'ratio':>8}")
     for label in rows["pretrained"]:

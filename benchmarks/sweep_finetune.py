@@ -86,15 +86,22 @@ def load_task(path: str, task: str) -> tuple[list[str], sp.csr_matrix, sp.csr_ma
             z[f"{task}_targets"], z[f"{task}_cold"], z[f"{task}_baskets_ts"].astype("datetime64[s]"))
 
 
-def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, cold: np.ndarray) -> tuple[float, float]:
-    """HR@10 and NDCG@10 of the max-cosine content ranking over the cold items."""
+def evaluate_scores(scores: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray,
+                    cold: np.ndarray) -> tuple[float, float]:
+    """HR@10 and NDCG@10 of (q, n_items) scores, ranked over the cold items."""
     from itemaffinity.evaluation.metrics import hit_rate, ndcg
     from itemaffinity.models.base import rank_top_n
-    from itemaffinity.text.models import content_scores
 
-    top, _ = rank_top_n(content_scores(queries, vectors, "max"), 10, queries, cold)
+    top, _ = rank_top_n(scores, 10, queries, cold)
     t = [np.array([x]) for x in targets]
     return float(hit_rate(top, t, 10).mean()), float(ndcg(top, t, 10).mean())
+
+
+def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, cold: np.ndarray) -> tuple[float, float]:
+    """HR@10 and NDCG@10 of the max-cosine content ranking over the cold items."""
+    from itemaffinity.text.models import content_scores
+
+    return evaluate_scores(content_scores(queries, vectors, "max"), queries, targets, cold)
 
 
 def run(args: argparse.Namespace) -> None:

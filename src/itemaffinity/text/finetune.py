@@ -54,6 +54,8 @@ class FinetuneConfig(ModelConfig):
         "already on sale that were bought with it then (the cold start of the test, as the training data saw "
         "it); both: the new-item pairs first, then the others."))
     new_item_days: float = Field(default=30.0, gt=0, description="How long an item counts as new (pair_source).")
+    new_item_warmup_days: float = Field(default=60.0, ge=0, description=(
+        "Items first sold in the data's first days are old stock, not new: they give no new-item pairs."))
     pair_days: float | None = Field(default=None, gt=0, description=(
         "Pairs only from the baskets of the data's last this many days (None: every basket): the current "
         "assortment, at the cost of fewer items covered."))
@@ -61,8 +63,6 @@ class FinetuneConfig(ModelConfig):
         "both: the symmetric loss; older_to_newer: each pair's item first sold earlier is the anchor and only "
         "anchor → positive is trained, so the negatives are later items, as the cold items of a cold-start "
         "query are (newer_to_older: the reverse)."))
-    new_item_warmup_days: float = Field(default=60.0, ge=0, description=(
-        "Items first sold in the data's first days are old stock, not new: they give no new-item pairs."))
     epochs: int = Field(default=2, ge=1)
     train_batch_size: int = Field(default=64, ge=2, description="Pairs per batch (in-batch negatives).")
     learning_rate: float = Field(default=5e-4, gt=0)
@@ -153,6 +153,24 @@ def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score:
     return np.stack([i[pick], j[pick]], axis=1) if len(pick) else np.zeros((0, 2), np.int64)
 
 
+def basket_days(basket_ts: np.ndarray) -> np.ndarray:
+    """Each basket's day counted from the earliest timed basket (float; inf for a basket without a time)."""
+    ts = np.asarray(basket_ts, dtype="datetime64[s]")
+    ok = ~np.isnat(ts)
+    day = np.full(len(ts), np.inf)
+    if ok.any():
+        day[ok] = (ts[ok] - ts[ok].min()) / np.timedelta64(86400, "s")
+    return day
+
+
+def first_sale(basket_items: sp.spmatrix, day: np.ndarray) -> np.ndarray:
+    """Each item's first day on sale: the smallest `day` of its baskets (inf when it has none)."""
+    coo = sp.coo_matrix(basket_items)
+    first = np.full(basket_items.shape[1], np.inf)
+    np.minimum.at(first, coo.col, day[coo.row])
+    return first
+
+
 def new_item_cooccurrence(basket_items: sp.csr_matrix, basket_ts: np.ndarray, *, new_days: float = 30.0,
                           warmup_days: float = 60.0) -> sp.csr_matrix:
     """(n_items, n_items) counts c[i, j]: baskets in item j's first `new_days` on sale that also hold
@@ -163,16 +181,11 @@ def new_item_cooccurrence(basket_items: sp.csr_matrix, basket_ts: np.ndarray, *,
     not new (the log starts with old stock), and baskets without a time are not used.
     """
     x = sp.csr_matrix(basket_items > 0, dtype=np.float32)
-    ts = np.asarray(basket_ts, dtype="datetime64[s]")
-    ok = ~np.isnat(ts)
-    if not ok.any():
+    day = basket_days(basket_ts)
+    if np.isinf(day).all():
         return sp.csr_matrix((x.shape[1], x.shape[1]), dtype=np.float32)
-    day = np.zeros(len(ts))
-    day[ok] = (ts[ok] - ts[ok].min()) / np.timedelta64(86400, "s")
-    day[~ok] = np.inf
+    first = first_sale(x, day)
     coo = x.tocoo()
-    first = np.full(x.shape[1], np.inf)
-    np.minimum.at(first, coo.col, day[coo.row])
     age = day[coo.row] - first[coo.col]
     new = (age < new_days) & (first[coo.col] >= warmup_days)
     xn = sp.csr_matrix((np.ones(int(new.sum()), np.float32), (coo.row[new], coo.col[new])), shape=x.shape)
@@ -337,7 +350,7 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
     timed = cfg.pair_source != "all" or cfg.pair_days is not None or cfg.direction != "both"
     if timed and basket_ts is None:
         raise ValueError("pair_source new/both, pair_days and direction need the baskets' times")
-    first = _first_sale(basket_items, basket_ts) if cfg.direction != "both" else None  # before any window
+    first = first_sale(basket_items, basket_days(basket_ts)) if cfg.direction != "both" else None  # before any window
     if cfg.pair_days is not None:
         ts = np.asarray(basket_ts, dtype="datetime64[s]")
         recent = ts >= ts[~np.isnat(ts)].max() - np.timedelta64(int(cfg.pair_days * 86400), "s")
@@ -370,16 +383,6 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
     negatives = hard_negatives(np.asarray(chosen, np.int64).reshape(-1, 2), basket_items, vectors, usable,
                                np.random.default_rng(cfg.seed))
     return [(texts[a], texts[b], texts[n]) for (a, b), n in zip(chosen, negatives) if n >= 0 and texts[n] != texts[b]]
-
-
-def _first_sale(basket_items: sp.csr_matrix, basket_ts: np.ndarray) -> np.ndarray:
-    """Each item's earliest basket time in seconds (inf when it has no timed basket)."""
-    ts = np.asarray(basket_ts, dtype="datetime64[s]")
-    secs = np.where(np.isnat(ts), np.inf, ts.astype(np.int64).astype(np.float64))
-    coo = sp.coo_matrix(basket_items)
-    first = np.full(basket_items.shape[1], np.inf)
-    np.minimum.at(first, coo.col, secs[coo.row])
-    return first
 
 
 def _catalog_pairs(texts: Sequence[str], cfg: FinetuneConfig) -> list[tuple[str, str]]:
