@@ -83,7 +83,7 @@ def main() -> None:
     import torch
 
     from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
-    from itemaffinity.text.finetune import (FinetuneConfig, basket_days, co_purchase_pairs, co_purchase_text_pairs,
+    from itemaffinity.text.finetune import (FinetuneConfig, basket_days, co_purchase_item_pairs, co_purchase_text_pairs,
                                             finetune_encoder, first_sale)
     from itemaffinity.text.models import content_scores
 
@@ -104,9 +104,7 @@ def main() -> None:
     oracle = np.log1p(np.bincount(np.searchsorted(cold, targets), minlength=len(cold)).astype(np.float64))
     oracle = (oracle - oracle.mean()) / oracle.std()
     query_sizes = np.asarray(queries.sum(1))
-    usable = np.array([bool(t) for t in texts])
-    pair_index = co_purchase_pairs(baskets, min_count=3, score="count", max_pairs=20_000, max_per_item=3, usable=usable)
-    pair_index = pair_index[[texts[a] != texts[b] for a, b in pair_index]]  # as co_purchase_text_pairs
+    pair_index = co_purchase_item_pairs(baskets, texts, FinetuneConfig(), basket_ts=ts)  # the fine-tuning's pairs
 
     def hr10(cold_scores: np.ndarray) -> float:
         full = np.zeros(queries.shape, dtype=np.float32)

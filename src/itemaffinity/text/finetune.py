@@ -338,26 +338,28 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
 
 
-def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
-                           config: FinetuneConfig | None = None, *, basket_ts: np.ndarray | None = None,
-                           vectors: np.ndarray | None = None) -> list[tuple[str, ...]]:
-    """The (text, text) positives `config` selects from the baskets: pairs of items with text,
-    the two texts different (a pair of identical titles teaches nothing). `basket_ts` is needed
-    for the new-item pairs (`pair_source` new or both), `pair_days` and `direction`; `vectors` (the
-    starting encoder's unit item vectors) for `hard_negatives`, which makes each pair a (text, text,
-    negative text) triple."""
+def _recent_baskets(basket_items: sp.spmatrix, basket_ts: np.ndarray, days: float) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The baskets (and their times) of the data's last `days` days."""
+    ts = np.asarray(basket_ts, dtype="datetime64[s]")
+    recent = ts >= ts[~np.isnat(ts)].max() - np.timedelta64(int(days * 86400), "s")
+    return sp.csr_matrix(basket_items)[recent], ts[recent]
+
+
+def co_purchase_item_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
+                           config: FinetuneConfig | None = None, *, basket_ts: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2) item indices of the pairs `config` selects from the baskets, best first: both items
+    with text, the two texts different (a pair of identical titles teaches nothing); with a one-way
+    `direction`, the anchor first. `basket_ts` is needed for the new-item pairs (`pair_source` new or
+    both), `pair_days` and `direction`."""
     cfg = config or FinetuneConfig()
     timed = cfg.pair_source != "all" or cfg.pair_days is not None or cfg.direction != "both"
     if timed and basket_ts is None:
         raise ValueError("pair_source new/both, pair_days and direction need the baskets' times")
     first = first_sale(basket_items, basket_days(basket_ts)) if cfg.direction != "both" else None  # before any window
     if cfg.pair_days is not None:
-        ts = np.asarray(basket_ts, dtype="datetime64[s]")
-        recent = ts >= ts[~np.isnat(ts)].max() - np.timedelta64(int(cfg.pair_days * 86400), "s")
-        basket_items, basket_ts = sp.csr_matrix(basket_items)[recent], ts[recent]
-    usable = np.array([bool(t) for t in texts])
+        basket_items, basket_ts = _recent_baskets(basket_items, basket_ts, cfg.pair_days)
     select = dict(min_count=cfg.min_count, score=cfg.pair_score, max_pairs=cfg.max_pairs,
-                  max_per_item=cfg.max_per_item, usable=usable)
+                  max_per_item=cfg.max_per_item, usable=np.array([bool(t) for t in texts]))
     parts = []
     if cfg.pair_source in ("new", "both"):
         fresh = new_item_cooccurrence(basket_items, basket_ts, new_days=cfg.new_item_days,
@@ -374,13 +376,26 @@ def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
     if first is not None:
         older_first = [(a, b) if (first[a], a) <= (first[b], b) else (b, a) for a, b in chosen]
         chosen = older_first if cfg.direction == "older_to_newer" else [(b, a) for a, b in older_first]
+    return np.asarray(chosen, np.int64).reshape(-1, 2)
+
+
+def co_purchase_text_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
+                           config: FinetuneConfig | None = None, *, basket_ts: np.ndarray | None = None,
+                           vectors: np.ndarray | None = None) -> list[tuple[str, ...]]:
+    """The (text, text) positives of `co_purchase_item_pairs`, plus `catalog_pairs`; `vectors` (the
+    starting encoder's unit item vectors) are needed for `hard_negatives`, which makes each pair a
+    (text, text, negative text) triple."""
+    cfg = config or FinetuneConfig()
+    chosen = co_purchase_item_pairs(basket_items, texts, cfg, basket_ts=basket_ts)
     if not cfg.hard_negatives:
         return [(texts[a], texts[b]) for a, b in chosen] + _catalog_pairs(texts, cfg)
     if cfg.catalog_pairs:
         raise ValueError("catalog_pairs and hard_negatives do not mix (pairs and triples in one batch)")
     if vectors is None:
         raise ValueError("hard_negatives needs the starting encoder's item vectors")
-    negatives = hard_negatives(np.asarray(chosen, np.int64).reshape(-1, 2), basket_items, vectors, usable,
+    if cfg.pair_days is not None:  # "never bought with" within the same baskets the pairs came from
+        basket_items, _ = _recent_baskets(basket_items, basket_ts, cfg.pair_days)
+    negatives = hard_negatives(chosen, basket_items, vectors, np.array([bool(t) for t in texts]),
                                np.random.default_rng(cfg.seed))
     return [(texts[a], texts[b], texts[n]) for (a, b), n in zip(chosen, negatives) if n >= 0 and texts[n] != texts[b]]
 
