@@ -46,9 +46,12 @@ def standardised(scores: np.ndarray) -> np.ndarray:
 
 def linear_adapter(vectors: np.ndarray, pairs: np.ndarray, seed: int, *, epochs: int = 5, batch: int = 256,
                    lr: float = 1e-3, penalty: float = 0.01) -> np.ndarray:
-    """The vectors mapped by a W trained so that co-purchased items' mapped vectors are close
-    (symmetric InfoNCE, scale 20, in-batch negatives; the same item twice in a batch is not a negative)."""
+    """The vectors mapped by a W trained so that co-purchased items' mapped vectors are close: the
+    fine-tuning's symmetric in-batch loss and batching (no item twice in a batch), on fixed vectors."""
     import torch
+    import torch.nn.functional as F
+
+    from itemaffinity.text.finetune import FinetuneConfig, _batches
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -56,21 +59,18 @@ def linear_adapter(vectors: np.ndarray, pairs: np.ndarray, seed: int, *, epochs:
     eye = torch.eye(x.shape[1])
     w = torch.nn.Parameter(eye.clone())
     opt = torch.optim.Adam([w], lr=lr)
+    as_tuples = [tuple(p) for p in pairs.tolist()]
     for _ in range(epochs):
-        order = rng.permutation(len(pairs))
-        for s in range(0, len(order), batch):
-            b = pairs[order[s:s + batch]]
-            a = torch.nn.functional.normalize(x[b[:, 0]] @ w, dim=1)
-            c = torch.nn.functional.normalize(x[b[:, 1]] @ w, dim=1)
-            same = torch.tensor(b[:, 1][None, :] == b[:, 1][:, None]) & ~torch.eye(len(b), dtype=torch.bool)
-            logits = (20 * a @ c.T).masked_fill(same, -1e4)
+        for positions in _batches(as_tuples, batch, rng):
+            b = pairs[positions]
+            a, c = (F.normalize(x[b[:, k]] @ w, dim=1) for k in (0, 1))
+            logits = FinetuneConfig().scale * a @ c.T
             label = torch.arange(len(b))
-            loss = (torch.nn.functional.cross_entropy(logits, label) + torch.nn.functional.cross_entropy(logits.T, label)) / 2
+            loss = (F.cross_entropy(logits, label) + F.cross_entropy(logits.T, label)) / 2
             opt.zero_grad()
             (loss + penalty * ((w - eye) ** 2).sum()).backward()
             opt.step()
-    mapped = (x @ w).detach().numpy()
-    return (mapped / np.maximum(np.linalg.norm(mapped, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+    return F.normalize(x @ w, dim=1).detach().numpy()
 
 
 def main() -> None:
@@ -136,8 +136,7 @@ def main() -> None:
             variants.update({f"text + {b} x demand": text + b * prior[None, :] for b in (0.2, 0.4)})
             variants["text + oracle demand (a bound)"] = text + oracle[None, :]
             variants["linear adapter (max cosine)"] = content_scores(
-                queries, linear_adapter(vectors, pair_index, seed=run),
-                "max")[:, cold]
+                queries, linear_adapter(vectors, pair_index, seed=run), "max")[:, cold]
             results.setdefault("corr(demand, oracle)", []).append(float(np.corrcoef(prior, oracle)[0, 1]))
             for label, scores in variants.items():
                 results.setdefault(label, []).append(hr10(scores))
