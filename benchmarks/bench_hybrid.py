@@ -82,8 +82,9 @@ def main() -> None:
         if len(seeds) > 1:
             print(f"{spec.label + ' [mean]':<22}{'':8}{np.mean(ndcgs[spec.label]):9.4f}", flush=True)
         if spec.name == "hybrid":
-            print(f"  hybrid candidate recall: test {candidate_recall(model, tasks[0]):.3f}, "
-                  f"validation {float(model.candidate_recall_):.3f}", flush=True)
+            print(f"  hybrid candidate recall: {'validation' if args.validation else 'test'} task "
+                  f"{candidate_recall(model, tasks[0]):.3f}, the ranker's own validation queries "
+                  f"{float(model.candidate_recall_):.3f}", flush=True)
     mean = {label: float(np.mean(v)) for label, v in ndcgs.items()}
     classic = {label: v for label, v in mean.items() if not label.startswith("hybrid")}
     hybrid = [label for label in mean if label.startswith("hybrid")]
