@@ -142,3 +142,22 @@ def test_learned_and_content_components_fuse(split, tmp_path) -> None:
     again = load_model(tmp_path / "hybrid")
     a, b = model.recommend(basket=["i003"], n=5), again.recommend(basket=["i003"], n=5)
     assert a.item_ids == b.item_ids and np.allclose(a.scores, b.scores)
+
+
+def test_items_no_component_proposes_follow_category_then_popularity(split) -> None:
+    """After the candidates come the items sharing the query item's category, then the rest, each
+    group by popularity (the tail of the fallback chain content → category → popularity)."""
+    data, _ = split
+    model = create_model("hybrid", components=("ease",), n_candidates=5, validation="random", validation_slices=1,
+                         validation_share=0.3, n_estimators=20, text_model=None).fit(data)
+    query = ["i020"]  # category "other", as every item outside the planted groups
+    cand = set(model.candidates(query_matrix([model.items_.indices(query)], model.n_items_))[0].tolist()) - {-1}
+    ranking = model.items_.indices(list(model.recommend(basket=query, n=model.n_items_).item_ids))
+    assert set(ranking[:len(cand)].tolist()) == cand, "every candidate ranks before every other item"
+    rest = ranking[len(cand):]
+    same = data.categories[rest] == "other"
+    assert same.any() and (~same).any(), "both groups are present"
+    assert (np.diff(same.astype(int)) <= 0).all(), "the query's category first"
+    pop = model.popularity_.ravel()
+    for group in (rest[same], rest[~same]):
+        assert np.ptp(pop[group]) > 0 and (np.diff(pop[group]) <= 1e-6).all(), "then by popularity"

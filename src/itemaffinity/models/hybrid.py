@@ -15,8 +15,10 @@ Fit (all inside the training data, never the test split):
    validation="both" (the default) one on the random slices and one on the rolling origins,
    whose scores are standardised per query and averaged when serving;
 4. refit the components on all the training data.
-Items no component proposes keep a tiny popularity score, and a query with no known items falls
-back to content (if a content component is present), then popularity: every query gets an answer.
+Items no component proposes rank after every candidate: those sharing a category with a query item
+first, then by popularity. With a text component among the components (tfidf, content), which
+proposes look-alikes of an item nobody has bought yet, that is the fallback chain content →
+category → popularity; a query with no known items gets popularity: every query gets an answer.
 
 Features are built the same way for validation and for serving: popularity "recently" means the
 `recent_days` before the query's time — a validation basket's own timestamp, and the end of the
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 DAY = np.timedelta64(86400, "s")
 BATCH = 1000
+FALLBACK = -1e3
+"""Base score of the items no component proposes: below any ranker score, and small enough for float32
+to keep the popularity shares (0–1) and the category step (+2) added to it apart."""
 
 COMPONENT_FEATURES = ("score / query's best score", "rank in the component's top n_candidates (n+1 if absent)")
 FEATURES = (
@@ -193,10 +198,18 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
     return out, means
 
 
+def category_codes(categories: np.ndarray) -> np.ndarray:
+    """(n_items,) int32 code of each item's category (its full path), −1 when it has none."""
+    names = [c if isinstance(c, str) and c else None for c in categories]
+    code = {name: k for k, name in enumerate(sorted({n for n in names if n is not None}))}
+    return np.array([code[n] if n is not None else -1 for n in names], dtype=np.int32)
+
+
 class Hybrid(Recommender):
     name = "hybrid"
     Config = HybridConfig
-    artifact_version = 3  # 2: text_vectors_ and sentence_vectors_; 3: several rankers (booster_sizes_)
+    # 2: text_vectors_ and sentence_vectors_; 3: several rankers (booster_sizes_); 4: item_category_
+    artifact_version = 4
 
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
@@ -308,6 +321,7 @@ class Hybrid(Recommender):
         self.item_counts_ = stats.counts
         self.n_transactions_ = np.asarray(stats.n_transactions, dtype=np.int64)
         self.log_price_ = stats.log_price
+        self.item_category_ = category_codes(data.categories)
         # Serving asks "now", the end of the training data: the item statistics at that time.
         self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
             stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
@@ -474,7 +488,7 @@ class Hybrid(Recommender):
     def _rank(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         f, cand = self._features(self.components_, None, queries, users, None)
         q = f.shape[0]
-        out = np.tile(1e-6 * self.popularity_.ravel() - 1e6, (q, 1)).astype(np.float32)
+        out = self._fallback_scores(queries)
         valid = cand >= 0
         if valid.any():
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
@@ -487,6 +501,21 @@ class Hybrid(Recommender):
                     p -= mean
                     p /= sd + 1e-9
             out[rows, cand[valid]] = np.mean(preds, axis=0)
+        return out
+
+    def _fallback_scores(self, queries: sp.csr_matrix) -> np.ndarray:
+        """(q, n_items) scores of the items no component proposes: FALLBACK, + 2 for an item sharing a
+        category with one of the query's items, + its popularity share (0–1)."""
+        pop = self.popularity_.ravel()
+        out = np.tile(FALLBACK + pop / max(float(pop.max()), 1e-9), (queries.shape[0], 1)).astype(np.float32)
+        cat = self.item_category_
+        has = np.flatnonzero(cat >= 0)
+        if len(has):
+            item_cat = sp.csr_matrix((np.ones(len(has), np.float32), (has, cat[has])),
+                                     shape=(len(cat), int(cat.max()) + 1))
+            query_cats = sp.csr_matrix((sp.csr_matrix(queries > 0, dtype=np.float32) @ item_cat) > 0,
+                                       dtype=np.float32)
+            out += 2.0 * ((query_cats @ item_cat.T).toarray() > 0)
         return out
 
     def candidates(self, queries: sp.csr_matrix) -> np.ndarray:
