@@ -161,3 +161,12 @@ def test_items_no_component_proposes_follow_category_then_popularity(split) -> N
     pop = model.popularity_.ravel()
     for group in (rest[same], rest[~same]):
         assert np.ptp(pop[group]) > 0 and (np.diff(pop[group]) <= 1e-6).all(), "then by popularity"
+
+
+def test_components_from_the_command_line() -> None:
+    from itemaffinity.evaluation.experiment import parse_models
+
+    (spec,) = parse_models("hybrid:components=ease+sasrec+graph+content:learning_rate=1e+0")
+    assert spec.params == {"components": ["ease", "sasrec", "graph", "content"], "learning_rate": 1.0}
+    assert spec.label == "hybrid:components=ease+sasrec+graph+content:learning_rate=1.0"
+    assert create_model(spec.name, **spec.params).config.components == ("ease", "sasrec", "graph", "content")

@@ -32,16 +32,22 @@ class ModelSpec:
 
     @property
     def label(self) -> str:
-        return self.name + "".join(f":{k}={v}" for k, v in self.params.items())
+        def text(v: Any) -> str:
+            return "+".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+        return self.name + "".join(f":{k}={text(v)}" for k, v in self.params.items())
 
 
 def parse_value(text: str) -> Any:
-    """A command-line parameter value: int, float, true/false, none, else the string."""
+    """A command-line parameter value: int, float, true/false, none, a list `a+b+c` of those (for
+    example the hybrid's components=ease+sasrec+graph), else the string."""
     for cast in (int, float):
         try:
             return cast(text)
         except ValueError:
             pass
+    if "+" in text:
+        return [parse_value(part) for part in text.split("+")]
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
