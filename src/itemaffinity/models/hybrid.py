@@ -198,18 +198,22 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
     return out, means
 
 
-def category_codes(categories: np.ndarray) -> np.ndarray:
-    """(n_items,) int32 code of each item's category (its full path), −1 when it has none."""
+def category_matrix(categories: np.ndarray) -> sp.csr_matrix:
+    """(n_items, n_categories) 0/1 matrix of each item's category (its full path); a row of zeros
+    for an item without one."""
     names = [c if isinstance(c, str) and c else None for c in categories]
     code = {name: k for k, name in enumerate(sorted({n for n in names if n is not None}))}
-    return np.array([code[n] if n is not None else -1 for n in names], dtype=np.int32)
+    has = [i for i, n in enumerate(names) if n is not None]
+    return sp.csr_matrix((np.ones(len(has), np.float32), (has, [code[names[i]] for i in has])),
+                         shape=(len(names), len(code)))
 
 
 class Hybrid(Recommender):
     name = "hybrid"
     Config = HybridConfig
-    # 2: text_vectors_ and sentence_vectors_; 3: several rankers (booster_sizes_); 4: item_category_
-    artifact_version = 4
+    # 2: text_vectors_ and sentence_vectors_; 3: several rankers (booster_sizes_); 4: item_category_ codes;
+    # 5: item_category_ as an item × category matrix
+    artifact_version = 5
 
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
@@ -321,7 +325,7 @@ class Hybrid(Recommender):
         self.item_counts_ = stats.counts
         self.n_transactions_ = np.asarray(stats.n_transactions, dtype=np.int64)
         self.log_price_ = stats.log_price
-        self.item_category_ = category_codes(data.categories)
+        self.item_category_ = category_matrix(data.categories)
         # Serving asks "now", the end of the training data: the item statistics at that time.
         self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
             stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
@@ -508,14 +512,8 @@ class Hybrid(Recommender):
         category with one of the query's items, + its popularity share (0–1)."""
         pop = self.popularity_.ravel()
         out = np.tile(FALLBACK + pop / max(float(pop.max()), 1e-9), (queries.shape[0], 1)).astype(np.float32)
-        cat = self.item_category_
-        has = np.flatnonzero(cat >= 0)
-        if len(has):
-            item_cat = sp.csr_matrix((np.ones(len(has), np.float32), (has, cat[has])),
-                                     shape=(len(cat), int(cat.max()) + 1))
-            query_cats = sp.csr_matrix((sp.csr_matrix(queries > 0, dtype=np.float32) @ item_cat) > 0,
-                                       dtype=np.float32)
-            out += 2.0 * ((query_cats @ item_cat.T).toarray() > 0)
+        query_cats = sp.csr_matrix(queries > 0, dtype=np.float32) @ self.item_category_
+        out += 2.0 * ((query_cats @ self.item_category_.T).toarray() > 0)
         return out
 
     def candidates(self, queries: sp.csr_matrix) -> np.ndarray:
