@@ -170,3 +170,12 @@ def test_components_from_the_command_line() -> None:
     assert spec.params == {"components": ["ease", "sasrec", "graph", "content"], "learning_rate": 1.0}
     assert spec.label == "hybrid:components=ease+sasrec+graph+content:learning_rate=1.0"
     assert create_model(spec.name, **spec.params).config.components == ("ease", "sasrec", "graph", "content")
+
+
+def test_catalog_smaller_than_n_candidates() -> None:
+    events, catalog = synthetic_events(n_baskets=600, n_items=30, planted=((1, 2),), p_planted=0.5, seed=1)
+    model = create_model("hybrid", components=("ease",), validation="random", validation_slices=1,
+                         validation_share=0.3, n_estimators=10, text_model=None)
+    assert model.config.n_candidates > 30
+    recs = model.fit(InteractionData.from_tables(events, catalog)).recommend(basket=["i001"], n=5)
+    assert len(recs) == 5 and "i002" in recs.item_ids

@@ -413,7 +413,7 @@ class Hybrid(Recommender):
         `stats` and `at` are the training statistics and the queries' times during validation;
         None when serving, which uses the statistics stored at the end of fit.
         """
-        k = self.config.n_candidates
+        k = min(self.config.n_candidates, queries.shape[1])  # a catalog smaller than n_candidates
         q = queries.shape[0]
         scores, tops = [], []
         for comp in comps:
