@@ -59,12 +59,13 @@ def linear_adapter(vectors: np.ndarray, pairs: np.ndarray, seed: int, *, epochs:
     eye = torch.eye(x.shape[1])
     w = torch.nn.Parameter(eye.clone())
     opt = torch.optim.Adam([w], lr=lr)
+    scale = FinetuneConfig().scale
     as_tuples = [tuple(p) for p in pairs.tolist()]
     for _ in range(epochs):
         for positions in _batches(as_tuples, batch, rng):
             b = pairs[positions]
             a, c = (F.normalize(x[b[:, k]] @ w, dim=1) for k in (0, 1))
-            logits = FinetuneConfig().scale * a @ c.T
+            logits = scale * a @ c.T
             label = torch.arange(len(b))
             loss = (F.cross_entropy(logits, label) + F.cross_entropy(logits.T, label)) / 2
             opt.zero_grad()
