@@ -478,3 +478,30 @@ def test_ingest_leaves_no_temporary_files(tmp_path, cli):
                "--store", tmp_path / "s.duckdb", env={"TMPDIR": str(temp)})
     assert proc.returncode == 0, proc.stderr
     assert list(temp.iterdir()) == []
+
+
+def test_ids_differing_only_in_case_are_noted_or_merged(tmp_path, cli, query):
+    src = tmp_path / "case.csv"
+    src.write_text("order,sku,customer,when,qty\n"
+                   "o1,85123A,c1,2024-01-01 10:00:00,1\n"
+                   "o1,B,c1,2024-01-01 10:00:00,1\n"
+                   "o2,85123a,c2,2024-01-02 10:00:00,1\n"
+                   "o3,POST,c3,2024-01-03 10:00:00,1\n")
+    kept = cli("ingest", src, *COLS, "--store", tmp_path / "kept.duckdb")
+    assert kept.returncode == 0, kept.stderr
+    assert ("note: item ids that differ only in letter case: 1 groups (e.g. 85123A / 85123a), kept as separate "
+            "items; --item-id-case upper merges them") in kept.stdout
+
+    retail = tmp_path / "retail.csv"
+    retail.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+                      "o1,85123A,HEART,1,2024-01-01 10:00:00,2.5,c1\n"
+                      "o1,22423,CAKESTAND,1,2024-01-01 10:00:00,1.0,c1\n"
+                      "o2,85123a,HEART,1,2024-01-02 10:00:00,2.5,c2\n"
+                      "o3,POST,POSTAGE,1,2024-01-03 10:00:00,18.0,c3\n")
+    lower = cli("ingest", retail, "--preset", "online-retail", "--item-id-case", "lower",
+                "--store", tmp_path / "store.duckdb", "--json")
+    assert lower.returncode == 0, lower.stderr
+    payload = json.loads(lower.stdout)
+    assert payload["rejected"] == {"non_product_code": 1}  # the preset's POST, though ids are now lower case
+    assert payload["files"][0]["case_twins"] == []
+    assert query("SELECT item_id, count(*) FROM events GROUP BY 1 ORDER BY 1") == [("22423", 1), ("85123a", 2)]

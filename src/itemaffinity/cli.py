@@ -88,6 +88,9 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoding", help="Text encoding (detected when omitted)."),
         click.option("--sheet", help="Excel sheet name (first sheet when omitted)."),
         click.option("--timestamp-format", help="strptime format of the timestamp column."),
+        click.option("--item-id-case", type=click.Choice(["keep", "upper", "lower"]), default=None,
+                     help="upper / lower: item ids that differ only in letter case become one item "
+                          "(default: the preset's, else keep)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -103,12 +106,12 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(fn)
 
 
-def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format):
+def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case):
     from itemaffinity.data.mapping import resolve_mapping
 
     return resolve_mapping(preset, map_file, list(cols), list(catalog_cols),
                            {"delimiter": delimiter, "encoding": encoding, "sheet": sheet,
-                            "timestamp_format": timestamp_format})
+                            "timestamp_format": timestamp_format, "item_id_case": item_id_case})
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:
@@ -139,6 +142,10 @@ def print_ingest(payload: dict[str, Any]) -> None:
                f"rejected: {sum(payload['rejected'].values()):,}")
     for reason, n in payload["rejected"].items():
         click.echo(f"  {reason:<26} {n:>10,}")
+    twins = payload["files"][-1]["case_twins"] if payload["files"] else []
+    if twins:
+        click.echo(f"note: item ids that differ only in letter case: {len(twins):,} groups "
+                   f"(e.g. {' / '.join(twins[0])}), kept as separate items; --item-id-case upper merges them")
     click.echo(f"store: {payload['store']}")
 
 

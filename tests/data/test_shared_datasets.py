@@ -120,6 +120,31 @@ def test_online_retail_as_csv_reads_the_same_events(or_file, or_store, ingest, t
     assert diff == 0 and titles == 0
 
 
+def test_online_retail_ids_differing_only_in_case_are_counted_then_merged(or_file, or_store, ingest,
+                                                                          tmp_path):
+    """85123A and 85123a are one product sold under two spellings: the default keeps them apart and says
+    so; item_id_case=upper makes them one item and rejects exactly the same rows."""
+    store, kept = or_store
+    with duckdb.connect(str(store), read_only=True) as con:
+        twins = sorted(g for (g,) in con.execute(
+            "SELECT list(DISTINCT item_id ORDER BY item_id) FROM events GROUP BY upper(item_id) "
+            "HAVING count(DISTINCT item_id) > 1").fetchall())
+    assert ["85123A", "85123a"] in kept.case_twins
+    assert sorted(kept.case_twins) == twins and len(twins) > 100
+
+    merged = ingest(or_file, preset="online-retail", item_id_case="upper", store=tmp_path / "upper.duckdb")
+    assert (merged.accepted, merged.rejected, merged.case_twins) == (kept.accepted, kept.rejected, [])
+    with duckdb.connect(str(tmp_path / "upper.duckdb"), read_only=True) as con:
+        heart = con.execute("SELECT count(*) FROM events WHERE item_id = '85123A'").fetchone()[0]
+        items = con.execute("SELECT count(DISTINCT item_id) FROM events").fetchone()[0]
+        lower_ids = con.execute("SELECT count(*) FROM events WHERE item_id <> upper(item_id)").fetchone()[0]
+    with duckdb.connect(str(store), read_only=True) as con:
+        heart_kept = con.execute("SELECT count(*) FROM events WHERE upper(item_id) = '85123A'").fetchone()[0]
+        items_kept = con.execute("SELECT count(DISTINCT item_id) FROM events").fetchone()[0]
+    assert heart == heart_kept and lower_ids == 0
+    assert items == items_kept - sum(len(g) - 1 for g in twins)
+
+
 # ---------------------------------------------------------------- sequences
 
 def _parquet_sequences(path: str) -> dict[str, list[str]]:

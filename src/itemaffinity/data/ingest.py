@@ -47,6 +47,8 @@ class IngestResult:
     skipped: str | None = None
     seconds: float = 0.0
     catalog_rejected: dict[str, int] = field(default_factory=dict)
+    case_twins: list[list[str]] = field(default_factory=list)
+    """Groups of the store's item ids that differ only in letter case (kept apart: item_id_case keep)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,10 +198,13 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
         con.execute("INSERT INTO store.runs VALUES (?, 'ingest', ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
                     [run_id, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
                      source.rows_read, accepted, json.dumps(rejected), catalog_rows])
+        twins = [] if prep.mapping.item_id_case != "keep" else [sorted(g) for (g,) in con.execute(
+            "SELECT list(DISTINCT item_id) FROM store.events GROUP BY lower(item_id) "
+            "HAVING count(DISTINCT item_id) > 1 ORDER BY min(item_id)").fetchall()]
         _crash_point("before_commit")
         con.execute("COMMIT")
         result = IngestResult(path, source.rows_read, accepted, rejected, catalog_rows, run_id,
-                              seconds=elapsed(), catalog_rejected=catalog_rejected)
+                              seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins)
         log.info("ingested %s: %d rows, %d accepted in %.2fs", path, result.rows_read, accepted, result.seconds)
         return result
     except StoreVersionError as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -64,6 +64,9 @@ class Mapping(_Strict):
     return_basket_prefix: str | None = None
     non_product_codes: list[str] = Field(default_factory=list)
     non_product_pattern: str | None = None
+    item_id_case: Literal["keep", "upper", "lower"] = Field(default="keep", description=(
+        "keep: item ids as given; upper / lower: ids that differ only in letter case (Online Retail's 85123A and "
+        "85123a, one product) become one item. Ingest counts such ids when they are kept apart."))
     timestamp_format: str | None = None
     delimiter: str | None = None
     encoding: str | None = None

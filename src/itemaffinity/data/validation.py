@@ -139,6 +139,11 @@ def _event_map_table(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
     con.executemany("INSERT INTO _event_map VALUES (?, ?)", list(pairs.items()))
 
 
+def item_id_expr(expr: str, mapping: Mapping) -> str:
+    """The item id as the mapping's `item_id_case` asks (ids that differ only in case become one)."""
+    return {"keep": expr, "upper": f"upper({expr})", "lower": f"lower({expr})"}[mapping.item_id_case]
+
+
 def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mapping,
                  known_items_table: str | None = None) -> str:
     """Create temp table `staged` with canonical columns, `event_key` and `reason` for each row.
@@ -158,7 +163,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     types = column_types(con, t)
     src_cols = source.columns
     sel = {
-        "item_id": _id_expr(cols["item_id"]),
+        "item_id": item_id_expr(_id_expr(cols["item_id"]), mapping),
         "user_id": _id_expr(cols["user_id"]) if "user_id" in cols else "NULL::VARCHAR",
         "basket_id": _id_expr(cols["basket_id"]) if "basket_id" in cols else "NULL::VARCHAR",
     }
@@ -198,10 +203,12 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
                       f"THEN 'return' ELSE {event_expr} END")
     np_terms = []
     if mapping.non_product_codes:
-        codes = ", ".join(_sql_str(c) for c in mapping.non_product_codes)
+        cased = {"keep": str, "upper": str.upper, "lower": str.lower}[mapping.item_id_case]
+        codes = ", ".join(_sql_str(cased(c)) for c in dict.fromkeys(mapping.non_product_codes))
         np_terms.append(f"item_id IN ({codes})")
     if mapping.non_product_pattern:
-        np_terms.append(f"regexp_full_match(item_id, {_sql_str(mapping.non_product_pattern)})")
+        flags = ", 'i'" if mapping.item_id_case != "keep" else ""  # the pattern was written for the ids as given
+        np_terms.append(f"regexp_full_match(item_id, {_sql_str(mapping.non_product_pattern)}{flags})")
     if np_terms:
         checks.append(("non_product_code", " OR ".join(np_terms)))
     if mapping.strict_catalog and known_items_table:
@@ -271,6 +278,7 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
             exprs[role] = "NULLIF(concat_ws(' > ', " + ", ".join(_id_expr(x) for x in c) + "), '')"
         else:
             exprs[role] = _id_expr(c)
+    exprs["item_id"] = item_id_expr(exprs["item_id"], mapping)
     exprs["price"] = _num_expr(roles["price"], types[roles["price"]]) if "price" in roles else "NULL::DOUBLE"
     sel = ", ".join(f"{e} AS {r}" for r, e in exprs.items())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE staged_catalog AS
