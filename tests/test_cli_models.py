@@ -93,6 +93,22 @@ def test_recommend_rejects_bad_input(shop, cli, tmp_path) -> None:
     assert res.returncode == 2 and "query_id" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> None:
+    store = tmp_path / "folded.duckdb"
+    res = cli("ingest", shop["orders"], "--map", shop["map"], "--item-id-case", "upper", "--store", store)
+    assert res.returncode == 0, res.stderr
+    res = cli("similar", "85123a", "--store", store, "--model", "itemknn", "--n", "5", "--explain", "--json")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["title"] == "WHITE HANGING HEART T-LIGHT HOLDER" and payload["model"] == "itemknn"
+    items = payload["items"]
+    assert len(items) == 5 and "85123A" not in {r["item_id"] for r in items}
+    assert all(r["title"] and r["evidence"] for r in items)
+    assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)
+    res = cli("similar", "NOT-A-SKU", "--store", store, "--model", "itemknn")
+    assert res.returncode == 2 and "unknown item 'NOT-A-SKU'" in res.stderr
+
+
 def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:
     store, _ = or_store
     res = cli("evaluate", "--store", store, "--task", "basket-completion", "--split-date", "2011-10-01",

@@ -523,7 +523,11 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
     if item_id not in data.items:
-        raise InputError(f"unknown item {item_id!r}: not in the store")
+        # A store ingested with item_id_case holds the folded spelling: 85123a finds 85123A there.
+        same = [i for i in data.items.ids if str(i).lower() == item_id.lower()]
+        if len(same) != 1:
+            raise InputError(f"unknown item {item_id!r}: not in the store")
+        item_id = str(same[0])
     recs = model.similar_items([item_id], n=n)[0]
     if explain:
         recs = Explainer(data, text_vectors(data)).explain(model, [item_id], recs)

@@ -74,7 +74,7 @@ class ItemFilter:
             if self.max_price is not None:
                 keep &= prices <= self.max_price
         if self.exclude:
-            idx = snap.data.items.indices(self.exclude)
+            idx = snap.item_indices(self.exclude)
             keep[idx[idx >= 0]] = False
         return keep
 
@@ -235,7 +235,7 @@ def _model(snap: Snapshot, name: str | None) -> tuple[str, Recommender]:
 
 
 def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
-    return snap.data.items.indices(item_ids)
+    return snap.item_indices(item_ids)
 
 
 def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
@@ -382,7 +382,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         query_ids = list(ids)
     else:
         query_ids = list(dict.fromkeys(history or []))
-        known = snap.data.items.indices(query_ids)
+        known = snap.item_indices(query_ids)
         unknown = [i for i, k in zip(query_ids, known) if k < 0]
         anchors = [int(k) for k in known if k >= 0]
     k = n if filt.empty else rec.n_items_

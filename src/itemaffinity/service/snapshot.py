@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -140,7 +140,16 @@ class Snapshot:
         return self.data.n_items
 
     def item_index(self, item_id: str) -> int:
-        return self.data.items.index(item_id)
+        """The item's index, −1 if unknown; an id in another letter case finds the item when the store's
+        mapping folded the case (item_id_case), as posted events are folded."""
+        return self.data.items.index(self._fold(item_id))
+
+    def item_indices(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Indices of request ids (int64, −1 for unknown ones), folded like `item_index`."""
+        return self.data.items.indices([self._fold(i) for i in item_ids])
+
+    def _fold(self, item_id: str) -> str:
+        return {"upper": str.upper, "lower": str.lower}.get(self.mapping.item_id_case, str)(item_id)
 
     def title(self, item_idx: int) -> str | None:
         return self.data.titles[item_idx]
