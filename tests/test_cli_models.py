@@ -109,6 +109,28 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
     assert res.returncode == 2 and "unknown item 'NOT-A-SKU'" in res.stderr
 
 
+def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
+    """`itemaffinity search` on a real catalog slice: the pretrained encoder ranks products about the query
+    first and fills the store's embedding cache; TF-IDF finds the words; an empty query is an input error."""
+    import duckdb
+
+    store = tmp_path / "search.duckdb"
+    assert cli("ingest", shop["orders"], "--map", shop["map"], "--store", store).returncode == 0
+    res = cli("search", "christmas tree decorations", "--store", store, "--n", "5", "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    items = json.loads(res.stdout)["items"]
+    assert len(items) == 5 and all("CHRISTMAS" in r["title"] for r in items[:3])
+    assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)
+    with duckdb.connect(str(store), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM text_embeddings").fetchone()[0] > 1000
+
+    res = cli("search", "lunch bag", "--store", store, "--encoder", "tfidf", "--n", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    assert all("LUNCH BAG" in r["title"] for r in json.loads(res.stdout)["items"])
+    res = cli("search", "  ", "--store", store)
+    assert res.returncode == 2 and "empty search query" in res.stderr
+
+
 def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:
     store, _ = or_store
     res = cli("evaluate", "--store", store, "--task", "basket-completion", "--split-date", "2011-10-01",
