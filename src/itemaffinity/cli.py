@@ -523,7 +523,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
     if item_id not in data.items:
-        # A store ingested with item_id_case holds the folded spelling: 85123a finds 85123A there.
+        # Another letter case finds the item when the store has one spelling (item_id_case folds them).
         same = [i for i in data.items.ids if str(i).lower() == item_id.lower()]
         if len(same) != 1:
             raise InputError(f"unknown item {item_id!r}: not in the store")
