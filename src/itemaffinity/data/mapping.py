@@ -108,6 +108,11 @@ class Mapping(_Strict):
     def source_column(self, role: str) -> str | None:
         return self.columns.get(role)
 
+    def fold_item_id(self, item_id: str) -> str:
+        """An id as the store holds it under `item_id_case` (a request's, a rule's code)."""
+        return item_id.upper() if self.item_id_case == "upper" else \
+            item_id.lower() if self.item_id_case == "lower" else item_id
+
 
 NON_PRODUCT_ONLINE_RETAIL = ["POST", "DOT", "M", "m", "C2", "D", "S", "B", "BANK CHARGES",
                              "AMAZONFEE", "CRUK", "PADS", "CRUK Commission"]

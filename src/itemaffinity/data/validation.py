@@ -140,7 +140,7 @@ def _event_map_table(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
 
 
 def item_id_expr(expr: str, mapping: Mapping) -> str:
-    """The item id as the mapping's `item_id_case` asks (ids that differ only in case become one)."""
+    """SQL of `Mapping.fold_item_id`: the item id as the mapping's `item_id_case` asks."""
     return {"keep": expr, "upper": f"upper({expr})", "lower": f"lower({expr})"}[mapping.item_id_case]
 
 
@@ -203,8 +203,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
                       f"THEN 'return' ELSE {event_expr} END")
     np_terms = []
     if mapping.non_product_codes:
-        cased = {"keep": str, "upper": str.upper, "lower": str.lower}[mapping.item_id_case]
-        codes = ", ".join(_sql_str(cased(c)) for c in dict.fromkeys(mapping.non_product_codes))
+        codes = ", ".join(_sql_str(c) for c in dict.fromkeys(map(mapping.fold_item_id, mapping.non_product_codes)))
         np_terms.append(f"item_id IN ({codes})")
     if mapping.non_product_pattern:
         flags = ", 'i'" if mapping.item_id_case != "keep" else ""  # the pattern was written for the ids as given

@@ -235,7 +235,7 @@ def _model(snap: Snapshot, name: str | None) -> tuple[str, Recommender]:
 
 
 def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
-    return snap.item_indices(item_ids)
+    return snap.data.items.indices(item_ids)  # a model's own ids: nothing to fold
 
 
 def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,

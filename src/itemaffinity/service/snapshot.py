@@ -142,14 +142,11 @@ class Snapshot:
     def item_index(self, item_id: str) -> int:
         """The item's index, −1 if unknown; an id in another letter case finds the item when the store's
         mapping folded the case (item_id_case), as posted events are folded."""
-        return self.data.items.index(self._fold(item_id))
+        return self.data.items.index(self.mapping.fold_item_id(item_id))
 
     def item_indices(self, item_ids: Sequence[str]) -> np.ndarray:
         """Indices of request ids (int64, −1 for unknown ones), folded like `item_index`."""
-        return self.data.items.indices([self._fold(i) for i in item_ids])
-
-    def _fold(self, item_id: str) -> str:
-        return {"upper": str.upper, "lower": str.lower}.get(self.mapping.item_id_case, str)(item_id)
+        return self.data.items.indices([self.mapping.fold_item_id(i) for i in item_ids])
 
     def title(self, item_idx: int) -> str | None:
         return self.data.titles[item_idx]
