@@ -521,13 +521,14 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     """Items most associated with ITEM_ID according to a model, optionally with why."""
     from itemaffinity.models.explain import Explainer, text_vectors
 
+    from itemaffinity.store.duckdb_store import ingest_mapping, open_store
+
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
-    if item_id not in data.items:
-        # Another letter case finds the item when the store has one spelling (item_id_case folds them).
-        same = [i for i in data.items.ids if str(i).lower() == item_id.lower()]
-        if len(same) != 1:
-            raise InputError(f"unknown item {item_id!r}: not in the store")
-        item_id = str(same[0])
+    with open_store(store_path, read_only=True) as con:
+        stored_id = ingest_mapping(con).fold_item_id(item_id)  # as the store holds it (item_id_case)
+    if stored_id not in data.items:
+        raise InputError(f"unknown item {item_id!r}: not in the store")
+    item_id = stored_id
     recs = model.similar_items([item_id], n=n)[0]
     if explain:
         recs = Explainer(data, text_vectors(data)).explain(model, [item_id], recs)

@@ -130,12 +130,12 @@ def test_posted_events_are_durable_in_the_store(app_store):
 def test_concurrent_batches_are_committed_together_and_answered_apart(store, tmp_path):
     import threading
 
-    from itemaffinity.service.snapshot import _load_mapping
+    from itemaffinity.store.duckdb_store import ingest_mapping
     from itemaffinity.service.writer import EventWriter
 
     path = store.copy(tmp_path / "group")
     with duckdb.connect(str(path)) as con:
-        writer = EventWriter(con, _load_mapping(con))
+        writer = EventWriter(con, ingest_mapping(con))
         first = [{"item_id": "85123A", "basket_id": "g-1"}, {"item_id": "22423", "basket_id": "g-1"}]
         second = [{"item_id": "POST", "basket_id": "g-2"}, {"item_id": "85123A", "basket_id": "g-2"},
                   {"basket_id": "g-2"}]

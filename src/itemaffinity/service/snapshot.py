@@ -9,7 +9,6 @@ the new snapshot, never a half-built one. Everything is in item indices of `data
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
+from itemaffinity.store.duckdb_store import ingest_mapping
 
 log = logging.getLogger(__name__)
 
@@ -268,18 +268,6 @@ def _load_groups(con: duckdb.DuckDBPyConnection, data: InteractionData) -> tuple
     return group, label
 
 
-def _load_mapping(con: duckdb.DuckDBPyConnection) -> IngestMapping:
-    row = con.execute("SELECT mapping FROM runs WHERE kind = 'ingest' AND mapping IS NOT NULL "
-                      "ORDER BY run_id DESC LIMIT 1").fetchone()
-    if not row:
-        return IngestMapping(name="api")
-    try:
-        return IngestMapping.model_validate(json.loads(row[0]))
-    except ValueError:
-        log.warning("the newest ingest mapping could not be read; posted events use the default rules")
-        return IngestMapping(name="api")
-
-
 def _stored_default(con: duckdb.DuckDBPyConnection) -> str | None:
     row = con.execute("SELECT value FROM meta WHERE key = 'default_model'").fetchone()
     return row[0] if row else None
@@ -392,7 +380,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         descriptions=_descriptions(con, data), group=group, group_label=group_label, pairs=pairs,
         bundles=bundles, rules=rules, segments=segments, segment_summary=segment_summary,
         evaluations=evaluations, rejects=rejects,
-        reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=_load_mapping(con), models=dict(models),
+        reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=ingest_mapping(con), models=dict(models),
         default_model=default_model_name(evaluations, models, _stored_default(con)),
         popularity_order=np.argsort(-data.item_baskets, kind="stable"), category_keys=cats)
     log.info("snapshot %d: %d items, %d pair rows, %d bundles, %d rules, models %s in %.1fs", version,

@@ -7,11 +7,17 @@ content intact (DuckDB's WAL only replays committed transactions).
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
+
+if TYPE_CHECKING:
+    from itemaffinity.data.mapping import Mapping
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE = "itemaffinity.duckdb"
@@ -87,3 +93,19 @@ def runs_table(con: duckdb.DuckDBPyConnection) -> list[dict]:
         d["rejected"] = json.loads(d["rejected"] or "{}")
         out.append(d)
     return out
+
+
+def ingest_mapping(con: duckdb.DuckDBPyConnection) -> "Mapping":
+    """The newest ingest's mapping: its cleaning rules (and id folding) for posted events and looked-up
+    ids; the default rules when the store has none or it cannot be read."""
+    from itemaffinity.data.mapping import Mapping
+
+    row = con.execute("SELECT mapping FROM runs WHERE kind = 'ingest' AND mapping IS NOT NULL "
+                      "ORDER BY run_id DESC LIMIT 1").fetchone()
+    if not row:
+        return Mapping(name="api")
+    try:
+        return Mapping.model_validate(json.loads(row[0]))
+    except ValueError:
+        log.warning("the newest ingest mapping could not be read; the default rules apply")
+        return Mapping(name="api")
