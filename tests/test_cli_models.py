@@ -109,6 +109,25 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
     assert res.returncode == 2 and "unknown item 'NOT-A-SKU'" in res.stderr
 
 
+def test_recommend_baskets_fold_ids_as_the_store_does(shop, cli, tmp_path) -> None:
+    """In a store ingested with --item-id-case upper, basket queries in lower case find the same items and
+    get the same recommendations as the stored spelling; unknown ids are still counted."""
+    store = tmp_path / "folded.duckdb"
+    assert cli("ingest", shop["orders"], "--map", shop["map"], "--item-id-case", "upper", "--store", store).returncode == 0
+    lower = tmp_path / "lower.csv"
+    lower.write_text(shop["queries"].read_text().lower())
+    outs = {}
+    for name, queries in (("stored", shop["queries"]), ("lower", lower)):
+        outs[name] = tmp_path / f"{name}.csv"
+        res = cli("recommend", "--store", store, "--model", "itemknn", "--baskets", queries, "--n", "5",
+                  "--out", outs[name], "--json")
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["unknown_items"] == 2
+    stored, lowered = (list(csv.DictReader(open(outs[k]))) for k in ("stored", "lower"))
+    assert [r["item_id"] for r in lowered] == [r["item_id"] for r in stored]
+    assert not {"85123A", "71053"} & {r["item_id"] for r in lowered if r["query_id"] == "q1"}
+
+
 def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
     """`itemaffinity search` on a real catalog slice: the pretrained encoder ranks products about the query
     first and fills the store's embedding cache; TF-IDF finds the words; an empty query is an input error."""

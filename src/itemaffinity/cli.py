@@ -335,6 +335,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     from itemaffinity.evaluation.experiment import parse_models
     from itemaffinity.models.registry import create_model
     from itemaffinity.store.artifacts import load_saved_model, save_model
+    from itemaffinity.store.duckdb_store import ingest_mapping, open_store
 
     if bool(baskets_file) == bool(users_file):
         raise InputError("give exactly one of --baskets or --users")
@@ -345,6 +346,10 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     _require_store(store_path)
     queries = _read_query_csv(baskets_file or users_file, "query_id" if baskets_file else "user_id",
                               with_items=bool(baskets_file))
+    if baskets_file:  # item ids as the store holds them (item_id_case), as `similar` and the service fold them
+        with open_store(store_path, read_only=True) as con:
+            fold = ingest_mapping(con).fold_item_id
+        queries = [(qid, fold(item)) for qid, item in queries]
     model = None if fit_files else load_saved_model(store_path, spec.label)
     if model is None:
         progress(f"fitting {spec.label}")
