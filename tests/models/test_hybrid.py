@@ -14,7 +14,7 @@ from itemaffinity.data.synthetic import synthetic_events
 from itemaffinity.errors import InputError
 from itemaffinity.models import create_model, load_model
 from itemaffinity.models.base import query_matrix
-from itemaffinity.models.hybrid import _largest_over_query
+from itemaffinity.models.hybrid import _largest_over_query, _standardised
 
 COMPONENTS = ("ease", "itemknn", "rules")
 
@@ -107,6 +107,16 @@ def test_largest_over_query_known_answer() -> None:
         assert np.allclose(jac[2], [2 / (2 + 4 - 2), 0])
         assert not conf[1].any() and not tf[1].any(), "an empty query has no links"
         assert not tf[0].any() and not sen[2].any()
+
+
+def test_standardised_over_each_querys_candidates_only() -> None:
+    """Mean 0 and sd 1 over a query's real candidates; the padding neither counts nor gets a value."""
+    x = np.array([[1.0, 2.0, 3.0, 99.0], [5.0, 5.0, 5.0, 5.0], [7.0, 0.0, 0.0, 0.0]], np.float32)
+    valid = np.array([[True, True, True, False], [True] * 4, [False] * 4])
+    z = _standardised(x, valid)
+    np.testing.assert_allclose(z[0], [-np.sqrt(1.5), 0.0, np.sqrt(1.5), 0.0], atol=1e-5)
+    np.testing.assert_array_equal(z[1], 0.0)  # all equal: no candidate stands out
+    np.testing.assert_array_equal(z[2], 0.0)  # no candidates at all
 
 
 def test_rolling_origin_folds_see_only_the_past(split) -> None:

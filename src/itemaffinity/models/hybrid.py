@@ -478,11 +478,11 @@ class Hybrid(Recommender):
         largest, text_mean = _largest_over_query(qb, safe, cooccur, counts, n, self.text_vectors_,
                                                  self.sentence_vectors_)
         query_pop = (qb @ np.log1p(counts).astype(np.float32))[:, None] / size
-        mean_lift = conf_sum * n / cand_count / size
-        cols += [n_linked / size, n_linked, conf_sum, together / cand_count / size, mean_lift,
+        linked_share, mean_lift = n_linked / size, conf_sum * n / cand_count / size
+        cols += [linked_share, n_linked, conf_sum, together / cand_count / size, mean_lift,
                  *largest, *text_mean, in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age),
                  log_price[safe], np.broadcast_to(size, (q, width)), np.broadcast_to(query_pop, (q, width))]
-        cols += [_standardised(x, cand >= 0) for x in (*component_scores, n_linked / size, conf_sum, mean_lift)]
+        cols += [_standardised(x, cand >= 0) for x in (*component_scores, linked_share, conf_sum, mean_lift)]
         return np.stack(cols, axis=-1).astype(np.float32), cand
 
     def _link_matrices(self, cooccur: sp.csr_matrix, counts: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
