@@ -293,6 +293,14 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writerow({**{k: r.get(k) for k in keys}, "config": json.dumps(r.get("config"))})
 
 
+def _item_id_folder(store_path: str) -> Callable[[str], str]:
+    """The store's rule for a given item id (its newest ingest mapping's item_id_case), as the service uses."""
+    from itemaffinity.store.duckdb_store import ingest_mapping, open_store
+
+    with open_store(store_path, read_only=True) as con:
+        return ingest_mapping(con).fold_item_id
+
+
 def _read_query_csv(path: str, key: str, with_items: bool) -> list[tuple[str, str | None]]:
     import duckdb
 
@@ -335,8 +343,6 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     from itemaffinity.evaluation.experiment import parse_models
     from itemaffinity.models.registry import create_model
     from itemaffinity.store.artifacts import load_saved_model, save_model
-    from itemaffinity.store.duckdb_store import ingest_mapping, open_store
-
     if bool(baskets_file) == bool(users_file):
         raise InputError("give exactly one of --baskets or --users")
     spec = parse_models(model_text)[0]
@@ -347,8 +353,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     queries = _read_query_csv(baskets_file or users_file, "query_id" if baskets_file else "user_id",
                               with_items=bool(baskets_file))
     if baskets_file:  # item ids as the store holds them (item_id_case), as `similar` and the service fold them
-        with open_store(store_path, read_only=True) as con:
-            fold = ingest_mapping(con).fold_item_id
+        fold = _item_id_folder(store_path)
         queries = [(qid, fold(item)) for qid, item in queries]
     model = None if fit_files else load_saved_model(store_path, spec.label)
     if model is None:
@@ -526,11 +531,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     """Items most associated with ITEM_ID according to a model, optionally with why."""
     from itemaffinity.models.explain import Explainer, text_vectors
 
-    from itemaffinity.store.duckdb_store import ingest_mapping, open_store
-
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
-    with open_store(store_path, read_only=True) as con:
-        stored_id = ingest_mapping(con).fold_item_id(item_id)  # as the store holds it (item_id_case)
+    stored_id = _item_id_folder(store_path)(item_id)  # as the store holds it (item_id_case)
     if stored_id not in data.items:
         raise InputError(f"unknown item {item_id!r}: not in the store")
     item_id = stored_id

@@ -203,12 +203,13 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
 
 
 def _standardised(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(q, C) x standardised over each query's valid candidates (mean 0, sd 1); 0 at the padding."""
-    w = valid.astype(np.float64)
+    """(q, C) or (q, C, k) x, each column standardised over each query's valid candidates (mean 0,
+    sd 1); 0 at the padding. `valid` is (q, C)."""
+    w = valid.reshape(valid.shape + (1,) * (x.ndim - valid.ndim)).astype(np.float64)
     n = np.maximum(w.sum(axis=1, keepdims=True), 1.0)
     mean = (x * w).sum(axis=1, keepdims=True) / n
     sd = np.sqrt(((x - mean) ** 2 * w).sum(axis=1, keepdims=True) / n)
-    return np.where(valid, (x - mean) / (sd + 1e-6), 0.0).astype(np.float32)
+    return np.where(w > 0, (x - mean) / (sd + 1e-6), 0.0).astype(np.float32)
 
 
 def category_matrix(categories: np.ndarray) -> sp.csr_matrix:
@@ -482,8 +483,8 @@ class Hybrid(Recommender):
         cols += [linked_share, n_linked, conf_sum, together / cand_count / size, mean_lift,
                  *largest, *text_mean, in_top, pick(pop), pick(recent), pick(recent) - pick(pop), pick(age),
                  log_price[safe], np.broadcast_to(size, (q, width)), np.broadcast_to(query_pop, (q, width))]
-        cols += [_standardised(x, cand >= 0) for x in (*component_scores, linked_share, conf_sum, mean_lift)]
-        return np.stack(cols, axis=-1).astype(np.float32), cand
+        standardised = _standardised(np.stack([*component_scores, linked_share, conf_sum, mean_lift], axis=-1), cand >= 0)
+        return np.concatenate([np.stack(cols, axis=-1), standardised], axis=-1).astype(np.float32), cand
 
     def _link_matrices(self, cooccur: sp.csr_matrix, counts: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(co-occurs 0/1, confidence P(j | i)) item × item matrices, built once per co-occurrence
