@@ -343,6 +343,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     from itemaffinity.evaluation.experiment import parse_models
     from itemaffinity.models.registry import create_model
     from itemaffinity.store.artifacts import load_saved_model, save_model
+
     if bool(baskets_file) == bool(users_file):
         raise InputError("give exactly one of --baskets or --users")
     spec = parse_models(model_text)[0]
