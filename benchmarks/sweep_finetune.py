@@ -107,8 +107,8 @@ def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, c
 def run(args: argparse.Namespace) -> None:
     from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
     from itemaffinity.evaluation.experiment import parse_value
-    from itemaffinity.text.finetune import (FinetuneConfig, co_purchase_text_pairs, finetune_encoder,
-                                            interpolate_weights)
+    from itemaffinity.text.finetune import (FinetuneConfig, co_purchase_text_pairs, false_negative_mask,
+                                            finetune_encoder, interpolate_weights)
 
     texts, baskets, queries, targets, cold, basket_ts = load_task(args.prep, args.task)
     print(f"task {args.task}: {len(targets)} queries, {len(cold)} cold items, {baskets.shape[0]} training baskets")
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> None:
         for seed in seeds:
             cfg = FinetuneConfig(**setting, seed=seed)
             pairs = co_purchase_text_pairs(baskets, texts, cfg, basket_ts=basket_ts, vectors=pretrained)
-            model = finetune_encoder(base, pairs, cfg)
+            model = finetune_encoder(base, pairs, cfg, related=false_negative_mask(baskets, texts, cfg))
             tuned = encode(model)
             seed_vectors.append(tuned)
             hr, nd = evaluate(tuned, queries, targets, cold)

@@ -8,8 +8,9 @@ import scipy.sparse as sp
 
 from itemaffinity.text import finetune
 from itemaffinity.text.encoders import SentenceEncoder, load_sentence_model
-from itemaffinity.text.finetune import (FinetuneConfig, _batches, co_purchase_pairs, co_purchase_text_pairs,
-                                        finetune_encoder, interpolate_weights, new_item_cooccurrence)
+from itemaffinity.text.finetune import (FinetuneConfig, _batches, _loss, _masked_mnrl, co_purchase_pairs,
+                                        co_purchase_text_pairs, finetune_encoder, interpolate_weights,
+                                        new_item_cooccurrence, related_texts)
 
 
 def _baskets(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -200,3 +201,46 @@ def test_catalog_pairs() -> None:
     with pytest.raises(ValueError):
         co_purchase_text_pairs(x, texts, cfg.model_copy(update={"catalog_pairs": 0.5, "hard_negatives": True}),
                                vectors=np.eye(5, dtype=np.float32))
+
+
+def test_related_texts_known_answer() -> None:
+    # Items 0 and 3 share the text "mug": one product. It goes with "saucer" (item 1) beyond chance; the
+    # hub "bag" (2) is in every basket (lift 1), "towel" (4) is bought with it alone, and item 5 has no text.
+    texts = ["mug", "saucer", "bag", "mug", "towel", ""]
+    x = _baskets([[0, 1, 2], [3, 1, 2], [2, 4], [2, 4], [2, 5]], 6)
+    index, related = related_texts(x, texts)
+    assert sorted(index) == ["bag", "mug", "saucer", "towel"]
+    pairs = {(a, b) for a in index for b in index if related[index[a], index[b]]}
+    assert pairs == {("mug", "saucer"), ("saucer", "mug"), ("mug", "mug"), ("saucer", "saucer"), ("towel", "towel")}
+
+
+def test_masked_loss_is_mnrl_without_a_mask_and_drops_masked_negatives(sentence_model) -> None:
+    import torch
+
+    cfg = FinetuneConfig()
+    batch = PAIRS[:4]
+    columns = [sentence_model.tokenize([p[c] for p in batch]) for c in range(2)]
+    none = np.zeros((4, 4), dtype=bool)
+    with torch.no_grad():
+        reference = _loss(sentence_model, cfg, None)(columns, None).item()
+        plain = _masked_mnrl(sentence_model, columns, none, cfg).item()
+        masked = none.copy()
+        masked[0, 1] = True
+        fewer = _masked_mnrl(sentence_model, columns, masked, cfg).item()
+    assert abs(plain - reference) < 1e-5, (plain, reference)
+    assert fewer < plain, "a negative left out of a softmax can only lower its loss"
+
+
+def test_finetune_with_false_negatives_masked(sentence_model) -> None:
+    texts = [a for a, _ in PAIRS] + [b for _, b in PAIRS]
+    n = len(PAIRS)
+    x = _baskets([[k, k + n] for k in range(n)] * 3 + [[0, 1 + n]] * 3, 2 * n)
+    cfg = TINY.model_copy(update={"false_negatives": "mask", "min_count": 3, "max_per_item": 1})
+    pairs = co_purchase_text_pairs(x, texts, cfg)
+    related = finetune.false_negative_mask(x, texts, cfg)
+    assert related[1][related[0][PAIRS[0][0]], related[0][PAIRS[1][1]]], "a pair beyond the cap is related"
+    before = _pair_cosines(sentence_model)
+    after = _pair_cosines(finetune_encoder(sentence_model, pairs, cfg, related=related))
+    assert after.mean() > before.mean() + 0.02, (before.mean(), after.mean())
+    with pytest.raises(ValueError):
+        finetune_encoder(sentence_model, pairs, cfg)

@@ -86,6 +86,11 @@ class FinetuneConfig(ModelConfig):
         "Share of the catalog's distinct texts added as (text, text) pairs, every item's — also those never "
         "sold yet. Dropout makes the two views differ (SimCSE, Gao et al. 2021): the encoder keeps the "
         "catalog's texts, new products' included, spread apart while the co-purchase pairs pull goods together."))
+    false_negatives: Literal["keep", "mask"] = Field(default="keep", description=(
+        "keep: every other text of the batch is a negative; mask: an in-batch text bought with the anchor's "
+        "more often than chance (lift > 1 over the baskets) is left out of the anchor's softmax — it goes with "
+        "the anchor, only its pair was not picked (max_per_item). A small gain on the validation cold-start task, "
+        "within noise (benchmarks/README.md)."))
     interpolate: float = Field(default=1.0, gt=0, le=1, description=(
         "Share of the fine-tuned weights in the result, the rest the starting weights (WiSE-FT, Wortsman et "
         "al. 2022: interpolating keeps what pretraining knew about texts the pairs never showed)."))
@@ -235,6 +240,43 @@ def _loss(model, cfg: FinetuneConfig, start):
         return losses.MultipleNegativesSymmetricRankingLoss(model, scale=cfg.scale)
 
 
+def related_texts(basket_items: sp.spmatrix, texts: Sequence[str]) -> tuple[dict[str, int], sp.csr_matrix]:
+    """Which texts go together: (text → row, (n_texts, n_texts) bool matrix) with True where the two
+    texts' items share baskets more often than chance (lift > 1). Items with the same text are one
+    product here, as they are one text in a batch; empty texts are left out."""
+    distinct = sorted({t for t in texts if t})
+    index = {t: k for k, t in enumerate(distinct)}
+    has = [i for i, t in enumerate(texts) if t]
+    to_text = sp.csr_matrix((np.ones(len(has), np.float32), (has, [index[texts[i]] for i in has])),
+                            shape=(len(texts), len(distinct)))
+    x = sp.csr_matrix((sp.csr_matrix(basket_items > 0, dtype=np.float32) @ to_text) > 0, dtype=np.float32)
+    counts = np.maximum(np.asarray(x.sum(axis=0)).ravel(), 1.0)
+    co = (x.T @ x).tocoo()
+    lift = co.data * x.shape[0] / (counts[co.row] * counts[co.col])
+    keep = lift > 1.0
+    related = sp.csr_matrix((np.ones(int(keep.sum()), bool), (co.row[keep], co.col[keep])), shape=co.shape)
+    return index, related
+
+
+def false_negative_mask(basket_items: sp.spmatrix, texts: Sequence[str],
+                        cfg: FinetuneConfig) -> tuple[dict[str, int], sp.csr_matrix] | None:
+    """The `related` argument of `finetune_encoder` for `cfg.false_negatives` (None: keep them)."""
+    return related_texts(basket_items, texts) if cfg.false_negatives == "mask" else None
+
+
+def _masked_mnrl(model, columns: list[dict], masked: np.ndarray, cfg: FinetuneConfig):
+    """MultipleNegativesRankingLoss with the (b, b) `masked` in-batch negatives left out of each
+    softmax: cross-entropy of the scaled cosines, anchor → positive (and back, with direction both)."""
+    import torch
+    import torch.nn.functional as F
+
+    a, b = (F.normalize(model(c)["sentence_embedding"], dim=-1) for c in columns[:2])
+    logits = (cfg.scale * a @ b.T).masked_fill(torch.from_numpy(masked).to(a.device), float("-inf"))
+    labels = torch.arange(len(a), device=a.device)
+    forward = F.cross_entropy(logits, labels)
+    return forward if cfg.direction != "both" else (forward + F.cross_entropy(logits.T, labels)) / 2
+
+
 def _transformer_layers(model: "SentenceTransformer"):
     """The stack of transformer blocks of the encoder: its longest ModuleList (BERT's encoder.layer,
     DistilBERT's transformer.layer, ...), bottom first."""
@@ -248,7 +290,8 @@ def _transformer_layers(model: "SentenceTransformer"):
 
 def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, ...]],
                      config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
-                     device: str | None = None) -> "SentenceTransformer":
+                     device: str | None = None,
+                     related: tuple[dict[str, int], sp.csr_matrix] | None = None) -> "SentenceTransformer":
     """Fine-tune a sentence encoder so that the texts of each pair embed close together.
 
     Args:
@@ -257,6 +300,7 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
         config: training parameters (pair-selection fields are not used here).
         output_dir: save the fine-tuned model there (sentence-transformers folder format).
         device: torch device for a model loaded by name.
+        related: `related_texts` of the training baskets, for `config.false_negatives` "mask".
 
     Returns:
         the fine-tuned SentenceTransformer, in eval mode.
@@ -266,6 +310,8 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     cfg = config or FinetuneConfig()
     if not pairs:
         raise ValueError("no training pairs: lower min_count or give more baskets")
+    if cfg.false_negatives == "mask" and (related is None or cfg.loss != "mnrl" or len(pairs[0]) != 2):
+        raise ValueError("false_negatives mask needs `related` (false_negative_mask), the mnrl loss and pairs")
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -296,7 +342,14 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     losses = []
     for step, batch in enumerate(plan):
         columns = [features([pairs[p][c] for p in batch]) for c in range(len(pairs[batch[0]]))]
-        loss = loss_fn(columns, None)
+        if cfg.false_negatives == "mask":
+            index, matrix = related
+            rows = [index[pairs[p][0]] for p in batch]
+            masked = matrix[rows][:, [index[pairs[p][1]] for p in batch]].toarray()
+            np.fill_diagonal(masked, False)
+            loss = _masked_mnrl(model, columns, masked, cfg)
+        else:
+            loss = loss_fn(columns, None)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
@@ -335,7 +388,8 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
         vectors = SentenceEncoder(base).encode(texts)
     pairs = co_purchase_text_pairs(data.basket_items, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
-    return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device)
+    return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device,
+                            related=false_negative_mask(data.basket_items, texts, cfg))
 
 
 def _recent_baskets(basket_items: sp.spmatrix, basket_ts: np.ndarray, days: float) -> tuple[sp.csr_matrix, np.ndarray]:
