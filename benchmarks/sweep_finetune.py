@@ -63,12 +63,12 @@ def prepare(path: str, n_queries: int) -> None:
                 until = start + dt.timedelta(days=VALIDATION_DAYS)
                 task = (cold_start(con, start, n_queries=n_queries, test_until=until, name=f"cold-start-{name}")
                         if windows_back else cold_start(con, SPLIT, n_queries=n_queries))
-                x = sp.csr_matrix(task.train.basket_items > 0, dtype=np.float32)
+                x = sp.csr_matrix(task.train.basket_lines)  # the items' line positions (pair_lines)
                 q = sp.csr_matrix(task.queries, dtype=np.float32)
                 arrays.update({
                     f"{name}_texts": np.array(item_texts(task.train), dtype=str),
                     f"{name}_baskets_indptr": x.indptr, f"{name}_baskets_indices": x.indices,
-                    f"{name}_baskets_shape": np.array(x.shape),
+                    f"{name}_baskets_shape": np.array(x.shape), f"{name}_baskets_data": x.data,
                     f"{name}_baskets_ts": task.train.basket_ts.astype("datetime64[s]").astype(np.int64),
                     f"{name}_queries_indptr": q.indptr, f"{name}_queries_indices": q.indices,
                     f"{name}_targets": np.array([t[0] for t in task.targets]),
@@ -79,17 +79,20 @@ def prepare(path: str, n_queries: int) -> None:
     print(f"wrote {path}")
 
 
-def _csr(z, prefix: str, n_items: int) -> sp.csr_matrix:
+def _csr(z, prefix: str, n_items: int, values: bool = False) -> sp.csr_matrix:
+    """0/1 rows, or with `values` the values stored with them (the baskets' line positions)."""
     indptr, indices = z[f"{prefix}_indptr"], z[f"{prefix}_indices"]
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(indptr) - 1, n_items))
+    data = z[f"{prefix}_data"] if values else np.ones(len(indices), np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, n_items))
 
 
-def load_task(path: str, task: str) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray,
-                                              np.ndarray]:
-    """One task of a `prepare`d .npz: item texts, training baskets, queries, targets, cold items, basket times."""
+def load_task(path: str, task: str, lines: bool = False) -> tuple[list[str], sp.csr_matrix, sp.csr_matrix,
+                                                                  np.ndarray, np.ndarray, np.ndarray]:
+    """One task of a `prepare`d .npz: item texts, training baskets (0/1, or with `lines` the items' line
+    positions), queries, targets, cold items, basket times."""
     z = np.load(path)
     texts = z[f"{task}_texts"].tolist()
-    return (texts, _csr(z, f"{task}_baskets", len(texts)), _csr(z, f"{task}_queries", len(texts)),
+    return (texts, _csr(z, f"{task}_baskets", len(texts), values=lines), _csr(z, f"{task}_queries", len(texts)),
             z[f"{task}_targets"], z[f"{task}_cold"], z[f"{task}_baskets_ts"].astype("datetime64[s]"))
 
 
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> None:
     base = load_sentence_model(args.model or DEFAULT_MODEL, args.device)
     tasks = {}
     for name in args.task.split(","):
-        texts, baskets, queries, targets, cold, basket_ts = load_task(args.prep, name)
+        texts, baskets, queries, targets, cold, basket_ts = load_task(args.prep, name, lines=True)
         print(f"task {name}: {len(targets)} queries, {len(cold)} cold items, {baskets.shape[0]} training baskets")
         tasks[name] = (texts, baskets, queries, targets, cold, basket_ts)
 

@@ -18,7 +18,7 @@ from itemaffinity.evaluation.report import (Report, clusters_section, dataset_se
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules", "hybrid")
+DEFAULT_MODELS = ("popularity", "itemknn", "lineknn", "userknn", "ease", "als", "bpr", "rules", "hybrid")
 DEFAULT_MODEL = "hybrid"
 """The model `similar`, `recommend` and the service use when none is named (stored in the store's meta)."""
 

@@ -99,6 +99,18 @@ def test_baskets_items_and_users(data):
     assert data.item_last_seen[idx("a")] == np.datetime64("2024-01-21T08:00:00")
 
 
+def test_line_positions_follow_the_file_and_give_neighbouring_pairs(data):
+    ids = lambda a: list(data.items.ids_of(a))  # noqa: E731
+    k4 = data.basket_lines[data.baskets.index("k4")]
+    assert dict(zip(ids(k4.indices), k4.data.tolist())) == {"e": 1.0, "a": 2.0}, "k4 lists e, then a"
+    assert (data.basket_lines > 0).toarray().tolist() == (data.basket_items > 0).toarray().tolist()
+    a, b, dist = data.adjacent_pairs(1)
+    assert sorted(zip(ids(a), ids(b))) == [("d", "e"), ("e", "a")] and dist.tolist() == [1, 1]
+    assert len(data.adjacent_pairs(3)[0]) == 2, "no basket has items three lines apart"
+    sub = data.restrict(np.array([False, True, False, False]), np.ones(len(data.seq_items), bool))
+    assert list(zip(*[ids(x) for x in sub.adjacent_pairs(1)[:2]])) == [("d", "e")], "only k2 is kept"
+
+
 def test_user_weights_follow_event_weights_and_returns_cancel(data):
     # view 1, fav 2, cart 3, purchase 4 (twice: 8); e bought once and returned: gone.
     assert _weights(data, "u1") == {"a": 1.0, "b": 2.0, "c": 3.0, "d": 8.0}

@@ -15,8 +15,8 @@ import pytest
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models import Recs, create_model, load_model
 
-CLASSIC = ["popularity", "popularity-recent", "itemknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
-PERSONAL = ["itemknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
+CLASSIC = ["popularity", "popularity-recent", "itemknn", "lineknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
+PERSONAL = ["itemknn", "lineknn", "userknn", "usermix", "ease", "als", "bpr", "rules"]
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,22 @@ def test_pair_window_and_direction() -> None:
         co_purchase_text_pairs(x, texts, older)
 
 
+def test_pair_lines_keeps_pairs_on_neighbouring_lines() -> None:
+    # Three orders list items 0, 1, 2, 3 in that order; item 4 pads the data so that the pairs' lift is > 1.
+    rows = [[0, 1, 2, 3]] * 3 + [[4]] * 10
+    lines = _baskets(rows, 5)
+    lines.data = np.array([1, 2, 3, 4] * 3 + [1] * 10, np.float32)  # line positions, as basket_lines holds
+    texts = ["A", "B", "C", "D", "E"]
+    cfg = FinetuneConfig(min_count=3, max_per_item=None)
+    assert len(co_purchase_text_pairs(lines, texts, cfg)) == 6, "anywhere in the order: every pair"
+    near = cfg.model_copy(update={"pair_lines": 1})
+    assert sorted(co_purchase_text_pairs(lines, texts, near)) == [("A", "B"), ("B", "C"), ("C", "D")]
+    two = cfg.model_copy(update={"pair_lines": 2})
+    assert len(co_purchase_text_pairs(lines, texts, two)) == 5, "all but (A, D), three lines apart"
+    with pytest.raises(ValueError, match="line positions"):
+        co_purchase_text_pairs(_baskets(rows, 5), texts, near)
+
+
 def test_batches_hold_no_duplicates() -> None:
     pairs = [("a", "b"), ("a", "c"), ("d", "e"), ("f", "b"), ("g", "h"), ("a", "h")]
     batches = _batches(pairs, 3, np.random.default_rng(0))

@@ -53,6 +53,25 @@ def _mapping_weights(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], 
     return dict(mapping.get("event_weights") or {}), mapping.get("half_life_days")
 
 
+def adjacent_pairs(basket_lines: sp.csr_matrix, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item pairs (a, b, distance) at most `window` items apart in their basket's line order.
+
+    Args:
+        basket_lines: baskets × items CSR whose values are the items' line positions in the basket.
+    """
+    lines = sp.csr_matrix(basket_lines)
+    rows = np.repeat(np.arange(lines.shape[0]), np.diff(lines.indptr))
+    order = np.lexsort((lines.data, rows))
+    rows, items = rows[order], lines.indices[order].astype(np.int64)
+    a, b, dist = [], [], []
+    for d in range(1, window + 1):
+        same = rows[d:] == rows[:-d]
+        a.append(items[:-d][same])
+        b.append(items[d:][same])
+        dist.append(np.full(int(same.sum()), d))
+    return np.concatenate(a), np.concatenate(b), np.concatenate(dist)
+
+
 def _freeze(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False
@@ -70,6 +89,9 @@ class InteractionData:
     Attributes:
         items, users, baskets: vocabularies (items include catalog-only items, which have no events).
         basket_items: (n_baskets, n_items) float32 CSR of 0/1.
+        basket_lines: the same pattern holding each item's line position in its basket (1 = first,
+            by file order; an item on several lines takes its first), since the lines next to an
+            item in an order say more of it than the rest of a long order does.
         basket_user: (n_baskets,) user index of each basket, −1 for anonymous.
         basket_ts: (n_baskets,) datetime64[s] of each basket (NaT when the data has no time).
         user_items: (n_users, n_items) float32 CSR of summed event weights.
@@ -102,6 +124,7 @@ class InteractionData:
     prices: np.ndarray
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None
+    basket_lines: sp.csr_matrix | None = None
 
     @property
     def n_items(self) -> int:
@@ -118,6 +141,12 @@ class InteractionData:
     def sequence(self, user_idx: int) -> np.ndarray:
         """Item indices user `user_idx` interacted with, oldest first."""
         return self.seq_items[self.seq_indptr[user_idx]:self.seq_indptr[user_idx + 1]]
+
+    def adjacent_pairs(self, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item pairs (a, b, distance) at most `window` items apart in a basket's line order."""
+        if self.basket_lines is None:
+            raise ValueError("this InteractionData has no line order (basket_lines)")
+        return adjacent_pairs(self.basket_lines, window)
 
     def title(self, item_idx: int) -> str | None:
         return self.titles[item_idx]
@@ -136,7 +165,9 @@ class InteractionData:
         """
         from dataclasses import replace
 
-        bi = _freeze_csr(sp.csr_matrix(self.basket_items[np.flatnonzero(basket_mask)]))
+        kept = np.flatnonzero(basket_mask)
+        bi = _freeze_csr(sp.csr_matrix(self.basket_items[kept]))
+        lines = None if self.basket_lines is None else _freeze_csr(sp.csr_matrix(self.basket_lines[kept]))
         users = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))[seq_mask]
         items = self.seq_items[seq_mask]
         weight = float(self.event_weights.get("purchase", 4.0))
@@ -152,7 +183,8 @@ class InteractionData:
             first[items[order[::-1]]] = kept_ts[order[::-1]]
             last[items[order]] = kept_ts[order]
         sub = replace(
-            self, basket_items=bi, basket_user=self.basket_user[basket_mask], basket_ts=self.basket_ts[basket_mask],
+            self, basket_items=bi, basket_lines=lines, basket_user=self.basket_user[basket_mask],
+            basket_ts=self.basket_ts[basket_mask],
             user_items=_freeze_csr(ui), seq_indptr=indptr, seq_items=items, seq_ts=kept_ts,
             item_baskets=np.bincount(bi.indices, minlength=self.n_items).astype(np.int64),
             item_users=np.diff(ui.tocsc().indptr).astype(np.int64),
@@ -277,6 +309,10 @@ class InteractionData:
         basket_items = sp.csr_matrix((np.ones(len(bi["b"]), dtype=np.float32), (bi["b"], bi["i"])),
                                      shape=(n_b, n_items))
         basket_items.sum_duplicates()
+        bl = con.execute(f"""SELECT b, i, min(pos) AS pos FROM (SELECT bv.b, e.i,
+              row_number() OVER (PARTITION BY bv.b ORDER BY e.run_id, e.source_row) AS pos
+            FROM _evi e JOIN _bv bv USING (basket_id) WHERE e.event IN ({bev})) GROUP BY b, i ORDER BY b, i""").fetchnumpy()
+        basket_lines = sp.csr_matrix((bl["pos"].astype(np.float32), (bl["b"], bl["i"])), shape=(n_b, n_items))
 
         # User × item weights, with returns cancelling purchases and optional decay.
         wcase = "CASE event " + " ".join(f"WHEN '{e}' THEN {float(w)}" for e, w in weights.items()) + \
@@ -312,6 +348,7 @@ class InteractionData:
         data = cls(
             items=items, users=users, baskets=baskets,
             basket_items=_freeze_csr(basket_items.astype(np.float32)),
+            basket_lines=_freeze_csr(basket_lines),
             basket_user=np.asarray(bask["u"], dtype=np.int64) if n_b else np.zeros(0, np.int64),
             basket_ts=_times(bask["ts"]) if n_b else np.zeros(0, "datetime64[s]"),
             user_items=_freeze_csr(user_items),

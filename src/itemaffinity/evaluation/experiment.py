@@ -19,7 +19,7 @@ from itemaffinity.models.registry import create_model, model_class
 log = logging.getLogger(__name__)
 
 TASKS = ("basket-completion", "next-item", "next-basket", "cold-start")
-CLASSIC_MODELS = ("popularity", "itemknn", "userknn", "ease", "als", "bpr", "rules")
+CLASSIC_MODELS = ("popularity", "itemknn", "lineknn", "userknn", "ease", "als", "bpr", "rules")
 VALIDATION_DAYS = 30
 
 

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "itemknn": {"similarity": ["cosine", "asymmetric_cosine", "jaccard"], "weighting": ["none", "bm25"],
                 "source": ["baskets", "users"], "k": [50, 200]},
+    "lineknn": {"window": [1, 3, 10], "k": [100, 300]},
     "userknn": {"k": [20, 50, 100, 200]},
     "ease": {"lam": [10.0, 30.0, 100.0, 300.0, 1000.0], "source": ["baskets", "users"]},
     "als": {"factors": [64, 128], "regularization": [0.05, 0.5], "alpha": [2.0, 10.0]},

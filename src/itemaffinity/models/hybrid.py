@@ -81,7 +81,7 @@ which its ratio to the best does not: a listwise view that gained NDCG@10 on the
 
 
 class HybridConfig(ModelConfig):
-    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als", "userknn")
+    components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als", "userknn", "lineknn")
     component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
         "ease": {"lam": 30.0}, "userknn": {"neighbours": "baskets", "k": 100}})
     n_candidates: int = Field(default=50, ge=5)

@@ -12,13 +12,13 @@ from itemaffinity.errors import InputError
 from itemaffinity.models.base import Recommender
 from itemaffinity.models.ease import EASE
 from itemaffinity.models.factorization import ALS, BPR
-from itemaffinity.models.itemknn import ItemKNN
+from itemaffinity.models.itemknn import ItemKNN, LineKNN
 from itemaffinity.models.popularity import Popularity, RecentPopularity
 from itemaffinity.models.userknn import UserKNN
 from itemaffinity.models.usermix import UserMixture
 
 MODELS: dict[str, type[Recommender]] = {
-    cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, UserKNN, UserMixture, EASE, ALS, BPR)
+    cls.name: cls for cls in (Popularity, RecentPopularity, ItemKNN, LineKNN, UserKNN, UserMixture, EASE, ALS, BPR)
 }
 
 LAZY_MODELS: dict[str, str] = {

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from itemaffinity.data.interactions import adjacent_pairs
 from itemaffinity.models.base import ModelConfig
 from itemaffinity.text.encoders import DEFAULT_MODEL, item_texts, load_sentence_model
 
@@ -59,6 +60,11 @@ class FinetuneConfig(ModelConfig):
     pair_days: float | None = Field(default=None, gt=0, description=(
         "Pairs only from the baskets of the data's last this many days (None: every basket): the current "
         "assortment, at the cost of fewer items covered."))
+    pair_lines: int | None = Field(default=None, ge=1, description=(
+        "Count a pair only where its two items stand at most this many lines apart in an order (None: anywhere "
+        "in it). Shoppers enter related goods one after another, so neighbouring lines are sharper positives "
+        "than two lines of a wholesale order of hundreds; needs the baskets' line positions (basket_lines). "
+        "Level with pairs from anywhere in the order on the pooled validation cold-start windows."))
     direction: Literal["both", "older_to_newer", "newer_to_older"] = Field(default="both", description=(
         "both: the symmetric loss; older_to_newer: each pair's item first sold earlier is the anchor and only "
         "anchor → positive is trained, so the negatives are later items, as the cold items of a cold-start "
@@ -373,7 +379,7 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
 def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTransformer" = DEFAULT_MODEL,
                         config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
                         device: str | None = None) -> "SentenceTransformer":
-    """Fine-tune on the co-purchase pairs of `data.basket_items` with the items' catalog texts.
+    """Fine-tune on the co-purchase pairs of `data`'s baskets with the items' catalog texts.
 
     Only `data` is used, so fine-tuning on a training split sees nothing after the split.
     """
@@ -386,7 +392,7 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
         if isinstance(base, (str, Path)):  # load once: the encoder mines the negatives and is then trained
             base = load_sentence_model(base, device)
         vectors = SentenceEncoder(base).encode(texts)
-    pairs = co_purchase_text_pairs(data.basket_items, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
+    pairs = co_purchase_text_pairs(data.basket_lines, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device,
                             related=false_negative_mask(data.basket_items, texts, cfg))
@@ -399,13 +405,27 @@ def _recent_baskets(basket_items: sp.spmatrix, basket_ts: np.ndarray, days: floa
     return sp.csr_matrix(basket_items)[recent], ts[recent]
 
 
+def adjacent_cooccurrence(basket_lines: sp.csr_matrix, window: int) -> sp.coo_matrix:
+    """(n_items, n_items) upper-triangle counts of item pairs at most `window` lines apart in an order."""
+    if basket_lines.nnz and float(basket_lines.data.max()) <= 1 and np.diff(basket_lines.indptr).max() > 1:
+        raise ValueError("pair_lines needs the baskets' line positions (InteractionData.basket_lines)")
+    a, b, _ = adjacent_pairs(basket_lines, window)
+    keep = a != b
+    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    n = basket_lines.shape[1]
+    return sp.coo_matrix((np.ones(len(lo), np.float32), (lo, hi)), shape=(n, n)).tocsr().tocoo()
+
+
 def co_purchase_item_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
                            config: FinetuneConfig | None = None, *, basket_ts: np.ndarray | None = None) -> np.ndarray:
     """(n, 2) item indices of the pairs `config` selects from the baskets, best first: both items
     with text, the two texts different (a pair of identical titles teaches nothing); with a one-way
     `direction`, the anchor first. `basket_ts` is needed for the new-item pairs (`pair_source` new or
-    both), `pair_days` and `direction`."""
+    both), `pair_days` and `direction`; `basket_items` must hold line positions (as
+    `InteractionData.basket_lines` does) for `pair_lines`."""
     cfg = config or FinetuneConfig()
+    if cfg.pair_lines and cfg.pair_source != "all":
+        raise ValueError("pair_lines counts pairs over all baskets (pair_source all)")
     timed = cfg.pair_source != "all" or cfg.pair_days is not None or cfg.direction != "both"
     if timed and basket_ts is None:
         raise ValueError("pair_source new/both, pair_days and direction need the baskets' times")
@@ -420,7 +440,8 @@ def co_purchase_item_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
                                       warmup_days=cfg.new_item_warmup_days)
         parts.append(co_purchase_pairs(basket_items, cooccur=fresh, **select))
     if cfg.pair_source in ("all", "both"):
-        parts.append(co_purchase_pairs(basket_items, **select))
+        near = adjacent_cooccurrence(basket_items, cfg.pair_lines) if cfg.pair_lines else None
+        parts.append(co_purchase_pairs(basket_items, cooccur=near, **select))
     seen, chosen = set(), []
     for a, b in (p for part in parts for p in part):
         key = (min(a, b), max(a, b))

@@ -1,0 +1,31 @@
+"""lineknn: item neighbours from neighbouring lines of an order, not from anywhere in it."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models.registry import create_model
+
+
+def _orders() -> InteractionData:
+    # Every order lists x, y, three fillers, then z: x and y are always next to each other, x and z
+    # never, but all three share every basket, so basket co-occurrence cannot tell y from z.
+    rows: dict[str, list[str]] = {"basket_id": [], "item_id": []}
+    for b in range(6):
+        for item in ["x", "y", f"f{b}a", f"f{b}b", f"f{b}c", "z"]:
+            rows["basket_id"].append(f"o{b}")
+            rows["item_id"].append(item)
+    return InteractionData.from_tables(pa.table(rows))
+
+
+def test_neighbouring_lines_link_items_that_the_basket_cannot_tell_apart() -> None:
+    data = _orders()
+    basket = create_model("itemknn", weighting="none").fit(data).similar_items(["x"], n=10)[0]
+    lines = create_model("lineknn").fit(data).similar_items(["x"], n=10)[0]
+    by_basket = dict(zip(basket.item_ids, basket.scores))
+    assert by_basket["y"] == by_basket["z"]
+    assert lines.item_ids[0] == "y" and "z" not in lines.item_ids
+    wider = create_model("lineknn", window=5).fit(data).similar_items(["x"], n=10)[0]
+    scores = dict(zip(wider.item_ids, wider.scores))
+    assert scores["y"] > scores["z"] > 0, "a pair five lines apart counts, weighted 1 / 5"
