@@ -72,6 +72,17 @@ def adjacent_pairs(basket_lines: sp.csr_matrix, window: int = 1) -> tuple[np.nda
     return np.concatenate(a), np.concatenate(b), np.concatenate(dist)
 
 
+def adjacency_matrix(basket_lines: sp.csr_matrix, window: int = 1, weighted: bool = True) -> sp.csr_matrix:
+    """Symmetric items × items counts of the pairs at most `window` lines apart in an order (each
+    weighted 1 / distance when `weighted`), diagonal 0."""
+    a, b, dist = adjacent_pairs(basket_lines, window)
+    keep = a != b
+    w = (1.0 / dist[keep] if weighted else np.ones(int(keep.sum()))).astype(np.float32)
+    n = basket_lines.shape[1]
+    return sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([a[keep], b[keep]]), np.concatenate([b[keep], a[keep]]))),
+                         shape=(n, n))
+
+
 def _freeze(*arrays: np.ndarray) -> None:
     for a in arrays:
         a.flags.writeable = False
@@ -147,6 +158,12 @@ class InteractionData:
         if self.basket_lines is None:
             raise ValueError("this InteractionData has no line order (basket_lines)")
         return adjacent_pairs(self.basket_lines, window)
+
+    def adjacency(self, window: int = 1) -> sp.csr_matrix:
+        """`adjacency_matrix` of the baskets (pairs weighted 1 / distance)."""
+        if self.basket_lines is None:
+            raise ValueError("this InteractionData has no line order (basket_lines)")
+        return adjacency_matrix(self.basket_lines, window)
 
     def title(self, item_idx: int) -> str | None:
         return self.titles[item_idx]

@@ -72,12 +72,8 @@ class ItemKNN(Recommender):
     def _fit(self, data: InteractionData) -> None:
         cfg = self.config
         if cfg.source == "lines":
-            a, b, dist = data.adjacent_pairs(cfg.window)
-            keep = a != b
-            a, b, w = a[keep], b[keep], 1.0 / dist[keep]
-            c = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([a, b]), np.concatenate([b, a]))),
-                              shape=(data.n_items, data.n_items)).tocsr().tocoo()
-            self.similarity_ = self._top_k(c, np.asarray(data.basket_items.sum(axis=0), np.float64).ravel())
+            n = np.asarray(data.basket_items.sum(axis=0), np.float64).ravel()
+            self.similarity_ = self._top_k(data.adjacency(cfg.window).tocoo(), n)
             return
         x = data.basket_items if cfg.source == "baskets" and data.n_baskets else self.user_history_
         x = WEIGHTINGS[cfg.weighting](sp.csr_matrix(x, dtype=np.float64))

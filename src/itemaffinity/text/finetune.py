@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from itemaffinity.data.interactions import adjacent_pairs
+from itemaffinity.data.interactions import adjacency_matrix
 from itemaffinity.models.base import ModelConfig
 from itemaffinity.text.encoders import DEFAULT_MODEL, item_texts, load_sentence_model
 
@@ -405,15 +405,11 @@ def _recent_baskets(basket_items: sp.spmatrix, basket_ts: np.ndarray, days: floa
     return sp.csr_matrix(basket_items)[recent], ts[recent]
 
 
-def adjacent_cooccurrence(basket_lines: sp.csr_matrix, window: int) -> sp.coo_matrix:
+def adjacent_cooccurrence(basket_lines: sp.csr_matrix, window: int) -> sp.csr_matrix:
     """(n_items, n_items) upper-triangle counts of item pairs at most `window` lines apart in an order."""
     if basket_lines.nnz and float(basket_lines.data.max()) <= 1 and np.diff(basket_lines.indptr).max() > 1:
         raise ValueError("pair_lines needs the baskets' line positions (InteractionData.basket_lines)")
-    a, b, _ = adjacent_pairs(basket_lines, window)
-    keep = a != b
-    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    n = basket_lines.shape[1]
-    return sp.coo_matrix((np.ones(len(lo), np.float32), (lo, hi)), shape=(n, n)).tocsr().tocoo()
+    return sp.triu(adjacency_matrix(basket_lines, window, weighted=False), k=1).tocsr()
 
 
 def co_purchase_item_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
