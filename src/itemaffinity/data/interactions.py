@@ -79,8 +79,8 @@ def adjacency_matrix(basket_lines: sp.csr_matrix, window: int = 1, weighted: boo
     keep = a != b
     w = (1.0 / dist[keep] if weighted else np.ones(int(keep.sum()))).astype(np.float32)
     n = basket_lines.shape[1]
-    return sp.csr_matrix((np.concatenate([w, w]), (np.concatenate([a[keep], b[keep]]), np.concatenate([b[keep], a[keep]]))),
-                         shape=(n, n))
+    rows, cols = np.concatenate([a[keep], b[keep]]), np.concatenate([b[keep], a[keep]])
+    return sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n))
 
 
 def _freeze(*arrays: np.ndarray) -> None:
@@ -327,7 +327,7 @@ class InteractionData:
                                      shape=(n_b, n_items))
         basket_items.sum_duplicates()
         bl = con.execute(f"""SELECT b, i, min(pos) AS pos FROM (SELECT bv.b, e.i,
-              row_number() OVER (PARTITION BY bv.b ORDER BY e.run_id, e.source_row) AS pos
+              row_number() OVER (PARTITION BY bv.b ORDER BY e.run_id, e.source_row, e.i) AS pos
             FROM _evi e JOIN _bv bv USING (basket_id) WHERE e.event IN ({bev})) GROUP BY b, i ORDER BY b, i""").fetchnumpy()
         basket_lines = sp.csr_matrix((bl["pos"].astype(np.float32), (bl["b"], bl["i"])), shape=(n_b, n_items))
 
