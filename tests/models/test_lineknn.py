@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 
 from itemaffinity.data.interactions import InteractionData
@@ -29,3 +31,17 @@ def test_neighbouring_lines_link_items_that_the_basket_cannot_tell_apart() -> No
     wider = create_model("lineknn", window=5).fit(data).similar_items(["x"], n=10)[0]
     scores = dict(zip(wider.item_ids, wider.scores))
     assert scores["y"] > scores["z"] > 0, "a pair five lines apart counts, weighted 1 / 5"
+
+
+def test_without_orders_neighbouring_events_of_a_history_count() -> None:
+    # No basket ids: each user's history, in time order, takes the place of an order's lines.
+    rows: dict[str, list] = {"user_id": [], "item_id": [], "ts": []}
+    for u in range(6):
+        for k, item in enumerate(["x", "y", f"f{u}a", f"f{u}b", "z"]):
+            rows["user_id"].append(f"u{u}")
+            rows["item_id"].append(item)
+            rows["ts"].append(dt.datetime(2024, 1, 1 + u, k))
+    data = InteractionData.from_tables(pa.table(rows))
+    assert data.n_baskets == 0
+    lines = create_model("lineknn").fit(data).similar_items(["x"], n=10)[0]
+    assert lines.item_ids[0] == "y" and "z" not in lines.item_ids

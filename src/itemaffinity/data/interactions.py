@@ -62,25 +62,31 @@ def adjacent_pairs(basket_lines: sp.csr_matrix, window: int = 1) -> tuple[np.nda
     lines = sp.csr_matrix(basket_lines)
     rows = np.repeat(np.arange(lines.shape[0]), np.diff(lines.indptr))
     order = np.lexsort((lines.data, rows))
-    rows, items = rows[order], lines.indices[order].astype(np.int64)
+    return sequence_neighbours(rows[order], lines.indices[order].astype(np.int64), window)
+
+
+def sequence_neighbours(owners: np.ndarray, items: np.ndarray, window: int = 1) -> tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray]:
+    """Item pairs (a, b, distance) at most `window` places apart within each owner's run of `items`
+    (`owners` sorted, each owner's items in order)."""
     a, b, dist = [], [], []
     for d in range(1, window + 1):
-        same = rows[d:] == rows[:-d]
+        same = owners[d:] == owners[:-d]
         a.append(items[:-d][same])
         b.append(items[d:][same])
         dist.append(np.full(int(same.sum()), d))
     return np.concatenate(a), np.concatenate(b), np.concatenate(dist)
 
 
-def adjacency_matrix(basket_lines: sp.csr_matrix, window: int = 1, weighted: bool = True) -> sp.csr_matrix:
-    """Symmetric items × items counts of the pairs at most `window` lines apart in an order (each
-    weighted 1 / distance when `weighted`), diagonal 0."""
-    a, b, dist = adjacent_pairs(basket_lines, window)
+def adjacency_matrix(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], n_items: int,
+                     weighted: bool = True) -> sp.csr_matrix:
+    """Symmetric items × items counts of neighbouring `pairs` (a, b, distance), each weighted
+    1 / distance when `weighted`; diagonal 0."""
+    a, b, dist = pairs
     keep = a != b
     w = (1.0 / dist[keep] if weighted else np.ones(int(keep.sum()))).astype(np.float32)
-    n = basket_lines.shape[1]
     rows, cols = np.concatenate([a[keep], b[keep]]), np.concatenate([b[keep], a[keep]])
-    return sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n))
+    return sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n_items, n_items))
 
 
 def _freeze(*arrays: np.ndarray) -> None:
@@ -102,7 +108,7 @@ class InteractionData:
         basket_items: (n_baskets, n_items) float32 CSR of 0/1.
         basket_lines: the same pattern holding each item's line position in its basket (1 = first,
             by file order; an item on several lines takes its first), since the lines next to an
-            item in an order say more of it than the rest of a long order does.
+            item in an order say more of it than the rest of a long order does (`adjacent_pairs`).
         basket_user: (n_baskets,) user index of each basket, −1 for anonymous.
         basket_ts: (n_baskets,) datetime64[s] of each basket (NaT when the data has no time).
         user_items: (n_users, n_items) float32 CSR of summed event weights.
@@ -154,16 +160,16 @@ class InteractionData:
         return self.seq_items[self.seq_indptr[user_idx]:self.seq_indptr[user_idx + 1]]
 
     def adjacent_pairs(self, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Item pairs (a, b, distance) at most `window` items apart in a basket's line order."""
-        if self.basket_lines is None:
-            raise ValueError("this InteractionData has no line order (basket_lines)")
-        return adjacent_pairs(self.basket_lines, window)
+        """Item pairs (a, b, distance) at most `window` lines apart in an order; without orders (or
+        without their line order), at most `window` events apart in a user's history."""
+        if self.n_baskets and self.basket_lines is not None:
+            return adjacent_pairs(self.basket_lines, window)
+        owners = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))
+        return sequence_neighbours(owners, self.seq_items.astype(np.int64), window)
 
     def adjacency(self, window: int = 1) -> sp.csr_matrix:
-        """`adjacency_matrix` of the baskets (pairs weighted 1 / distance)."""
-        if self.basket_lines is None:
-            raise ValueError("this InteractionData has no line order (basket_lines)")
-        return adjacency_matrix(self.basket_lines, window)
+        """`adjacency_matrix` of `adjacent_pairs` (each pair weighted 1 / distance)."""
+        return adjacency_matrix(self.adjacent_pairs(window), self.n_items)
 
     def title(self, item_idx: int) -> str | None:
         return self.titles[item_idx]

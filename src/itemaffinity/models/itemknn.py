@@ -12,7 +12,8 @@ its k nearest neighbours; a query's scores are Q·S.
 With source "lines" (the model `lineknn`), C_ij counts the times i and j stand within `window`
 lines of each other in an order (each pair weighted 1 / distance) instead of anywhere in it:
 shoppers enter related goods one after another, so neighbouring lines link them more sharply
-than a wholesale order of hundreds of lines does; n_i stays i's basket count.
+than a wholesale order of hundreds of lines does; n_i stays i's basket count. Data without orders
+use each user's history instead: events at most `window` apart, n_i the item's users.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class ItemKNN(Recommender):
     def _fit(self, data: InteractionData) -> None:
         cfg = self.config
         if cfg.source == "lines":
-            n = np.asarray(data.basket_items.sum(axis=0), np.float64).ravel()
+            x = data.basket_items if data.n_baskets else data.user_items
+            n = np.asarray((x > 0).sum(axis=0), np.float64).ravel()
             self.similarity_ = self._top_k(data.adjacency(cfg.window).tocoo(), n)
             return
         x = data.basket_items if cfg.source == "baskets" and data.n_baskets else self.user_history_
