@@ -123,6 +123,7 @@ class InteractionData:
     users: Vocabulary
     baskets: Vocabulary
     basket_items: sp.csr_matrix
+    basket_lines: sp.csr_matrix
     basket_user: np.ndarray
     basket_ts: np.ndarray
     user_items: sp.csr_matrix
@@ -141,7 +142,6 @@ class InteractionData:
     prices: np.ndarray
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     half_life_days: float | None = None
-    basket_lines: sp.csr_matrix | None = None
 
     @property
     def n_items(self) -> int:
@@ -160,9 +160,9 @@ class InteractionData:
         return self.seq_items[self.seq_indptr[user_idx]:self.seq_indptr[user_idx + 1]]
 
     def adjacent_pairs(self, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Item pairs (a, b, distance) at most `window` lines apart in an order; without orders (or
-        without their line order), at most `window` events apart in a user's history."""
-        if self.n_baskets and self.basket_lines is not None:
+        """Item pairs (a, b, distance) at most `window` lines apart in an order; without orders, at
+        most `window` events apart in a user's history."""
+        if self.n_baskets:
             return adjacent_pairs(self.basket_lines, window)
         owners = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))
         return sequence_neighbours(owners, self.seq_items.astype(np.int64), window)
@@ -190,7 +190,7 @@ class InteractionData:
 
         kept = np.flatnonzero(basket_mask)
         bi = _freeze_csr(sp.csr_matrix(self.basket_items[kept]))
-        lines = None if self.basket_lines is None else _freeze_csr(sp.csr_matrix(self.basket_lines[kept]))
+        lines = _freeze_csr(sp.csr_matrix(self.basket_lines[kept]))
         users = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))[seq_mask]
         items = self.seq_items[seq_mask]
         weight = float(self.event_weights.get("purchase", 4.0))
@@ -326,16 +326,14 @@ class InteractionData:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _bv AS SELECT basket_id,
             (row_number() OVER (ORDER BY min(ts) NULLS LAST, basket_id) - 1)::INTEGER AS b
             FROM _evi WHERE event IN ({bev}) AND basket_id IS NOT NULL GROUP BY basket_id""")
-        bi = con.execute(f"""SELECT DISTINCT bv.b, e.i FROM _evi e JOIN _bv bv USING (basket_id)
-            WHERE e.event IN ({bev}) ORDER BY 1, 2""").fetchnumpy()
-        n_b = len(baskets)
-        basket_items = sp.csr_matrix((np.ones(len(bi["b"]), dtype=np.float32), (bi["b"], bi["i"])),
-                                     shape=(n_b, n_items))
-        basket_items.sum_duplicates()
+        # One row per (basket, item) with the item's first line position; the 0/1 matrix is its pattern.
         bl = con.execute(f"""SELECT b, i, min(pos) AS pos FROM (SELECT bv.b, e.i,
               row_number() OVER (PARTITION BY bv.b ORDER BY e.run_id, e.source_row, e.i) AS pos
             FROM _evi e JOIN _bv bv USING (basket_id) WHERE e.event IN ({bev})) GROUP BY b, i ORDER BY b, i""").fetchnumpy()
+        n_b = len(baskets)
         basket_lines = sp.csr_matrix((bl["pos"].astype(np.float32), (bl["b"], bl["i"])), shape=(n_b, n_items))
+        basket_items = sp.csr_matrix((np.ones(len(bl["b"]), dtype=np.float32), basket_lines.indices, basket_lines.indptr),
+                                     shape=(n_b, n_items))
 
         # User × item weights, with returns cancelling purchases and optional decay.
         wcase = "CASE event " + " ".join(f"WHEN '{e}' THEN {float(w)}" for e, w in weights.items()) + \

@@ -392,8 +392,7 @@ def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTra
         if isinstance(base, (str, Path)):  # load once: the encoder mines the negatives and is then trained
             base = load_sentence_model(base, device)
         vectors = SentenceEncoder(base).encode(texts)
-    lines = data.basket_lines if data.basket_lines is not None else data.basket_items  # positions for pair_lines
-    pairs = co_purchase_text_pairs(lines, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
+    pairs = co_purchase_text_pairs(data.basket_lines, texts, cfg, basket_ts=data.basket_ts, vectors=vectors)
     log.info("fine-tuning on %d co-purchase pairs from %d baskets", len(pairs), data.n_baskets)
     return finetune_encoder(base, pairs, cfg, output_dir=output_dir, device=device,
                             related=false_negative_mask(data.basket_items, texts, cfg))
