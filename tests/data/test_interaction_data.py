@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from itemaffinity.data.interactions import InteractionData
+from itemaffinity.data.interactions import InteractionData, sequence_windows
 
 EVENTS = """\
 who,what,did,when,basket
@@ -109,6 +109,23 @@ def test_line_positions_follow_the_file_and_give_neighbouring_pairs(data):
     assert len(data.adjacent_pairs(3)[0]) == 2, "no basket has items three lines apart"
     sub = data.restrict(np.array([False, True, False, False]), np.ones(len(data.seq_items), bool))
     assert list(zip(*[ids(x) for x in sub.adjacent_pairs(1)[:2]])) == [("d", "e")], "only k2 is kept"
+
+
+def test_sequence_windows_are_runs_of_neighbouring_places():
+    owners = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2])
+    items = np.array([0, 1, 2, 3, 4, 5, 6, 7, 6])
+    win = sequence_windows(owners, items, 3, 8)
+    assert [sorted(win[r].indices.tolist()) for r in range(win.shape[0])] == [
+        [0, 1, 2], [1, 2, 3], [4, 5], [6, 7]], "a short run is one window; a repeat counts once"
+    assert win.data.tolist() == [1.0] * win.nnz
+    assert sequence_windows(owners[:0], items[:0], 3, 8).shape == (0, 8)
+
+
+def test_line_windows_follow_each_order(data):
+    ids = lambda a: list(data.items.ids_of(a))  # noqa: E731
+    win = data.line_windows(2)
+    baskets = {tuple(sorted(ids(win[r].indices))) for r in range(win.shape[0])}
+    assert ("a", "e") in baskets and ("d", "e") in baskets
 
 
 def test_user_weights_follow_event_weights_and_returns_cancel(data):

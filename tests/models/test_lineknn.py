@@ -1,4 +1,4 @@
-"""lineknn: item neighbours from neighbouring lines of an order, not from anywhere in it."""
+"""lineknn and ease:lines: item neighbours from neighbouring lines of an order, not from anywhere in it."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def test_neighbouring_lines_link_items_that_the_basket_cannot_tell_apart() -> No
     wider = create_model("lineknn", window=5).fit(data).similar_items(["x"], n=10)[0]
     scores = dict(zip(wider.item_ids, wider.scores))
     assert scores["y"] > scores["z"] > 0, "a pair five lines apart counts, weighted 1 / 5"
+
+
+def test_ease_with_line_windows_prefers_the_neighbouring_line() -> None:
+    data = _orders()
+    x, y, z = (data.items.index(i) for i in "xyz")
+    plain = create_model("ease", lam=1.0).fit(data).weights_
+    lines = create_model("ease", lam=1.0, lines=2, line_weight=1.0).fit(data).weights_
+    assert abs(plain[x, y] - plain[x, z]) < 1e-6, "over whole baskets y and z are alike to x"
+    assert lines[x, y] > lines[x, z] + 0.01
 
 
 def test_without_orders_neighbouring_events_of_a_history_count() -> None:

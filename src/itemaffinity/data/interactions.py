@@ -59,10 +59,15 @@ def adjacent_pairs(basket_lines: sp.csr_matrix, window: int = 1) -> tuple[np.nda
     Args:
         basket_lines: baskets × items CSR whose values are the items' line positions in the basket.
     """
+    return sequence_neighbours(*line_order(basket_lines), window)
+
+
+def line_order(basket_lines: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(baskets, items): every line of every basket, baskets in order, each basket's items in line order."""
     lines = sp.csr_matrix(basket_lines)
     rows = np.repeat(np.arange(lines.shape[0]), np.diff(lines.indptr))
     order = np.lexsort((lines.data, rows))
-    return sequence_neighbours(rows[order], lines.indices[order].astype(np.int64), window)
+    return rows[order], lines.indices[order].astype(np.int64)
 
 
 def sequence_neighbours(owners: np.ndarray, items: np.ndarray, window: int = 1) -> tuple[np.ndarray, np.ndarray,
@@ -76,6 +81,27 @@ def sequence_neighbours(owners: np.ndarray, items: np.ndarray, window: int = 1) 
         b.append(items[d:][same])
         dist.append(np.full(int(same.sum()), d))
     return np.concatenate(a), np.concatenate(b), np.concatenate(dist)
+
+
+def sequence_windows(owners: np.ndarray, items: np.ndarray, width: int, n_items: int) -> sp.csr_matrix:
+    """(windows, items) 0/1 CSR: every run of `width` consecutive places within each owner's run of
+    `items` (`owners` sorted, each owner's items in order); an owner with fewer places gives one
+    window of all of them. The Gram of it counts how often two items are near each other."""
+    if width < 1:
+        raise ValueError("width must be at least 1")
+    pos = np.arange(len(owners))
+    starts = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)
+    length = np.diff(np.r_[starts, len(owners)])
+    run_start = np.repeat(starts, length)
+    run_length = np.repeat(length, length)
+    place = pos - run_start
+    first = np.flatnonzero((place + width <= run_length) | ((place == 0) & (run_length < width)))
+    size = np.minimum(width, run_length[first])
+    rows = np.repeat(np.arange(len(first)), size)
+    cols = items[np.repeat(first, size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))]
+    win = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(first), n_items))
+    win.data[:] = 1.0  # an item twice in a window (a repeat in a history) counts once
+    return win
 
 
 def adjacency_matrix(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], n_items: int,
@@ -162,10 +188,18 @@ class InteractionData:
     def adjacent_pairs(self, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Item pairs (a, b, distance) at most `window` lines apart in an order; without orders, at
         most `window` events apart in a user's history."""
+        return sequence_neighbours(*self._runs(), window)
+
+    def _runs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(owners, items): each order's items in line order, or without orders each user's history."""
         if self.n_baskets:
-            return adjacent_pairs(self.basket_lines, window)
+            return line_order(self.basket_lines)
         owners = np.repeat(np.arange(self.n_users), np.diff(self.seq_indptr))
-        return sequence_neighbours(owners, self.seq_items.astype(np.int64), window)
+        return owners, self.seq_items.astype(np.int64)
+
+    def line_windows(self, width: int) -> sp.csr_matrix:
+        """`sequence_windows` of each order's lines (without orders, of each user's history)."""
+        return sequence_windows(*self._runs(), width, self.n_items)
 
     def adjacency(self, window: int = 1) -> sp.csr_matrix:
         """`adjacency_matrix` of `adjacent_pairs` (each pair weighted 1 / distance)."""

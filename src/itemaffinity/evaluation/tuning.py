@@ -17,7 +17,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
                 "source": ["baskets", "users"], "k": [50, 200]},
     "lineknn": {"window": [1, 3, 10], "k": [100, 300]},
     "userknn": {"k": [20, 50, 100, 200]},
-    "ease": {"lam": [10.0, 30.0, 100.0, 300.0, 1000.0], "source": ["baskets", "users"]},
+    "ease": {"lam": [10.0, 30.0, 100.0, 300.0, 1000.0], "source": ["baskets", "users"], "lines": [0, 3]},
     "als": {"factors": [64, 128], "regularization": [0.05, 0.5], "alpha": [2.0, 10.0]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
     "popularity-recent": {"recent_days": [7.0, 30.0, 90.0]},
