@@ -189,3 +189,20 @@ def test_catalog_smaller_than_n_candidates() -> None:
     assert model.config.n_candidates > 30
     recs = model.fit(InteractionData.from_tables(events, catalog)).recommend(basket=["i001"], n=5)
     assert len(recs) == 5 and "i002" in recs.item_ids
+
+
+def test_folds_in_worker_processes_learn_the_same_ranker(split, monkeypatch) -> None:
+    # Each fold is fitted in its own process when n_jobs > 1; with one native thread on both sides the
+    # ranker must come out byte for byte the same as folds fitted one after another in this process.
+    from threadpoolctl import threadpool_limits
+
+    import itemaffinity.models.hybrid as hybrid_module
+
+    monkeypatch.setattr(hybrid_module, "usable_cores", lambda: 2)  # two workers of one thread each
+    data, _ = split
+    params = dict(components=COMPONENTS, validation_share=0.3, n_estimators=30, validation="random",
+                  component_params={"rules": {"min_support": 0.01}}, text_model=None)
+    with threadpool_limits(1):
+        serial = create_model("hybrid", n_jobs=1, **params).fit(data)
+    parallel = create_model("hybrid", n_jobs=2, **params).fit(data)
+    assert bytes(parallel.booster_) == bytes(serial.booster_)

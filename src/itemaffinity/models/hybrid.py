@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -80,6 +81,11 @@ FEATURES = (
 which its ratio to the best does not: a listwise view that gained NDCG@10 on the validation task."""
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use (affinity and cgroup quota, not the host's count)."""
+    return joblib.cpu_count()
+
+
 class HybridConfig(ModelConfig):
     components: tuple[str, ...] = ("ease", "itemknn", "rules", "tfidf", "usermix", "als", "userknn", "lineknn")
     component_params: dict[str, dict[str, Any]] = Field(default_factory=lambda: {
@@ -109,6 +115,8 @@ class HybridConfig(ModelConfig):
     num_leaves: int = Field(default=31, ge=4)
     early_stopping_share: float = Field(default=0.1, ge=0, lt=1,
                                         description="Validation queries held out to stop boosting (0: no stopping).")
+    n_jobs: int | None = Field(default=None, ge=1, description=(
+        "Validation folds fitted at once, each in its own process (None: one per CPU core; 1: in this process)."))
     seed: int = 0
 
 
@@ -352,21 +360,17 @@ class Hybrid(Recommender):
 
         cfg = self.config
         t0 = time.perf_counter()
-        feats, labels, groups, n_queries = [], [], [], 0
-        for fold in folds:
-            comps = [c.fit(fold.sub) for c in self._components()]
-            stats = _ItemStats.of(fold.sub)
-            for s in range(0, fold.queries.shape[0], BATCH):
-                e = s + BATCH
-                f, cand = self._features(comps, stats, fold.queries[s:e],
-                                         fold.users[s:e] if fold.users is not None else None, fold.at[s:e])
-                lab = cand == fold.targets[s:e, None]
-                for r in np.flatnonzero(lab.any(axis=1)):  # queries whose item no component proposes teach nothing
-                    valid = cand[r] >= 0
-                    feats.append(f[r][valid])
-                    labels.append(lab[r][valid].astype(np.int32))
-                    groups.append(int(valid.sum()))
-            n_queries += len(fold.targets)
+        cores = usable_cores()
+        workers = min(len(folds), cfg.n_jobs or cores)
+        if workers > 1:
+            per_fold = joblib.Parallel(n_jobs=workers, backend="loky")(
+                joblib.delayed(self._fold_rows)(fold, max(1, cores // workers)) for fold in folds)
+        else:
+            per_fold = [self._fold_rows(fold) for fold in folds]
+        feats = [f for rows in per_fold for f in rows[0]]
+        labels = [lab for rows in per_fold for lab in rows[1]]
+        groups = [len(lab) for lab in labels]
+        n_queries = sum(len(fold.targets) for fold in folds)
         if not groups:
             raise ValueError("hybrid: no validation query had its hidden item among the candidates")
         t1 = time.perf_counter()
@@ -394,6 +398,29 @@ class Hybrid(Recommender):
                  "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
                  time.perf_counter() - t1)
         return ranker.booster_.model_to_string(num_iteration=rounds), len(groups), n_queries
+
+    def _fold_rows(self, fold: _Fold, threads: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One fold's ranker rows: the components fitted on what the fold sees, then, for each query whose
+        hidden item is among the candidates, its (candidates, features) matrix and 0/1 labels. With `threads`
+        (in a worker process) native thread pools are held to that many, so that workers share the cores."""
+        from contextlib import nullcontext
+
+        from threadpoolctl import threadpool_limits
+
+        feats, labels = [], []
+        with threadpool_limits(threads) if threads else nullcontext():
+            comps = [c.fit(fold.sub) for c in self._components()]
+            stats = _ItemStats.of(fold.sub)
+            for s in range(0, fold.queries.shape[0], BATCH):
+                e = s + BATCH
+                f, cand = self._features(comps, stats, fold.queries[s:e],
+                                         fold.users[s:e] if fold.users is not None else None, fold.at[s:e])
+                lab = cand == fold.targets[s:e, None]
+                for r in np.flatnonzero(lab.any(axis=1)):  # queries whose item no component proposes teach nothing
+                    valid = cand[r] >= 0
+                    feats.append(f[r][valid])
+                    labels.append(lab[r][valid].astype(np.int32))
+        return feats, labels
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
         """(n_items, dim) unit sentence embeddings of the item texts; (n_items, 0) without an encoder."""
