@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,10 @@ from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender, query_matrix, rank_top_n
 
 log = logging.getLogger(__name__)
+# loky replaces a worker whose memory grew over a task (its leak guard) and says so as it happens; the
+# queued folds go to the new worker, nothing is lost, so the message only alarms a reader of `make demo`.
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                        category=UserWarning)
 
 DAY = np.timedelta64(86400, "s")
 BATCH = 1000
