@@ -69,5 +69,6 @@ def main() -> None:
             model = create_model("ease", lam=30.0, lines=width, line_weight=beta).fit(train)
             scored(f"ease λ 30, baskets + {beta} × windows of {width} lines", lambda t, m=model: m.score(t.queries))
 
+
 if __name__ == "__main__":
     main()

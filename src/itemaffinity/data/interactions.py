@@ -53,15 +53,6 @@ def _mapping_weights(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], 
     return dict(mapping.get("event_weights") or {}), mapping.get("half_life_days")
 
 
-def adjacent_pairs(basket_lines: sp.csr_matrix, window: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Item pairs (a, b, distance) at most `window` items apart in their basket's line order.
-
-    Args:
-        basket_lines: baskets × items CSR whose values are the items' line positions in the basket.
-    """
-    return sequence_neighbours(*line_order(basket_lines), window)
-
-
 def line_order(basket_lines: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """(baskets, items): every line of every basket, baskets in order, each basket's items in line order."""
     lines = sp.csr_matrix(basket_lines)
@@ -90,15 +81,15 @@ def sequence_windows(owners: np.ndarray, items: np.ndarray, width: int, n_items:
     if width < 1:
         raise ValueError("width must be at least 1")
     pos = np.arange(len(owners))
-    starts = np.r_[0, np.flatnonzero(owners[1:] != owners[:-1]) + 1] if len(owners) else np.zeros(0, np.int64)
-    length = np.diff(np.r_[starts, len(owners)])
-    run_start = np.repeat(starts, length)
-    run_length = np.repeat(length, length)
-    place = pos - run_start
-    first = np.flatnonzero((place + width <= run_length) | ((place == 0) & (run_length < width)))
-    size = np.minimum(width, run_length[first])
-    rows = np.repeat(np.arange(len(first)), size)
-    cols = items[np.repeat(first, size) + (np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size))]
+    run_end = np.searchsorted(owners, owners, side="right")
+    run_first = pos == np.searchsorted(owners, owners, side="left")
+    first = np.flatnonzero((pos + width <= run_end) | (run_first & (run_end - pos < width)))
+    rows, cols = [], []
+    for k in range(width):
+        inside = np.flatnonzero(first + k < run_end[first])
+        rows.append(inside)
+        cols.append(items[first[inside] + k])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
     win = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(first), n_items))
     win.data[:] = 1.0  # an item twice in a window (a repeat in a history) counts once
     return win

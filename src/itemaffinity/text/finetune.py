@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from itemaffinity.data.interactions import adjacency_matrix, adjacent_pairs
+from itemaffinity.data.interactions import adjacency_matrix, line_order, sequence_neighbours
 from itemaffinity.models.base import ModelConfig
 from itemaffinity.text.encoders import DEFAULT_MODEL, item_texts, load_sentence_model
 
@@ -409,8 +409,8 @@ def adjacent_cooccurrence(basket_lines: sp.csr_matrix, window: int) -> sp.csr_ma
     """(n_items, n_items) upper-triangle counts of item pairs at most `window` lines apart in an order."""
     if basket_lines.nnz and float(basket_lines.data.max()) <= 1 and np.diff(basket_lines.indptr).max() > 1:
         raise ValueError("pair_lines needs the baskets' line positions (InteractionData.basket_lines)")
-    return sp.triu(adjacency_matrix(adjacent_pairs(basket_lines, window), basket_lines.shape[1], weighted=False),
-                   k=1).tocsr()
+    pairs = sequence_neighbours(*line_order(basket_lines), window)
+    return sp.triu(adjacency_matrix(pairs, basket_lines.shape[1], weighted=False), k=1).tocsr()
 
 
 def co_purchase_item_pairs(basket_items: sp.csr_matrix, texts: Sequence[str],
