@@ -34,6 +34,7 @@ import numpy as np
 from itemaffinity.data.ingest import ingest_file
 from itemaffinity.data.mapping import resolve_mapping
 from itemaffinity.evaluation.experiment import build_task, parse_models
+from itemaffinity.evaluation.metrics import ratio_interval
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.models.registry import create_model
 
@@ -73,12 +74,13 @@ def main() -> None:
     t_all = time.perf_counter()
     print(f"task basket-completion: {tasks[0].info}" + (f", seeds {args.seeds}" if len(seeds) > 1 else ""))
     print(f"{'model':<22}{'HR@10':>8}{'NDCG@10':>9}{'MRR@10':>8}{'Rec@20':>8}{'fit s':>8}{'eval s':>8}")
-    ndcgs = {}
+    ndcgs, per_query = {}, {}
     for spec in parse_models(args.models):
         model = create_model(spec.name, **spec.params)
         for k, task in enumerate(tasks):
-            r = evaluate_model(model, task, fit=k == 0)
+            r = evaluate_model(model, task, fit=k == 0, per_query=True)
             ndcgs.setdefault(spec.label, []).append(r["NDCG@10"])
+            per_query.setdefault(spec.label, []).append(r["per_query"]["NDCG@10"])
             label = spec.label + (f" [seed {seeds[k]}]" if len(seeds) > 1 else "")
             print(f"{label:<22}{r['HR@10']:8.4f}{r['NDCG@10']:9.4f}{r['MRR@10']:8.4f}{r['Recall@20']:8.4f}"
                   f"{r['fit_s']:8.1f}{r['eval_s']:8.1f}", flush=True)
@@ -97,6 +99,11 @@ def main() -> None:
               f"ratio {mean[hybrid[0]] / classic[best]:.3f} (goal ≥ 1.10)"
               + (f"; per seed {' '.join(f'{h / c:.3f}' for h, c in zip(ndcgs[hybrid[0]], ndcgs[best]))}"
                  if len(seeds) > 1 else ""))
+        # the queries of one seed are paired across models; seeds draw different baskets, so one interval each
+        for k, seed in enumerate(seeds):
+            ratio, lo, hi = ratio_interval(per_query[hybrid[0]][k], per_query[best][k])
+            print(f"  seed {seed}: hybrid / {best} NDCG@10 {ratio:.3f}, 95% paired bootstrap interval over its "
+                  f"{len(per_query[best][k]):,} queries {lo:.3f}–{hi:.3f}")
     print(f"total wall time {time.perf_counter() - t_all:.1f}s")
 
 

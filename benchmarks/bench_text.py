@@ -34,6 +34,7 @@ import duckdb  # noqa: E402
 from itemaffinity.data.ingest import ingest_file  # noqa: E402
 from itemaffinity.data.mapping import resolve_mapping  # noqa: E402
 from itemaffinity.evaluation.experiment import build_task, parse_value  # noqa: E402
+from itemaffinity.evaluation.metrics import ratio_interval  # noqa: E402
 from itemaffinity.evaluation.runner import evaluate_model  # noqa: E402
 from itemaffinity.models.registry import create_model  # noqa: E402
 from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, item_texts, load_sentence_model  # noqa: E402
@@ -92,7 +93,7 @@ def main() -> None:
         rows = {}
         print(f"\n{'model':<20}{'aggregate':<10}{'HR@10':>8}{'NDCG@10':>9}{'MRR@10':>8}{'fit s':>8}{'eval s':>8}")
         for name, params in specs:
-            r = evaluate_model(create_model(name, **params), task)
+            r = evaluate_model(create_model(name, **params), task, per_query=True)
             agg = params.get("aggregate", "")
             rows[name, agg] = r
             print(f"{name:<20}{agg:<10}{r['HR@10']:8.4f}{r['NDCG@10']:9.4f}{r['MRR@10']:8.4f}{r['fit_s']:8.1f}"
@@ -106,6 +107,9 @@ def main() -> None:
                   f"NDCG@10 {ft['NDCG@10'] / pre['NDCG@10']:.2f}x (target >= 1.2x); / popularity: HR@10 "
                   f"{ft['HR@10'] / max(pop['HR@10'], 1e-9):.1f}x (target >= 3x); / random: "
                   f"{ft['HR@10'] / (10 / n_cold):.1f}x")
+            ratio, lo, hi = ratio_interval(ft["per_query"]["HR@10"], pre["per_query"]["HR@10"])
+            print(f"      HR@10 {ratio:.3f}x, 95% paired bootstrap interval over the {task.n_queries:,} queries "
+                  f"{lo:.3f}–{hi:.3f}")
         print(f"content-finetuned config: {rows['content-finetuned', 'max']['config']}")
 
 if __name__ == "__main__":

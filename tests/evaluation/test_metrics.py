@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from itemaffinity.evaluation.metrics import (RANKING_METRICS, catalog_coverage, intra_list_diversity,
-                                             popularity_bias)
+                                             popularity_bias, ratio_interval)
 from itemaffinity.models.base import rank_top_n
 
 
@@ -49,3 +49,17 @@ def test_rank_top_n_excludes_and_restricts() -> None:
     assert idx.tolist() == [[3, 2]]
     idx, _ = rank_top_n(scores.copy(), 3, candidates=np.array([0, 2]))
     assert idx.tolist() == [[2, 0, -1]]
+
+
+def test_ratio_interval_is_paired() -> None:
+    rng = np.random.default_rng(1)
+    b = rng.random(2000)
+    ratio, lo, hi = ratio_interval(1.1 * b, b)  # a fixed ratio on every query: no resample can move it
+    assert ratio == pytest.approx(1.1) and lo == pytest.approx(1.1) and hi == pytest.approx(1.1)
+    noisy = b + rng.normal(0, 0.3, len(b))
+    ratio, lo, hi = ratio_interval(noisy, b)
+    assert lo < ratio < hi and lo < 1.0 < hi  # no real difference: the interval holds 1
+    _, lo_small, hi_small = ratio_interval(noisy[:200], b[:200])
+    assert hi_small - lo_small > 2 * (hi - lo)  # a tenth of the queries: an interval about √10 wider
+    with pytest.raises(ValueError):
+        ratio_interval(b, b[:10])

@@ -10,7 +10,10 @@ import pytest
 
 from itemaffinity.evaluation import protocols
 from itemaffinity.evaluation.experiment import build_task, parse_models, run_evaluation
+from itemaffinity.evaluation.metrics import ratio_interval
+from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.errors import InputError
+from itemaffinity.models.registry import create_model
 
 SPLIT = dt.datetime(2011, 10, 1)
 
@@ -92,6 +95,18 @@ def test_leaderboard_on_online_retail(or_store) -> None:
     for r in rows:
         assert {"dataset", "split", "seed", "config", "fit_s", "eval_s"} <= set(r)
         assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1
+
+
+def test_per_query_values_average_to_the_row(or_con) -> None:
+    task = build_task(or_con, "basket-completion", "2011-10-01", 1000, 0)
+    model = create_model("itemknn")
+    row = evaluate_model(model, task, per_query=True)
+    for name in ("HR@10", "NDCG@10"):
+        values = row["per_query"][name]
+        assert values.shape == (task.n_queries,) and values.mean() == pytest.approx(row[name])
+    other = evaluate_model(create_model("popularity"), task, per_query=True)
+    ratio, lo, hi = ratio_interval(row["per_query"]["NDCG@10"], other["per_query"]["NDCG@10"])
+    assert 1 < lo < ratio < hi  # itemknn beats popularity beyond the noise of 1,000 queries
 
 
 def test_bad_split_date(or_con) -> None:

@@ -67,8 +67,9 @@ def sampled_metrics(model: Recommender, task: Task, n_negatives: int = 100, seed
 
 
 def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
-                   sampled_negatives: int | None = None) -> dict[str, Any]:
-    """Fit (unless already fitted) and score one model; returns a leaderboard row."""
+                   sampled_negatives: int | None = None, per_query: bool = False) -> dict[str, Any]:
+    """Fit (unless already fitted) and score one model; returns a leaderboard row. With `per_query`,
+    row["per_query"] holds each query's HR@10 and NDCG@10 (for `metrics.ratio_interval`)."""
     t0 = time.perf_counter()
     if fit:
         model.fit(task.train)
@@ -79,6 +80,8 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
     for kk in CUTOFFS:
         for mname, fn in RANKING_METRICS.items():
             row[f"{mname}@{kk}"] = float(np.mean(fn(top, task.targets, kk)))
+    if per_query:
+        row["per_query"] = {f"{name}@10": RANKING_METRICS[name](top, task.targets, 10) for name in ("HR", "NDCG")}
     top10 = top[:, :10]
     popularity = np.asarray(task.train.basket_items.sum(axis=0)).ravel() if task.train.n_baskets else \
         np.asarray(task.train.user_items.getnnz(axis=0)).ravel()
