@@ -224,11 +224,14 @@ def _require_store(store_path: str) -> None:
 def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
+    from itemaffinity.evaluation.report import vs_best_text
+
     table = Table(title=f"{rows[0]['task']} · {rows[0].get('split', '')} · {rows[0]['queries']:,} queries")
-    for col in ("model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "coverage@10", "fit s", "eval s"):
+    for col in ("model", "HR@10", "NDCG@10", "× best (95% interval)", "MRR@10", "Recall@20", "coverage@10",
+                "fit s", "eval s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        table.add_row(r["label"], f"{r['HR@10']:.4f}", f"{r['NDCG@10']:.4f}", f"{r['MRR@10']:.4f}",
+        table.add_row(r["label"], f"{r['HR@10']:.4f}", f"{r['NDCG@10']:.4f}", vs_best_text(r), f"{r['MRR@10']:.4f}",
                       f"{r['Recall@20']:.4f}", f"{r['coverage@10']:.3f}", f"{r['fit_s']:.1f}", f"{r['eval_s']:.1f}")
     Console().print(table)
 

@@ -84,6 +84,8 @@ def test_leaderboard_customers_and_data_quality_pages(page, shots):
     page.wait_for_selector("#leaderboard svg rect")
     assert page.locator("#leaderboard svg").count() >= 4
     assert "★" in page.inner_text("#leaderboard")
+    intervals = page.locator("#leaderboard td.vs-best").all_inner_texts()  # the leader first, then the others
+    assert intervals[0] == "1.000 (1.000–1.000)" and all("–" in t for t in intervals)
     page.screenshot(path=str(shots / "05-leaderboard.png"), full_page=True)
     page.goto("/#/customers?segment=Champions")
     page.wait_for_selector("#segment-users table a")

@@ -92,6 +92,12 @@ def test_leaderboard_on_online_retail(or_store) -> None:
     by = {r["model"]: r for r in rows}
     assert rows[0]["model"] == "ease" and by["ease"]["NDCG@10"] > 0.15
     assert by["itemknn"]["NDCG@10"] > 3 * by["popularity"]["NDCG@10"]
+    # against the leader, with a paired interval: the leader is 1 exactly, the others below it beyond noise
+    assert [by["ease"][k] for k in ("NDCG@10_vs_best", "NDCG@10_vs_best_low", "NDCG@10_vs_best_high")] == [1, 1, 1]
+    knn = by["itemknn"]
+    assert knn["NDCG@10_vs_best"] == pytest.approx(knn["NDCG@10"] / by["ease"]["NDCG@10"], abs=1e-4)
+    assert knn["NDCG@10_vs_best_low"] < knn["NDCG@10_vs_best"] < knn["NDCG@10_vs_best_high"] < 1
+    assert "per_query" not in knn
     for r in rows:
         assert {"dataset", "split", "seed", "config", "fit_s", "eval_s"} <= set(r)
         assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1

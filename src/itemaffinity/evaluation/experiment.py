@@ -11,6 +11,7 @@ import duckdb
 
 from itemaffinity.errors import InputError
 from itemaffinity.evaluation import protocols
+from itemaffinity.evaluation.metrics import ratio_interval
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.evaluation.tuning import tune
 from itemaffinity.models.base import Recommender
@@ -121,10 +122,22 @@ def run_evaluation(store_path: str, task: str, specs: list[ModelSpec], *, split_
             params, _ = tune(spec.name, val, params)
         say(f"fitting and scoring {spec.name}")
         model = create_model(spec.name, **params)
-        row = evaluate_model(model, test, sampled_negatives=sampled_negatives)
+        row = evaluate_model(model, test, sampled_negatives=sampled_negatives, per_query=True)
         row["label"] = ModelSpec(spec.name, params).label if (params or do_tune) else spec.name
         row["tuned"] = do_tune
         rows.append(row)
         fitted[row["label"]] = model
     rows.sort(key=lambda r: -r["NDCG@10"])
+    compare_to_best(rows)
     return rows, fitted
+
+
+def compare_to_best(rows: list[dict[str, Any]]) -> None:
+    """Each row's NDCG@10 over the best row's, with a 95 % paired bootstrap interval over the queries, so the
+    leaderboard says which models the test cannot tell from the leader; then drops the per-query values."""
+    best = rows[0]["per_query"]["NDCG@10"] if rows else None
+    for r in rows:
+        values = r.pop("per_query")["NDCG@10"]
+        ratio = ratio_interval(values, best) if best.mean() > 0 else (None, None, None)
+        r.update(zip(("NDCG@10_vs_best", "NDCG@10_vs_best_low", "NDCG@10_vs_best_high"),
+                     (None if v is None else round(v, 4) for v in ratio)))

@@ -144,6 +144,13 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
                + table_html(["item_id", "title", "baskets", "users"], top_rows, {2, 3}))
 
 
+def vs_best_text(row: dict) -> str:
+    """"ratio (low–high)": a leaderboard row's NDCG@10 over the leader's and its interval (`compare_to_best`)."""
+    if row.get("NDCG@10_vs_best") is None:
+        return ""
+    return f"{row['NDCG@10_vs_best']:.3f} ({row['NDCG@10_vs_best_low']:.3f}–{row['NDCG@10_vs_best_high']:.3f})"
+
+
 def leaderboard_section(report: Report, rows: list[dict]) -> None:
     """Leaderboard table and bar charts of the ranking metrics, one block per task."""
     if not rows:
@@ -153,12 +160,13 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         by_task.setdefault(r["task"], []).append(r)
     for task, trs in by_task.items():
         trs = sorted(trs, key=lambda r: -r["NDCG@10"])
-        header = ["model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "MAP@10", "coverage@10",
-                  "popularity bias", "diversity", "fit s", "eval s"]
-        keys = ["HR@10", "NDCG@10", "MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10",
+        header = ["model", "HR@10", "NDCG@10", "× best (95 % interval)", "MRR@10", "Recall@20", "MAP@10",
+                  "coverage@10", "popularity bias", "diversity", "fit s", "eval s"]
+        keys = ["HR@10", "NDCG@10", "vs best", "MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10",
                 "diversity@10", "fit_s", "eval_s"]
-        table = table_html(header, [[r.get("label", r["model"])] + [r.get(k) for k in keys] for r in trs],
-                           set(range(1, len(header))))
+        table = table_html(header, [[r.get("label", r["model"])] + [vs_best_text(r) if k == "vs best" else r.get(k)
+                                                                    for k in keys] for r in trs],
+                           set(range(1, len(header))) - {3})
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(trs) + 1.2))
         labels = [r.get("label", r["model"]) for r in trs][::-1]
         ax.barh(labels, [r["NDCG@10"] for r in trs][::-1], color="#3b6ea5", label="NDCG@10")
@@ -180,7 +188,8 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
             extra += f"<p><strong>Reference:</strong> {html.escape(published)}</p>"
         note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
                 f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
-                f"query items excluded.</p>")
+                f"query items excluded. × best: NDCG@10 over the leader's, with a 95 % paired bootstrap interval over "
+                f"the queries; an interval that holds 1 means this test cannot tell the model from the leader.</p>")
         report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)
 
 

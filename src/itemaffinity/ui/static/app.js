@@ -419,6 +419,10 @@
   }
 
   // ---- leaderboard ---------------------------------------------------------------------------------
+  // NDCG@10 over the leader's and its interval, as the leaderboard rows carry them (evaluation.compare_to_best)
+  const vsBest = (x) => x["NDCG@10_vs_best"] == null ? "—"
+    : `${fmt.num(x["NDCG@10_vs_best"], 3)} (${fmt.num(x["NDCG@10_vs_best_low"], 3)}–${fmt.num(x["NDCG@10_vs_best_high"], 3)})`;
+
   function evaluationPage() {
     const body = h("div", { id: "leaderboard" });
     page("Model leaderboard", "How well each model predicts a held-out product of real baskets (basket completion on a time split). Higher is better; the best model is used by default for “similar products” and recommendations.", body);
@@ -436,9 +440,11 @@
             h("div", {}, barChart(chartRows("HR@10"), { title: "Hit rate @10 (held-out product in the top 10)", format: (v) => fmt.pct(v) })),
             h("div", {}, barChart(chartRows("MRR@10"), { title: "MRR@10" })),
             h("div", {}, barChart(chartRows("coverage@10"), { title: "Catalogue coverage @10", format: (v) => fmt.pct(v) }))),
-          h("table", {}, h("thead", {}, h("tr", {}, ["model", "NDCG@10", "HR@10", "MRR@10", "Recall@20", "coverage@10", "fit s"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
+          h("table", {}, h("thead", {}, h("tr", {}, ["model", "NDCG@10", "× best (95% interval)", "HR@10", "MRR@10", "Recall@20", "coverage@10", "fit s"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
             h("tbody", {}, rows.map((x) => h("tr", {}, h("td", { text: (x.label || x.model) + (x.model === r.default_model ? " ★" : "") }),
-              ...["NDCG@10", "HR@10", "MRR@10", "Recall@20", "coverage@10", "fit_s"].map((k) => h("td", { class: "num", text: fmt.num(x[k], k === "fit_s" ? 1 : 4) }))))))));
+              h("td", { class: "num", text: fmt.num(x["NDCG@10"], 4) }), h("td", { class: "num vs-best", text: vsBest(x) }),
+              ...["HR@10", "MRR@10", "Recall@20", "coverage@10", "fit_s"].map((k) => h("td", { class: "num", text: fmt.num(x[k], k === "fit_s" ? 1 : 4) })))))),
+          h("p", { class: "hint", text: "× best: NDCG@10 over the leader's, with a 95% paired bootstrap interval over the test queries; an interval that holds 1 means this test cannot tell the model from the leader." })));
       }
       return out;
     });
