@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -95,8 +95,3 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
     log.info("%s on %s: NDCG@10 %.4f (fit %.1fs, eval %.1fs)", model.name, task.name, row["NDCG@10"], t1 - t0, t2 - t1)
     return row
 
-
-def leaderboard(models: Iterable[Recommender], task: Task, **kwargs: Any) -> list[dict[str, Any]]:
-    """Evaluate each model on the task; rows sorted by NDCG@10, best first."""
-    rows = [evaluate_model(m, task, **kwargs) for m in models]
-    return sorted(rows, key=lambda r: -r["NDCG@10"])
