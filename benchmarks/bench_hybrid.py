@@ -99,11 +99,15 @@ def main() -> None:
               f"ratio {mean[hybrid[0]] / classic[best]:.3f} (goal ≥ 1.10)"
               + (f"; per seed {' '.join(f'{h / c:.3f}' for h, c in zip(ndcgs[hybrid[0]], ndcgs[best]))}"
                  if len(seeds) > 1 else ""))
-        # the queries of one seed are paired across models; seeds draw different baskets, so one interval each
+        # the queries of one seed are paired across models; seeds draw different baskets, so one interval each:
+        # over queries, and over customers (a customer's baskets are alike, so that one is the honest width)
         for k, seed in enumerate(seeds):
-            ratio, lo, hi = ratio_interval(per_query[hybrid[0]][k], per_query[best][k])
+            pair = per_query[hybrid[0]][k], per_query[best][k]
+            ratio, lo, hi = ratio_interval(*pair)
+            _, glo, ghi = ratio_interval(*pair, groups=tasks[k].query_groups)
             print(f"  seed {seed}: hybrid / {best} NDCG@10 {ratio:.3f}, 95% paired bootstrap interval over its "
-                  f"{len(per_query[best][k]):,} queries {lo:.3f}–{hi:.3f}")
+                  f"{len(pair[0]):,} queries {lo:.3f}–{hi:.3f}, over its {len(np.unique(tasks[k].query_groups)):,} "
+                  f"customers {glo:.3f}–{ghi:.3f}")
     print(f"total wall time {time.perf_counter() - t_all:.1f}s")
 
 

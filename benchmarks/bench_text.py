@@ -107,9 +107,11 @@ def main() -> None:
                   f"NDCG@10 {ft['NDCG@10'] / pre['NDCG@10']:.2f}x (target >= 1.2x); / popularity: HR@10 "
                   f"{ft['HR@10'] / max(pop['HR@10'], 1e-9):.1f}x (target >= 3x); / random: "
                   f"{ft['HR@10'] / (10 / n_cold):.1f}x")
-            ratio, lo, hi = ratio_interval(ft["per_query"]["HR@10"], pre["per_query"]["HR@10"])
+            pair = ft["per_query"]["HR@10"], pre["per_query"]["HR@10"]
+            ratio, lo, hi = ratio_interval(*pair)
+            _, glo, ghi = ratio_interval(*pair, groups=task.query_groups)
             print(f"      HR@10 {ratio:.3f}x, 95% paired bootstrap interval over the {task.n_queries:,} queries "
-                  f"{lo:.3f}–{hi:.3f}")
+                  f"{lo:.3f}–{hi:.3f}, over their {len(set(task.query_groups.tolist())):,} customers {glo:.3f}–{ghi:.3f}")
         print(f"content-finetuned config: {rows['content-finetuned', 'max']['config']}")
 
 if __name__ == "__main__":

@@ -63,3 +63,17 @@ def test_ratio_interval_is_paired() -> None:
     assert hi_small - lo_small > 2 * (hi - lo)  # a tenth of the queries: an interval about √10 wider
     with pytest.raises(ValueError):
         ratio_interval(b, b[:10])
+
+
+def test_ratio_interval_resamples_groups() -> None:
+    rng = np.random.default_rng(2)
+    b = rng.random(500)
+    a = b + rng.normal(0, 0.3, len(b))
+    _, lo, hi = ratio_interval(a, b)
+    # each query four times over, as if every customer came back with the same basket: four times the queries
+    # but no more information; resampling customers sees that, resampling queries does not
+    a4, b4, customer = np.repeat(a, 4), np.repeat(b, 4), np.repeat(np.arange(len(b)), 4)
+    _, lo_q, hi_q = ratio_interval(a4, b4)
+    _, lo_g, hi_g = ratio_interval(a4, b4, groups=customer)
+    assert hi_q - lo_q < 0.6 * (hi - lo)
+    assert hi_g - lo_g == pytest.approx(hi - lo, rel=0.15)

@@ -103,6 +103,15 @@ def test_leaderboard_on_online_retail(or_store) -> None:
         assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1
 
 
+def test_queries_name_their_customers(or_con) -> None:
+    for task in (build_task(or_con, "basket-completion", "2011-10-01", 1000, 0),
+                 build_task(or_con, "cold-start", "2011-10-01", 1000, 0)):
+        groups = task.query_groups
+        assert groups.shape == (task.n_queries,)
+        # Online Retail's customers come back: fewer customers than baskets, but many of them
+        assert task.n_queries / 10 < len(np.unique(groups)) < task.n_queries
+
+
 def test_per_query_values_average_to_the_row(or_con) -> None:
     task = build_task(or_con, "basket-completion", "2011-10-01", 1000, 0)
     model = create_model("itemknn")

@@ -60,24 +60,27 @@ RANKING_METRICS: dict[str, Callable[[np.ndarray, list[np.ndarray], int], np.ndar
 }
 
 
-def ratio_interval(a: np.ndarray, b: np.ndarray, *, level: float = 0.95, n_boot: int = 2000,
-                   seed: int = 0) -> tuple[float, float, float]:
-    """mean(a) / mean(b) and its paired bootstrap percentile interval over queries.
+def ratio_interval(a: np.ndarray, b: np.ndarray, *, groups: np.ndarray | None = None, level: float = 0.95,
+                   n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """mean(a) / mean(b) and its paired bootstrap percentile interval.
 
     `a` and `b` are two models' per-query values on the same queries: resampling the queries together
     keeps their correlation, so the interval says whether a goal like "≥ 1.10× the best classic model"
-    is met beyond the noise of which queries the test happened to draw.
+    is met beyond the noise of which queries the test happened to draw. With `groups` (a code per query,
+    e.g. its customer) whole groups are resampled, since queries of one group are not independent.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or not len(a):
-        raise ValueError("ratio_interval needs two non-empty per-query arrays of the same length")
+    if a.shape != b.shape or a.ndim != 1 or not len(a) or (groups is not None and len(groups) != len(a)):
+        raise ValueError("ratio_interval needs two non-empty per-query arrays (and groups) of the same length")
+    _, codes = np.unique(np.arange(len(a)) if groups is None else groups, return_inverse=True)
+    sum_a, sum_b = np.bincount(codes, weights=a), np.bincount(codes, weights=b)  # per group
     rng = np.random.default_rng(seed)
     ratios = []
     for s in range(0, n_boot, 200):
-        idx = rng.integers(0, len(a), size=(min(200, n_boot - s), len(a)))
-        ratios.append(a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-12))
+        idx = rng.integers(0, len(sum_a), size=(min(200, n_boot - s), len(sum_a)))
+        ratios.append(sum_a[idx].sum(axis=1) / np.maximum(sum_b[idx].sum(axis=1), 1e-12))
     lo, hi = np.quantile(np.concatenate(ratios), [(1 - level) / 2, (1 + level) / 2])
-    return float(a.mean() / max(b.mean(), 1e-12)), float(lo), float(hi)
+    return float(a.sum() / max(b.sum(), 1e-12)), float(lo), float(hi)
 
 
 def catalog_coverage(top: np.ndarray, n_items: int) -> float:

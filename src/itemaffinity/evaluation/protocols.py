@@ -40,6 +40,9 @@ class Task:
         exclude: (q, n_items) items removed from each ranking (the query items).
         candidates: optional item indices the ranking is restricted to.
         info: split, seed, dataset hash, counts — recorded with every result row.
+        query_groups: (q,) the customer each query comes from (anonymous baskets each their own), for
+            `metrics.ratio_interval` to resample customers rather than queries: a customer's baskets are
+            alike, so treating them as independent would make an interval too narrow. None: independent.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Task:
     exclude: sp.csr_matrix | None = None
     candidates: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    query_groups: np.ndarray | None = None
 
     @property
     def n_queries(self) -> int:
@@ -99,16 +103,17 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
     if test_until is not None:
         cond += " AND ts < ?"
         params.append(test_until)
-    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id) FROM events
+    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id), any_value(user_id) FROM events
         WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
                        params).fetchall()
-    baskets = []
-    for _, items in rows:
+    baskets, customers = [], []
+    for basket_id, items, user in rows:
         idx = train.items.indices(items)
         idx = idx[(idx >= 0)]
         idx = idx[train.item_baskets[idx] > 0]  # items the training period has seen
         if len(idx) >= 2:
             baskets.append(np.sort(idx))
+            customers.append(user if user is not None else ("basket", basket_id))
     if not baskets:
         raise InputError(f"no test baskets with ≥ 2 known items after {split:%Y-%m-%d}")
     rng = np.random.default_rng(seed)
@@ -123,7 +128,7 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
     q = query_matrix(queries, train.n_items)
     info = {"split": f"time split at {split:%Y-%m-%d}", "seed": seed, "dataset": dataset_hash(con),
             "test_baskets": len(baskets), "queries": len(chosen), "dataset_name": dataset_name(con)}
-    return Task(name, train, q, targets, None, q, None, info)
+    return Task(name, train, q, targets, None, q, None, info, _group_codes([customers[b] for b in chosen]))
 
 
 def _events_table(con: duckdb.DuckDBPyConnection, where: str) -> pa.Table:
@@ -219,19 +224,21 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     if test_until is not None:
         cond += " AND ts < ?"
         params.append(test_until)
-    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id) FROM events
+    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id), any_value(user_id) FROM events
         WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
                        params).fetchall()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
-    queries, targets = [], []
+    queries, targets, customers = [], [], []
     for r in order:
-        idx = train.items.indices(rows[r][1])
+        basket_id, items, user = rows[r]
+        idx = train.items.indices(items)
         idx = idx[idx >= 0]
         c, w = idx[is_cold[idx]], idx[~is_cold[idx] & (train.item_events[idx] > 0)]
         if len(c) and len(w):
             targets.append(np.array([c[rng.integers(len(c))]]))
             queries.append(np.sort(w))
+            customers.append(user if user is not None else ("basket", basket_id))
         if len(queries) >= n_queries:
             break
     if not queries:
@@ -239,4 +246,10 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     q = query_matrix(queries, train.n_items)
     info = {"split": f"cold-start items first sold from {split:%Y-%m-%d}; ranked among {len(cold):,} cold items",
             "seed": seed, "dataset": dataset_hash(con), "queries": len(queries), "cold_items": int(len(cold)), "dataset_name": dataset_name(con)}
-    return Task(name, train, q, targets, None, q, cold.astype(np.int64), info)
+    return Task(name, train, q, targets, None, q, cold.astype(np.int64), info, _group_codes(customers))
+
+
+def _group_codes(keys: list[Any]) -> np.ndarray:
+    """(q,) int codes of the queries' customers (equal keys, equal codes)."""
+    codes: dict[Any, int] = {}
+    return np.array([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
