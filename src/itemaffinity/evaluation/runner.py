@@ -77,11 +77,10 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
     top = score_task(model, task)
     t2 = time.perf_counter()
     row: dict[str, Any] = {"model": model.name, "task": task.name}
-    for kk in CUTOFFS:
-        for mname, fn in RANKING_METRICS.items():
-            row[f"{mname}@{kk}"] = float(np.mean(fn(top, task.targets, kk)))
+    values = {f"{mname}@{kk}": fn(top, task.targets, kk) for kk in CUTOFFS for mname, fn in RANKING_METRICS.items()}
+    row.update({name: float(np.mean(v)) for name, v in values.items()})
     if per_query:
-        row["per_query"] = {f"{name}@10": RANKING_METRICS[name](top, task.targets, 10) for name in ("HR", "NDCG")}
+        row["per_query"] = {name: values[name] for name in ("HR@10", "NDCG@10")}
     top10 = top[:, :10]
     popularity = np.asarray(task.train.basket_items.sum(axis=0)).ravel() if task.train.n_baskets else \
         np.asarray(task.train.user_items.getnnz(axis=0)).ravel()
