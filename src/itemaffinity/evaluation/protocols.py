@@ -98,22 +98,15 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
     train = InteractionData.from_store(con, until=split)
     if train.n_baskets == 0:
         raise InputError(f"no purchase baskets before {split:%Y-%m-%d}; choose another --split-date")
-    params: list[Any] = [split]
-    cond = "ts >= ?"
-    if test_until is not None:
-        cond += " AND ts < ?"
-        params.append(test_until)
-    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id), any_value(user_id) FROM events
-        WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
-                       params).fetchall()
+    rows = _later_baskets(con, split, test_until)
     baskets, customers = [], []
-    for basket_id, items, user in rows:
+    for items, customer in rows:
         idx = train.items.indices(items)
         idx = idx[(idx >= 0)]
         idx = idx[train.item_baskets[idx] > 0]  # items the training period has seen
         if len(idx) >= 2:
             baskets.append(np.sort(idx))
-            customers.append(user if user is not None else ("basket", basket_id))
+            customers.append(customer)
     if not baskets:
         raise InputError(f"no test baskets with ≥ 2 known items after {split:%Y-%m-%d}")
     rng = np.random.default_rng(seed)
@@ -219,26 +212,19 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
         raise InputError(f"no cold-start items after {split:%Y-%m-%d}")
     is_cold = np.zeros(train.n_items, dtype=bool)
     is_cold[cold] = True
-    params: list[Any] = [split]
-    cond = "ts >= ?"
-    if test_until is not None:
-        cond += " AND ts < ?"
-        params.append(test_until)
-    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id), any_value(user_id) FROM events
-        WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
-                       params).fetchall()
+    rows = _later_baskets(con, split, test_until)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
     queries, targets, customers = [], [], []
     for r in order:
-        basket_id, items, user = rows[r]
+        items, customer = rows[r]
         idx = train.items.indices(items)
         idx = idx[idx >= 0]
         c, w = idx[is_cold[idx]], idx[~is_cold[idx] & (train.item_events[idx] > 0)]
         if len(c) and len(w):
             targets.append(np.array([c[rng.integers(len(c))]]))
             queries.append(np.sort(w))
-            customers.append(user if user is not None else ("basket", basket_id))
+            customers.append(customer)
         if len(queries) >= n_queries:
             break
     if not queries:
@@ -247,6 +233,21 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     info = {"split": f"cold-start items first sold from {split:%Y-%m-%d}; ranked among {len(cold):,} cold items",
             "seed": seed, "dataset": dataset_hash(con), "queries": len(queries), "cold_items": int(len(cold)), "dataset_name": dataset_name(con)}
     return Task(name, train, q, targets, None, q, cold.astype(np.int64), info, _group_codes(customers))
+
+
+def _later_baskets(con: duckdb.DuckDBPyConnection, split: dt.datetime,
+                   test_until: dt.datetime | None) -> list[tuple[list[str], Any]]:
+    """(item ids, customer) of each purchase basket from `split` (until `test_until`), by basket id; an
+    anonymous basket is its own customer."""
+    params: list[Any] = [split]
+    cond = "ts >= ?"
+    if test_until is not None:
+        cond += " AND ts < ?"
+        params.append(test_until)
+    rows = con.execute(f"""SELECT basket_id, list(DISTINCT item_id ORDER BY item_id), any_value(user_id) FROM events
+        WHERE event = 'purchase' AND basket_id IS NOT NULL AND {cond} GROUP BY basket_id ORDER BY basket_id""",
+                       params).fetchall()
+    return [(items, user if user is not None else ("basket", basket_id)) for basket_id, items, user in rows]
 
 
 def _group_codes(keys: list[Any]) -> np.ndarray:
