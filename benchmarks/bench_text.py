@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the hub
 
 import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
 
 from itemaffinity.data.ingest import ingest_file  # noqa: E402
 from itemaffinity.data.mapping import resolve_mapping  # noqa: E402
@@ -111,7 +112,7 @@ def main() -> None:
             ratio, lo, hi = ratio_interval(*pair)
             _, glo, ghi = ratio_interval(*pair, groups=task.query_groups)
             print(f"      HR@10 {ratio:.3f}x, 95% paired bootstrap interval over the {task.n_queries:,} queries "
-                  f"{lo:.3f}–{hi:.3f}, over their {len(set(task.query_groups.tolist())):,} customers {glo:.3f}–{ghi:.3f}")
+                  f"{lo:.3f}–{hi:.3f}, over their {len(np.unique(task.query_groups)):,} customers {glo:.3f}–{ghi:.3f}")
         print(f"content-finetuned config: {rows['content-finetuned', 'max']['config']}")
 
 if __name__ == "__main__":

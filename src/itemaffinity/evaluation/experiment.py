@@ -137,9 +137,11 @@ def compare_to_best(rows: list[dict[str, Any]], groups: np.ndarray | None = None
     """Each row's NDCG@10 over the best row's, with a 95 % paired bootstrap interval (over the task's customers
     when `groups` names them, else over queries), so the leaderboard says which models the test cannot tell
     from the leader; then drops the per-query values."""
-    best = rows[0]["per_query"]["NDCG@10"] if rows else None
+    if not rows:
+        return
+    best = rows[0]["per_query"]["NDCG@10"]
     for r in rows:
         values = r.pop("per_query")["NDCG@10"]
-        ratio = ratio_interval(values, best, groups=groups) if best.mean() > 0 else (None, None, None)
+        ratio = ratio_interval(values, best, groups=groups) if best.any() else (None, None, None)
         r.update(zip(("NDCG@10_vs_best", "NDCG@10_vs_best_low", "NDCG@10_vs_best_high"),
                      (None if v is None else round(v, 4) for v in ratio)))

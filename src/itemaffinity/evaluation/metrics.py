@@ -72,8 +72,11 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, *, groups: np.ndarray | None = 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or not len(a) or (groups is not None and len(groups) != len(a)):
         raise ValueError("ratio_interval needs two non-empty per-query arrays (and groups) of the same length")
-    _, codes = np.unique(np.arange(len(a)) if groups is None else groups, return_inverse=True)
-    sum_a, sum_b = np.bincount(codes, weights=a), np.bincount(codes, weights=b)  # per group
+    if groups is None:
+        sum_a, sum_b = a, b  # each query its own group
+    else:
+        codes = np.unique(groups, return_inverse=True)[1]
+        sum_a, sum_b = np.bincount(codes, weights=a), np.bincount(codes, weights=b)
     rng = np.random.default_rng(seed)
     ratios = []
     for s in range(0, n_boot, 200):
