@@ -294,6 +294,18 @@ def _transformer_layers(model: "SentenceTransformer"):
     return max(stacks, key=len)
 
 
+def optimizer(params, cfg: FinetuneConfig, steps: int):
+    """AdamW at `cfg.learning_rate` and its schedule: linear warm-up over `warmup_ratio` of the steps,
+    then linear decay to zero."""
+    import torch
+
+    warmup = int(cfg.warmup_ratio * steps)
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / max(warmup, 1), max(0.0, (steps - s) / max(steps - warmup, 1))))
+    return opt, sched
+
+
 def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, ...]],
                      config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
                      device: str | None = None,
@@ -334,10 +346,7 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     loss_fn = _loss(model, cfg, start)
     rng = np.random.default_rng(cfg.seed)
     plan = [b for _ in range(cfg.epochs) for b in _batches(pairs, cfg.train_batch_size, rng)]
-    warmup = int(cfg.warmup_ratio * len(plan))
-    opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / max(warmup, 1), max(0.0, (len(plan) - s) / max(len(plan) - warmup, 1))))
+    opt, sched = optimizer(trainable, cfg, len(plan))
     prep = getattr(model, "preprocess", None) or model.tokenize
 
     def features(texts: list[str]) -> dict:
