@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from itemaffinity.evaluation import protocols
-from itemaffinity.evaluation.experiment import build_task, parse_models, run_evaluation
+from itemaffinity.evaluation.experiment import VS_BEST, build_task, parse_models, run_evaluation
 from itemaffinity.evaluation.metrics import ratio_interval
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.errors import InputError
 from itemaffinity.models.registry import create_model
+from itemaffinity.store.artifacts import latest_evaluations, record_evaluations
 
 SPLIT = dt.datetime(2011, 10, 1)
 
@@ -101,6 +102,32 @@ def test_leaderboard_on_online_retail(or_store) -> None:
     for r in rows:
         assert {"dataset", "split", "seed", "config", "fit_s", "eval_s"} <= set(r)
         assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1
+        assert r["NDCG@10_vs_best_of"] == {"label": "ease", "NDCG@10": by["ease"]["NDCG@10"]}
+
+
+def test_stored_leaderboard_keeps_only_ratios_to_its_own_leader(or_store, tmp_path) -> None:
+    """The stored leaderboard shows each model's latest row; a row evaluated in a later run without the leader was
+    compared with another model, so its "× best" would mislead beside the leader and is left out."""
+    store, _ = or_store
+    board = str(tmp_path / "board.duckdb")
+    first, _ = run_evaluation(str(store), "basket-completion", parse_models("ease,itemknn"), split_date="2011-10-01",
+                              n_queries=1000)
+    record_evaluations(board, first)
+    later, _ = run_evaluation(str(store), "basket-completion", parse_models("itemknn,popularity"),
+                              split_date="2011-10-01", n_queries=1000)
+    assert later[0]["model"] == "itemknn" and later[0]["NDCG@10_vs_best"] == 1  # the leader of its own run
+    record_evaluations(board, later)
+    with duckdb.connect(board, read_only=True) as con:
+        by = {r["model"]: r for r in latest_evaluations(con)}
+    assert [by["ease"][k] for k in VS_BEST] == [1, 1, 1]
+    for name in ("itemknn", "popularity"):
+        assert [by[name][k] for k in VS_BEST] == [None, None, None]
+        assert by[name]["NDCG@10"] < by["ease"]["NDCG@10"]
+    record_evaluations(board, first)  # evaluated again beside the leader: its ratios are shown again
+    with duckdb.connect(board, read_only=True) as con:
+        by = {r["model"]: r for r in latest_evaluations(con)}
+    assert by["itemknn"]["NDCG@10_vs_best"] == next(r for r in first if r["model"] == "itemknn")["NDCG@10_vs_best"] < 1
+    assert [by["popularity"][k] for k in VS_BEST] == [None, None, None]
 
 
 def test_queries_name_their_customers(or_con) -> None:

@@ -133,15 +133,21 @@ def run_evaluation(store_path: str, task: str, specs: list[ModelSpec], *, split_
     return rows, fitted
 
 
+VS_BEST = ("NDCG@10_vs_best", "NDCG@10_vs_best_low", "NDCG@10_vs_best_high")
+"""A leaderboard row's NDCG@10 over its run's leader (`NDCG@10_vs_best_of`: that leader's label and NDCG@10)."""
+
+
 def compare_to_best(rows: list[dict[str, Any]], groups: np.ndarray | None = None) -> None:
     """Each row's NDCG@10 over the best row's, with a 95 % paired bootstrap interval (over the task's customers
     when `groups` names them, else over queries), so the leaderboard says which models the test cannot tell
-    from the leader; then drops the per-query values."""
+    from the leader; then drops the per-query values. Each row names the leader it was compared with, so that a
+    leaderboard gathered from several runs can tell which ratios still refer to its own leader."""
     if not rows:
         return
     best = rows[0]["per_query"]["NDCG@10"]
+    leader = {"label": rows[0].get("label", rows[0]["model"]), "NDCG@10": rows[0]["NDCG@10"]}
     for r in rows:
         values = r.pop("per_query")["NDCG@10"]
         ratio = ratio_interval(values, best, groups=groups) if best.any() else (None, None, None)
-        r.update(zip(("NDCG@10_vs_best", "NDCG@10_vs_best_low", "NDCG@10_vs_best_high"),
-                     (None if v is None else round(v, 4) for v in ratio)))
+        r.update(zip(VS_BEST, (None if v is None else round(v, 4) for v in ratio)))
+        r["NDCG@10_vs_best_of"] = dict(leader)

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from itemaffinity.evaluation.experiment import VS_BEST
 from itemaffinity.models.base import Recommender
 from itemaffinity.models.registry import load_model
 
@@ -57,11 +58,18 @@ def record_evaluations(store_path: str | Path, rows: list[dict[str, Any]]) -> No
 
 
 def latest_evaluations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The most recent row per (task, model label), best first within each task."""
+    """The most recent row per (task, model label), best first within each task. The rows can come from
+    different runs, so a row keeps its NDCG@10 over the leader's only when its run's leader is this table's
+    (the same label and NDCG@10); otherwise those fields are None."""
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'evaluations'").fetchone()[0]
     if not exists:
         return []
     rows = con.execute("""SELECT row FROM (SELECT row, row_number() OVER (PARTITION BY task, json_extract_string(row, '$.label')
                           ORDER BY recorded_at DESC) AS r FROM evaluations) WHERE r = 1""").fetchall()
-    out = [json.loads(r[0]) for r in rows]
-    return sorted(out, key=lambda r: (r["task"], -(r.get("NDCG@10") or 0)))
+    out = sorted((json.loads(r[0]) for r in rows), key=lambda r: (r["task"], -(r.get("NDCG@10") or 0)))
+    leaders: dict[str, dict[str, Any]] = {}
+    for r in out:
+        leader = leaders.setdefault(r["task"], {"label": r.get("label", r["model"]), "NDCG@10": r.get("NDCG@10")})
+        if r.get("NDCG@10_vs_best_of") != leader:  # compared, in an earlier run, with a model that is not this leader
+            r.update(dict.fromkeys(VS_BEST))
+    return out

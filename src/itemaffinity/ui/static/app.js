@@ -444,7 +444,7 @@
             h("tbody", {}, rows.map((x) => h("tr", {}, h("td", { text: (x.label || x.model) + (x.model === r.default_model ? " ★" : "") }),
               h("td", { class: "num", text: fmt.num(x["NDCG@10"], 4) }), h("td", { class: "num vs-best", text: vsBest(x) }),
               ...["HR@10", "MRR@10", "Recall@20", "coverage@10", "fit_s"].map((k) => h("td", { class: "num", text: fmt.num(x[k], k === "fit_s" ? 1 : 4) })))))),
-          h("p", { class: "hint", text: "× best: NDCG@10 over the leader's, with a 95% paired bootstrap interval over the test queries; an interval that holds 1 means this test cannot tell the model from the leader." })));
+          h("p", { class: "hint", text: "× best: NDCG@10 over the leader's, with a 95% paired bootstrap interval over the test's customers (its queries when it has none); an interval that holds 1 means this test cannot tell the model from the leader. — : this model was last evaluated in a run without the leader; evaluate it beside the leader to compare." })));
       }
       return out;
     });
