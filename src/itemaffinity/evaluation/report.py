@@ -189,7 +189,8 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
                 f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
                 f"query items excluded. × best: NDCG@10 over the leader's, with a 95 % paired bootstrap interval over "
-                f"the queries; an interval that holds 1 means this test cannot tell the model from the leader.</p>")
+                f"the test's customers (its queries when it names none); an interval that holds 1 means this test "
+                f"cannot tell the model from the leader.</p>")
         report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)
 
 
