@@ -18,7 +18,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 
@@ -30,19 +29,21 @@ import torch.nn.functional as F  # noqa: E402
 from sweep_finetune import evaluate, evaluate_scores, load_task  # noqa: E402
 
 from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model  # noqa: E402
-from itemaffinity.text.finetune import (FinetuneConfig, _batches, _transformer_layers,  # noqa: E402
-                                        co_purchase_text_pairs, finetune_encoder, optimizer)
+from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder  # noqa: E402
 
 
-def token_vectors(model, texts: list[str], grad: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, L, d) unit token vectors and the (n, L) mask of the real tokens ([CLS], [SEP], padding off)."""
-    f = model.preprocess(texts)
-    with torch.set_grad_enabled(grad):
-        out = model[0](dict(f))["token_embeddings"]
-    mask = f["attention_mask"].clone().float()
+def real_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(n, L) float mask of a batch's title tokens: the attention mask without [CLS] and [SEP]."""
+    mask = attention_mask.clone().float()
     mask[:, 0] = 0
-    mask[torch.arange(len(texts)), f["attention_mask"].sum(1) - 1] = 0
-    return F.normalize(out, dim=-1), mask
+    mask[torch.arange(len(mask)), attention_mask.sum(1) - 1] = 0
+    return mask
+
+
+def token_vectors(model, features: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, L, d) unit token vectors of tokenized titles (`model.preprocess`) and the (n, L) mask of the title tokens."""
+    out = model[0](dict(features))["token_embeddings"]
+    return F.normalize(out, dim=-1), real_tokens(features["attention_mask"])
 
 
 def maxsim(qa: torch.Tensor, ma: torch.Tensor, qb: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
@@ -60,7 +61,7 @@ def score(model, texts, queries, targets, cold, mix: list[float]) -> dict[float,
     """HR@10 and NDCG@10 of max over query items of MaxSim + w × mean-pooled cosine, for each w."""
     model.eval()
     with torch.inference_mode():
-        parts = [token_vectors(model, texts[s:s + 256]) for s in range(0, len(texts), 256)]
+        parts = [token_vectors(model, model.preprocess(texts[s:s + 256])) for s in range(0, len(texts), 256)]
         width = max(t.shape[1] for t, _ in parts)
         tok = torch.cat([F.pad(t, (0, 0, 0, width - t.shape[1])) for t, _ in parts])
         mask = torch.cat([F.pad(m, (0, width - m.shape[1])) for _, m in parts])
@@ -82,32 +83,18 @@ def score(model, texts, queries, targets, cold, mix: list[float]) -> dict[float,
     return out
 
 
-def finetune_maxsim(base, pairs, cfg: FinetuneConfig, scale: float):
-    """The defaults' fine-tuning (same batches, layers, schedule) with MaxSim in the in-batch softmax."""
-    torch.manual_seed(cfg.seed)
-    model = copy.deepcopy(base)
-    model.max_seq_length = cfg.max_seq_length
-    model[0].auto_model.get_input_embeddings().requires_grad_(False)
-    layers = _transformer_layers(model)
-    for layer in layers[:len(layers) - cfg.train_layers]:
-        layer.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    rng = np.random.default_rng(cfg.seed)
-    plan = [b for _ in range(cfg.epochs) for b in _batches(pairs, cfg.train_batch_size, rng)]
-    opt, sched = optimizer(params, cfg, len(plan))
-    model.train()
-    for batch in plan:
-        qa, ma = token_vectors(model, [pairs[p][0] for p in batch], grad=True)
-        qb, mb = token_vectors(model, [pairs[p][1] for p in batch], grad=True)
-        logits = maxsim(qa, ma, qb, mb) * scale
-        label = torch.arange(len(batch))
-        loss = 0.5 * (F.cross_entropy(logits, label) + F.cross_entropy(logits.T, label))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-    return model
+class MaxSimLoss(torch.nn.Module):
+    """In-batch softmax over MaxSim scores (both directions), in the sentence-transformers loss interface, so
+    that `finetune_encoder` trains with it exactly as with its own loss (pairs, batches, layers, schedule)."""
+
+    def __init__(self, model, scale: float) -> None:
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, columns: list[dict], labels=None) -> torch.Tensor:
+        logits = maxsim(*token_vectors(self.model, columns[0]), *token_vectors(self.model, columns[1])) * self.scale
+        label = torch.arange(len(logits))
+        return 0.5 * (F.cross_entropy(logits, label) + F.cross_entropy(logits.T, label))
 
 
 def main() -> None:
@@ -137,7 +124,7 @@ def main() -> None:
             print(f"{f'seed {seed} bi-encoder fine-tuned':<44}HR@10 {hr:.4f}  NDCG@10 {nd:.4f}  {hr / hr0:.3f}x  "
                   f"({time.perf_counter() - t0:.0f}s)", flush=True)
         t0 = time.perf_counter()
-        model = finetune_maxsim(base, pairs, cfg, args.scale)
+        model = finetune_encoder(base, pairs, cfg, loss=lambda m: MaxSimLoss(m, args.scale))
         for w, (hr, nd) in score(model, texts, queries, targets, cold, mix).items():
             print(f"{f'seed {seed} MaxSim fine-tuned + {w} cosine':<44}HR@10 {hr:.4f}  NDCG@10 {nd:.4f}  "
                   f"{hr / hr0:.3f}x  ({time.perf_counter() - t0:.0f}s)", flush=True)

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -294,22 +294,11 @@ def _transformer_layers(model: "SentenceTransformer"):
     return max(stacks, key=len)
 
 
-def optimizer(params, cfg: FinetuneConfig, steps: int):
-    """AdamW at `cfg.learning_rate` and its schedule: linear warm-up over `warmup_ratio` of the steps,
-    then linear decay to zero."""
-    import torch
-
-    warmup = int(cfg.warmup_ratio * steps)
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / max(warmup, 1), max(0.0, (steps - s) / max(steps - warmup, 1))))
-    return opt, sched
-
-
 def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[tuple[str, ...]],
                      config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
                      device: str | None = None,
-                     related: tuple[dict[str, int], sp.csr_matrix] | None = None) -> "SentenceTransformer":
+                     related: tuple[dict[str, int], sp.csr_matrix] | None = None,
+                     loss: "Callable[[SentenceTransformer], Any] | None" = None) -> "SentenceTransformer":
     """Fine-tune a sentence encoder so that the texts of each pair embed close together.
 
     Args:
@@ -319,6 +308,8 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
         output_dir: save the fine-tuned model there (sentence-transformers folder format).
         device: torch device for a model loaded by name.
         related: `related_texts` of the training baskets, for `config.false_negatives` "mask".
+        loss: optional factory of another loss, given the model being trained (a sentence-transformers
+            loss: called with the batch's tokenized columns and no labels), instead of `config.loss`.
 
     Returns:
         the fine-tuned SentenceTransformer, in eval mode.
@@ -328,7 +319,7 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     cfg = config or FinetuneConfig()
     if not pairs:
         raise ValueError("no training pairs: lower min_count or give more baskets")
-    if cfg.false_negatives == "mask" and (related is None or cfg.loss != "mnrl" or len(pairs[0]) != 2):
+    if cfg.false_negatives == "mask" and (related is None or cfg.loss != "mnrl" or len(pairs[0]) != 2 or loss):
         raise ValueError("false_negatives mask needs `related` (false_negative_mask), the mnrl loss and pairs")
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -343,10 +334,13 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
         for layer in layers[:max(len(layers) - cfg.train_layers, 0)]:
             layer.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loss_fn = _loss(model, cfg, start)
+    loss_fn = loss(model) if loss is not None else _loss(model, cfg, start)
     rng = np.random.default_rng(cfg.seed)
     plan = [b for _ in range(cfg.epochs) for b in _batches(pairs, cfg.train_batch_size, rng)]
-    opt, sched = optimizer(trainable, cfg, len(plan))
+    warmup = int(cfg.warmup_ratio * len(plan))
+    opt = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / max(warmup, 1), max(0.0, (len(plan) - s) / max(len(plan) - warmup, 1))))
     prep = getattr(model, "preprocess", None) or model.tokenize
 
     def features(texts: list[str]) -> dict:
