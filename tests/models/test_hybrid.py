@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow.compute as pc
@@ -206,3 +207,22 @@ def test_folds_in_worker_processes_learn_the_same_ranker(split, monkeypatch) -> 
         serial = create_model("hybrid", n_jobs=1, **params).fit(data)
     parallel = create_model("hybrid", n_jobs=2, **params).fit(data)
     assert bytes(parallel.booster_) == bytes(serial.booster_)
+    # and the workers do not outlive the fit for long (loky's own default kept them, and their memory, 300 s)
+    deadline = time.monotonic() + hybrid_module.WORKER_IDLE_S + 30
+    while _loky_workers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _loky_workers()
+
+
+def _loky_workers() -> list[int]:
+    """Process ids of this process's loky workers (not loky's resource tracker, which stays)."""
+    import psutil
+
+    workers = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "LokyProcess" in " ".join(child.cmdline()):
+                workers.append(child.pid)
+        except psutil.NoSuchProcess:  # exited while we looked
+            pass
+    return workers
