@@ -55,6 +55,20 @@ def candidate_recall(model, task) -> float:
     return hits / task.n_queries
 
 
+def worker_memory() -> str:
+    """This process's loky workers (the hybrid's fold workers) and their resident memory."""
+    import psutil
+
+    rss = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "LokyProcess" in " ".join(child.cmdline()):
+                rss.append(child.memory_info().rss / 2**20)
+        except psutil.NoSuchProcess:  # exited while we looked
+            pass
+    return f"{len(rss)}" + (f" ({', '.join(f'{r:.0f}' for r in rss)} MiB resident)" if rss else "")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=5000)
@@ -87,6 +101,7 @@ def main() -> None:
         if len(seeds) > 1:
             print(f"{spec.label + ' [mean]':<22}{'':8}{np.mean(ndcgs[spec.label]):9.4f}", flush=True)
         if spec.name == "hybrid":
+            print(f"  fold workers still running after the hybrid's fit and scoring: {worker_memory()}", flush=True)
             print(f"  hybrid candidate recall: {'validation' if args.validation else 'test'} task "
                   f"{candidate_recall(model, tasks[0]):.3f}, the ranker's own validation queries "
                   f"{float(model.candidate_recall_):.3f}", flush=True)
@@ -99,8 +114,8 @@ def main() -> None:
               f"ratio {mean[hybrid[0]] / classic[best]:.3f} (goal ≥ 1.10)"
               + (f"; per seed {' '.join(f'{h / c:.3f}' for h, c in zip(ndcgs[hybrid[0]], ndcgs[best]))}"
                  if len(seeds) > 1 else ""))
-        # the queries of one seed are paired across models; seeds draw different baskets, so one interval each:
-        # over queries, and over customers (a customer's baskets are alike, so that one is the honest width)
+        # the queries of one seed are paired across models: one interval per seed over queries, and over customers
+        # (a customer's baskets are alike, so that one is the honest width); then the seeds pooled by customer
         for k, seed in enumerate(seeds):
             pair = per_query[hybrid[0]][k], per_query[best][k]
             ratio, lo, hi = ratio_interval(*pair)
@@ -108,6 +123,12 @@ def main() -> None:
             print(f"  seed {seed}: hybrid / {best} NDCG@10 {ratio:.3f}, 95% paired bootstrap interval over its "
                   f"{len(pair[0]):,} queries {lo:.3f}–{hi:.3f}, over its {len(np.unique(tasks[k].query_groups)):,} "
                   f"customers {glo:.3f}–{ghi:.3f}")
+        if len(seeds) > 1:  # the seeds' queries pooled, a customer's queries of every seed resampled together
+            pair = [np.concatenate(per_query[label]) for label in (hybrid[0], best)]
+            groups = np.concatenate([task.query_groups for task in tasks])
+            ratio, lo, hi = ratio_interval(*pair, groups=groups)
+            print(f"  seeds pooled: hybrid / {best} NDCG@10 {ratio:.3f}, 95% interval over its "
+                  f"{len(np.unique(groups)):,} customers {lo:.3f}–{hi:.3f}")
     print(f"total wall time {time.perf_counter() - t_all:.1f}s")
 
 

@@ -42,7 +42,8 @@ class Task:
         info: split, seed, dataset hash, counts — recorded with every result row.
         query_groups: (q,) the customer each query comes from (anonymous baskets each their own), for
             `metrics.ratio_interval` to resample customers rather than queries: a customer's baskets are
-            alike, so treating them as independent would make an interval too narrow. None: independent.
+            alike, so treating them as independent would make an interval too narrow. A customer has one code
+            in every task seed, so several seeds' queries can be pooled. None: independent.
     """
 
     name: str
@@ -121,7 +122,7 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
     q = query_matrix(queries, train.n_items)
     info = {"split": f"time split at {split:%Y-%m-%d}", "seed": seed, "dataset": dataset_hash(con),
             "test_baskets": len(baskets), "queries": len(chosen), "dataset_name": dataset_name(con)}
-    return Task(name, train, q, targets, None, q, None, info, _group_codes([customers[b] for b in chosen]))
+    return Task(name, train, q, targets, None, q, None, info, _group_codes(customers)[chosen])
 
 
 def _events_table(con: duckdb.DuckDBPyConnection, where: str) -> pa.Table:
@@ -215,16 +216,16 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     rows = _later_baskets(con, split, test_until)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(rows))
-    queries, targets, customers = [], [], []
+    queries, targets, picked = [], [], []
     for r in order:
-        items, customer = rows[r]
+        items, _ = rows[r]
         idx = train.items.indices(items)
         idx = idx[idx >= 0]
         c, w = idx[is_cold[idx]], idx[~is_cold[idx] & (train.item_events[idx] > 0)]
         if len(c) and len(w):
             targets.append(np.array([c[rng.integers(len(c))]]))
             queries.append(np.sort(w))
-            customers.append(customer)
+            picked.append(r)
         if len(queries) >= n_queries:
             break
     if not queries:
@@ -232,7 +233,8 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     q = query_matrix(queries, train.n_items)
     info = {"split": f"cold-start items first sold from {split:%Y-%m-%d}; ranked among {len(cold):,} cold items",
             "seed": seed, "dataset": dataset_hash(con), "queries": len(queries), "cold_items": int(len(cold)), "dataset_name": dataset_name(con)}
-    return Task(name, train, q, targets, None, q, cold.astype(np.int64), info, _group_codes(customers))
+    return Task(name, train, q, targets, None, q, cold.astype(np.int64), info,
+                _group_codes([customer for _, customer in rows])[picked])
 
 
 def _later_baskets(con: duckdb.DuckDBPyConnection, split: dt.datetime,
@@ -251,6 +253,7 @@ def _later_baskets(con: duckdb.DuckDBPyConnection, split: dt.datetime,
 
 
 def _group_codes(keys: list[Any]) -> np.ndarray:
-    """(q,) int codes of the queries' customers (equal keys, equal codes)."""
+    """Int codes of customers (equal keys, equal codes). Coded over all the test period's baskets before the
+    seeded draw, so a customer has the same code in every task seed's queries and seeds can be pooled."""
     codes: dict[Any, int] = {}
     return np.array([codes.setdefault(k, len(codes)) for k in keys], dtype=np.int64)
