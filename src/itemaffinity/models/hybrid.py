@@ -52,7 +52,7 @@ warnings.filterwarnings("ignore", message="A worker stopped while some jobs were
 DAY = np.timedelta64(86400, "s")
 BATCH = 1000
 WORKER_IDLE_S = 10
-"""Seconds a fold worker outlives its last fold. Each holds about 0.6 GB after the Online Retail folds, which
+"""Seconds a fold worker outlives its last fold. Each held about 0.9 GB after the Online Retail folds, which
 loky's default (300 s) kept through the rest of the fit and beyond, in a server's process too."""
 FALLBACK = -1e3
 """Base score of the items no component proposes: below any ranker score, and small enough for float32
