@@ -41,17 +41,11 @@ def frontier(baskets: sp.csr_matrix, texts: list[str], vectors: np.ndarray, k: i
 
 
 def capped_pairs(baskets: sp.csr_matrix, texts: list[str], cap: np.ndarray, cfg: FinetuneConfig) -> list[tuple[int, int]]:
-    """The defaults' pair selection with a cap per item: greedy over the ranked pairs, identical titles dropped
-    after the caps (as `co_purchase_item_pairs` does), at most `cfg.max_pairs`."""
-    ranked = co_purchase_pairs(baskets, min_count=cfg.min_count, score=cfg.pair_score, max_pairs=len(texts) ** 2,
-                               max_per_item=None, usable=np.array([bool(t) for t in texts]))
-    used, chosen = np.zeros(len(texts), np.int64), []
-    for a, b in ranked:
-        if used[a] < cap[a] and used[b] < cap[b]:
-            chosen.append((a, b))
-            used[a] += 1
-            used[b] += 1
-    return [(a, b) for a, b in chosen if texts[a] != texts[b]][:cfg.max_pairs]
+    """The defaults' pair selection (`co_purchase_item_pairs`) with a cap per item: identical titles dropped
+    after the caps, as there."""
+    ranked = co_purchase_pairs(baskets, min_count=cfg.min_count, score=cfg.pair_score, max_pairs=cfg.max_pairs,
+                               max_per_item=cap, usable=np.array([bool(t) for t in texts]))
+    return [(a, b) for a, b in ranked if texts[a] != texts[b]]
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ def test_pairs_cap_per_item() -> None:
     assert len(co_purchase_pairs(x, min_count=3, max_per_item=None)) == 5
     capped = co_purchase_pairs(x, min_count=3, max_per_item=2)
     assert len(capped) == 2 and all(0 in p for p in capped)
+    per_item = co_purchase_pairs(x, min_count=3, max_per_item=np.array([4, 1, 1, 0, 1, 1, 1]))  # item 3: none
+    assert len(per_item) == 4 and not any(3 in p for p in per_item)
 
 
 def test_new_item_pairs() -> None:

@@ -115,7 +115,7 @@ def interpolate_weights(base: "SentenceTransformer", tuned: "SentenceTransformer
 
 
 def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score: str = "npmi",
-                      max_pairs: int = 10_000, max_per_item: int | None = 30,
+                      max_pairs: int = 10_000, max_per_item: int | np.ndarray | None = 30,
                       usable: np.ndarray | None = None, cooccur: sp.spmatrix | None = None) -> np.ndarray:
     """Item pairs bought together more often than chance, best first.
 
@@ -125,7 +125,8 @@ def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score:
         score: ranking of the pairs: "count" c_ij; "lift" c_ij·N / (c_i·c_j); "npmi"
             log(p_ij / (p_i·p_j)) / −log p_ij (Bouma 2009), in [−1, 1].
         max_pairs: how many pairs to return at most.
-        max_per_item: skip a pair once either item already has this many (None: no cap).
+        max_per_item: skip a pair once either item already has this many (None: no cap; an (n_items,)
+            array: a cap per item).
         usable: optional (n_items,) bool mask; pairs touching other items are dropped (e.g. items
             without text).
         cooccur: optional (n_items, n_items) counts to rank instead of all co-purchases (e.g.
@@ -152,9 +153,10 @@ def co_purchase_pairs(basket_items: sp.csr_matrix, *, min_count: int = 3, score:
         pick = order[:max_pairs]
     else:
         used = np.zeros(len(counts), dtype=np.int64)
+        cap = np.broadcast_to(max_per_item, used.shape)
         pick = []
         for k in order:
-            if used[i[k]] < max_per_item and used[j[k]] < max_per_item:
+            if used[i[k]] < cap[i[k]] and used[j[k]] < cap[j[k]]:
                 pick.append(k)
                 used[i[k]] += 1
                 used[j[k]] += 1
