@@ -28,6 +28,12 @@ def or_con(or_store):
     con.close()
 
 
+@pytest.fixture(scope="module")
+def seed0_tasks(or_con):
+    """The seed-0 tasks of 1,000 queries that several tests read, built once."""
+    return {name: build_task(or_con, name, "2011-10-01", 1000, 0) for name in ("basket-completion", "cold-start")}
+
+
 def test_basket_completion_has_no_leakage(or_con) -> None:
     task = protocols.basket_completion(or_con, SPLIT, n_queries=1000, seed=3)
     assert task.n_queries == 1000 and len(task.targets) == 1000
@@ -131,22 +137,20 @@ def test_stored_leaderboard_keeps_only_ratios_to_its_own_leader(or_store, tmp_pa
     assert [by["popularity"][k] for k in VS_BEST] == [None, None, None]
 
 
-def test_queries_name_their_customers(or_con) -> None:
-    for task in (build_task(or_con, "basket-completion", "2011-10-01", 1000, 0),
-                 build_task(or_con, "cold-start", "2011-10-01", 1000, 0)):
+def test_queries_name_their_customers(seed0_tasks) -> None:
+    for task in seed0_tasks.values():
         groups = task.query_groups
         assert groups.shape == (task.n_queries,)
         # Online Retail's customers come back: fewer customers than baskets, but many of them
         assert task.n_queries / 10 < len(np.unique(groups)) < task.n_queries
 
 
-def test_a_customer_has_one_code_in_every_task_seed(or_con) -> None:
+def test_a_customer_has_one_code_in_every_task_seed(or_con, seed0_tasks) -> None:
     # seeds draw different baskets in a different order; pooling seeds' queries by customer needs equal codes.
     # A basket is known by its items (the query and its hidden item); a few distinct baskets hold the same items.
     for name in ("basket-completion", "cold-start"):
         codes = []
-        for seed in (0, 1):
-            task = build_task(or_con, name, "2011-10-01", 1000, seed)
+        for task in (seed0_tasks[name], build_task(or_con, name, "2011-10-01", 1000, 1)):
             baskets = [tuple(sorted(np.r_[task.queries[i].indices, task.targets[i]])) for i in range(task.n_queries)]
             once = {b for b, n in Counter(baskets).items() if n == 1}
             codes.append({b: g for b, g in zip(baskets, task.query_groups) if b in once})
@@ -155,8 +159,8 @@ def test_a_customer_has_one_code_in_every_task_seed(or_con) -> None:
         assert sum(codes[0][b] != codes[1][b] for b in shared) <= 0.01 * len(shared), name
 
 
-def test_per_query_values_average_to_the_row(or_con) -> None:
-    task = build_task(or_con, "basket-completion", "2011-10-01", 1000, 0)
+def test_per_query_values_average_to_the_row(seed0_tasks) -> None:
+    task = seed0_tasks["basket-completion"]
     model = create_model("itemknn")
     row = evaluate_model(model, task, per_query=True)
     for name in ("HR@10", "NDCG@10"):
