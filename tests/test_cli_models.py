@@ -137,6 +137,7 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
     assert cli("ingest", shop["orders"], "--map", shop["map"], "--store", store).returncode == 0
     res = cli("search", "christmas tree decorations", "--store", store, "--n", "5", "--json", timeout=300)
     assert res.returncode == 0, res.stderr
+    assert "Loading weights" not in res.stderr  # no progress bar when stderr is not a terminal
     items = json.loads(res.stdout)["items"]
     assert len(items) == 5 and all("CHRISTMAS" in r["title"] for r in items[:3])
     assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)

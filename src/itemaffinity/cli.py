@@ -157,7 +157,10 @@ def main(ctx: click.Context, verbose: bool) -> None:
     """Product association analysis: which products go together, and why."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    ctx.obj = {"progress": Progress(verbose or err_console.is_terminal)}
+    shown = verbose or err_console.is_terminal
+    if not shown:  # nor the progress bars of Hugging Face libraries (model loading) in logs and pipes
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    ctx.obj = {"progress": Progress(shown)}
 
 
 @main.command()
