@@ -158,7 +158,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     shown = verbose or err_console.is_terminal
-    if not shown:  # nor the progress bars of Hugging Face libraries (model loading) in logs and pipes
+    if not shown:  # Hugging Face progress bars (model loading) follow the CLI's own: none in logs and pipes
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     ctx.obj = {"progress": Progress(shown)}
 
