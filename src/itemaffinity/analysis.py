@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("popularity", "itemknn", "lineknn", "userknn", "ease", "als", "bpr", "rules", "hybrid")
 DEFAULT_MODEL = "hybrid"
 """The model `similar`, `recommend` and the service use when none is named (stored in the store's meta)."""
+COLD_START_MODELS = ("popularity", "tfidf", "content", "content-finetuned")
+"""Scored on the cold-start task too: products first sold after the split, ranked from their text alone."""
 
 
 def text_neighbours(vectors, k: int = 10, block: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +81,33 @@ def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 
     return tables
 
 
+def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str | None, n_queries: int, seed: int,
+                    progress: Callable[[str], None]) -> list[dict]:
+    """Leaderboard rows of `models` on the cold-start task; [] when the data have no new products with a
+    title beside known ones after the split. The sentence-encoder models need the `deep` extra: without
+    sentence-transformers they are left out."""
+    import importlib.util
+
+    from itemaffinity.errors import InputError
+    from itemaffinity.evaluation.experiment import parse_models, run_evaluation
+
+    if importlib.util.find_spec("sentence_transformers") is None:
+        models = tuple(m for m in models if not m.startswith("content"))
+    if not models:
+        return []
+    progress(f"evaluating {', '.join(models)} on cold-start (new products, from their text)")
+    try:
+        rows, _ = run_evaluation(store_path, "cold-start", parse_models(",".join(models)), split_date=split_date,
+                                 n_queries=n_queries, seed=seed, progress=progress)
+    except InputError as err:
+        progress(f"no cold-start evaluation: {err}")
+        return []
+    return rows
+
+
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
-                 split_date: str | None = None, n_queries: int = 2000, seed: int = 0,
+                 cold_start_models: tuple[str, ...] = COLD_START_MODELS, split_date: str | None = None,
+                 n_queries: int = 2000, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Analyse the store's data and write the report; returns a summary for the CLI."""
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation
@@ -108,9 +135,12 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say(f"evaluating {', '.join(models)} on {task}")
     rows, _ = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
                              n_queries=n_queries, seed=seed, progress=say)
-    record_evaluations(store_path, rows)
-    summary["leaderboard"] = [{"model": r["label"], "NDCG@10": round(r["NDCG@10"], 4), "HR@10": round(r["HR@10"], 4)}
-                              for r in rows]
+    cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
+                           progress=say) if task == "basket-completion" else []
+    record_evaluations(store_path, rows + cold)
+    for key, task_rows in (("leaderboard", rows), ("cold_start", cold)):
+        summary[key] = [{"model": r["label"], "NDCG@10": round(r["NDCG@10"], 4), "HR@10": round(r["HR@10"], 4)}
+                        for r in task_rows]
 
     say("fitting models on all data")
     for name in models:
@@ -124,7 +154,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     with duckdb.connect(store_path, read_only=True) as con:
         dataset_sections(report, con, data)
     mining_section(report, data, mined["rules"], mined["pairs"])
-    leaderboard_section(report, rows)
+    leaderboard_section(report, rows + cold)
     clusters_section(report, data, groups, segments)
     summary["report"] = str(report.write(out_dir))
     return summary

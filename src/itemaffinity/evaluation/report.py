@@ -186,8 +186,10 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         published = PUBLISHED.get((str(first.get("dataset_name")), task.removesuffix("-validation")))
         if published:
             extra += f"<p><strong>Reference:</strong> {html.escape(published)}</p>"
+        ranking = (f"ranked over the {first['cold_items']:,} cold items" if first.get("cold_items")
+                   else "full ranking over all items")
         note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
-                f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · full ranking over all items; "
+                f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · {ranking}; "
                 f"query items excluded. × best: NDCG@10 over the leader's, with a 95 % paired bootstrap interval over "
                 f"the test's customers (its queries when it names none); an interval that holds 1 means this test "
                 f"cannot tell the model from the leader.</p>")

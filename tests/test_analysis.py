@@ -1,0 +1,38 @@
+"""The main job (`itemaffinity analyze`'s run_analysis) on Online Retail, with fast models: its tables,
+leaderboards and report, the cold-start leaderboard of the text models included."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from itemaffinity.analysis import cold_start_rows, run_analysis
+
+
+def test_analysis_scores_basket_completion_and_cold_start(or_store, tmp_path) -> None:
+    store = tmp_path / "analysis.duckdb"
+    shutil.copy(or_store[0], store)
+    summary = run_analysis(str(store), str(tmp_path / "report"), models=("popularity", "itemknn"),
+                           cold_start_models=("popularity", "tfidf"), split_date="2011-10-01", n_queries=500)
+    assert [r["model"] for r in summary["leaderboard"]] == ["itemknn", "popularity"]
+    cold = {r["model"]: r for r in summary["cold_start"]}
+    # new products have no sales: popularity cannot tell them apart, their titles can
+    assert cold["tfidf"]["HR@10"] > 0.15 > 0.02 > cold["popularity"]["HR@10"]
+    with duckdb.connect(str(store), read_only=True) as con:
+        stored = con.execute("SELECT task, model FROM evaluations ORDER BY ALL").fetchall()
+        assert stored == [("basket-completion", "itemknn"), ("basket-completion", "popularity"),
+                          ("cold-start", "popularity"), ("cold-start", "tfidf")]
+        assert con.execute("SELECT count(*) FROM rules").fetchone()[0] == summary["rules"] > 0
+    page = Path(summary["report"]).read_text()
+    assert "Leaderboard: basket-completion" in page and "Leaderboard: cold-start" in page
+    assert "ranked over the" in page and "cold items" in page
+
+
+def test_no_cold_start_rows_without_new_products(or_store) -> None:
+    said = []
+    # after the data's last day every titled product has sold: no cold items to rank
+    assert cold_start_rows(str(or_store[0]), ("popularity", "tfidf"), split_date="2011-12-31", n_queries=100,
+                           seed=0, progress=said.append) == []
+    assert "no cold-start evaluation" in said[-1]
