@@ -173,8 +173,10 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         ax.barh(labels, [r["HR@10"] for r in trs][::-1], color="#9cc3e6", alpha=0.5, label="HR@10")
         ax.set_xlabel("score")
         ax.legend(loc="lower right")
-        ax.set_title(f"{task}: full ranking")
         first = trs[0]
+        ranking = (f"ranked over the {first['cold_items']:,} cold items" if first.get("cold_items")
+                   else "full ranking over all items")
+        ax.set_title(f"{task}: {ranking}")
         sampled = [k for k in first if k.startswith("sampled")]
         extra = ""
         if sampled:
@@ -186,8 +188,6 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         published = PUBLISHED.get((str(first.get("dataset_name")), task.removesuffix("-validation")))
         if published:
             extra += f"<p><strong>Reference:</strong> {html.escape(published)}</p>"
-        ranking = (f"ranked over the {first['cold_items']:,} cold items" if first.get("cold_items")
-                   else "full ranking over all items")
         note = (f"<p>{html.escape(str(first.get('split', '')))} · {first['queries']:,} queries · seed "
                 f"{first.get('seed')} · dataset {html.escape(str(first.get('dataset')))} · {ranking}; "
                 f"query items excluded. × best: NDCG@10 over the leader's, with a 95 % paired bootstrap interval over "
