@@ -83,7 +83,10 @@ def test_leaderboard_customers_and_data_quality_pages(page, shots):
     page.goto("/#/evaluation")
     page.wait_for_selector("#leaderboard svg rect")
     assert page.locator("#leaderboard svg").count() >= 4
-    assert "★" in page.inner_text("#leaderboard")
+    basket, cold = (page.locator(f"#leaderboard .card:has(h2:text-is('{t}'))") for t in ("basket-completion", "cold-start"))
+    assert "★" in basket.inner_text() and "default model" in basket.locator("p.hint").first.inner_text()
+    # the default model is not among the text models scored on new products: that card does not name it
+    assert "★" not in cold.inner_text() and "default model" not in cold.locator("p.hint").first.inner_text()
     intervals = page.locator("#leaderboard td.vs-best").all_inner_texts()  # the leader first, then the others
     assert intervals[0] == "1.000 (1.000–1.000)" and all("–" in t for t in intervals)
     page.screenshot(path=str(shots / "05-leaderboard.png"), full_page=True)

@@ -1,7 +1,7 @@
 """Helpers shared by the service and e2e tests: a real Online Retail store, copies, live servers.
 
 The store is built once per test session (ingest of the bundled Online Retail file, then the
-analysis pipeline's mining, clustering, a small evaluation and three fast models), memoised on
+analysis pipeline's mining, clustering, small basket-completion and cold-start evaluations and three fast models), memoised on
 disk under the session's base temp dir so that both test folders use the same build.
 """
 
@@ -92,7 +92,7 @@ def build_store(base: Path) -> StoreInfo:
     store = folder / "or.duckdb"
     if marker.is_file():
         return StoreInfo(store, json.loads(marker.read_text()))
-    from itemaffinity.analysis import mine_tables
+    from itemaffinity.analysis import cold_start_rows, mine_tables
     from itemaffinity.data.ingest import ingest_file
     from itemaffinity.data.interactions import InteractionData
     from itemaffinity.data.mapping import resolve_mapping
@@ -116,6 +116,8 @@ def build_store(base: Path) -> StoreInfo:
     rows, _ = run_evaluation(str(store), "basket-completion", parse_models(",".join(TEST_MODELS)),
                              split_date="2011-10-01", n_queries=300, seed=0)
     record_evaluations(store, rows)
+    record_evaluations(store, cold_start_rows(str(store), ("popularity", "tfidf"), split_date="2011-10-01",
+                                              n_queries=300, seed=0, progress=lambda _m: None))
     for name in TEST_MODELS:
         save_model(store, create_model(name).fit(data))
     facts = _facts(store, data)

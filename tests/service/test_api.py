@@ -163,7 +163,9 @@ def test_segments_evaluation_and_data_quality(api, store):
     champions = ok(api.get("/v1/segments", params={"segment": "Champions", "limit": 5}))
     assert champions["total"] > 0 and all(u["segment"] == "Champions" for u in champions["users"])
     ev = ok(api.get("/v1/evaluation"))
-    assert {r["model"] for r in ev["rows"]} == {"popularity", "itemknn", "rules"}
+    assert {(r["task"], r["model"]) for r in ev["rows"]} == {
+        *(("basket-completion", m) for m in ("popularity", "itemknn", "rules")),
+        ("cold-start", "popularity"), ("cold-start", "tfidf")}
     assert ev["default_model"] == store.facts["leaderboard_best"]
     dq = ok(api.get("/v1/data-quality"))
     from_ingest = {r["reason"]: r["rows"] for r in dq["by_reason"]}

@@ -425,7 +425,7 @@
 
   function evaluationPage() {
     const body = h("div", { id: "leaderboard" });
-    page("Model leaderboard", "How well each model predicts a held-out product of real baskets (basket completion on a time split). Higher is better; the best model is used by default for “similar products” and recommendations.", body);
+    page("Model leaderboard", "How well each model predicts a held-out product of real baskets after a time split: basket completion (a product of the basket, from the rest of it) and, where there is one, cold start (a product first sold after the split, ranked from its text alone). Higher is better; the default model serves “similar products” and recommendations.", body);
     fill(body, async () => {
       const r = await api("/v1/evaluation");
       if (!r.rows.length) return empty("No evaluation yet: run `itemaffinity analyze` or `itemaffinity evaluate` on this store.");
@@ -435,7 +435,7 @@
         const rows = r.rows.filter((x) => x.task === task);
         const best = Math.max(...rows.map((x) => x["NDCG@10"] || 0));
         const chartRows = (metric) => rows.map((x) => ({ label: x.label || x.model, value: x[metric] || 0, best: (x["NDCG@10"] || 0) === best }));
-        out.push(h("div", { class: "card" }, h("h2", { text: `${task}` }), h("p", { class: "hint", text: `${rows[0].split || ""} · ${fmt.int(rows[0].queries)} test queries · default model: ${r.default_model || "—"}` }),
+        out.push(h("div", { class: "card" }, h("h2", { text: `${task}` }), h("p", { class: "hint", text: `${rows[0].split || ""} · ${fmt.int(rows[0].queries)} test queries` + (rows.some((x) => x.model === r.default_model) ? ` · default model: ${r.default_model}` : "") }),
           h("div", { class: "grid" }, h("div", {}, barChart(chartRows("NDCG@10"), { title: "NDCG@10 (ranking quality)" })),
             h("div", {}, barChart(chartRows("HR@10"), { title: "Hit rate @10 (held-out product in the top 10)", format: (v) => fmt.pct(v) })),
             h("div", {}, barChart(chartRows("MRR@10"), { title: "MRR@10" })),
