@@ -92,8 +92,9 @@ def main() -> None:
                  ("tfidf", {"aggregate": "max"}, ""), ("tfidf", {"aggregate": "mean"}, ""),
                  ("content", {"aggregate": "max", **cache}, ""), ("content", {"aggregate": "mean", **cache}, "")]
         keep = args.keep or str(Path(tmp) / "finetuned")
-        for seed in seeds:  # fine-tuned inside fit on the training period; the mean row reuses the saved encoder
-            out, label = (keep, "") if len(seeds) == 1 else (str(Path(keep) / f"seed{seed}"), f"seed {seed}")
+        labels = [""] if len(seeds) == 1 else [f"seed {seed}" for seed in seeds]
+        for seed, label in zip(seeds, labels):  # fine-tuned inside fit; the mean row reuses the saved encoder
+            out = str(Path(keep) / f"seed{seed}") if label else keep
             tune = {"output_dir": out, **cache, **tuned, "seed": seed}
             specs += [("content-finetuned", {"aggregate": "max", **tune}, label),
                       ("content-finetuned", {"aggregate": "mean", "finetuned_path": out, **cache}, label)]
@@ -106,7 +107,6 @@ def main() -> None:
             print(f"{name:<20}{agg:<10}{r['HR@10']:8.4f}{r['NDCG@10']:9.4f}{r['MRR@10']:8.4f}{r['fit_s']:8.1f}"
                   f"{r['eval_s']:8.1f}  {label}", flush=True)
         pop = rows["popularity", "", ""]
-        labels = [lb for name, p, lb in specs if name == "content-finetuned" and p["aggregate"] == "max"]
         print(f"\ncontent-finetuned fit (max row) = fine-tuning on the training period + encoding the catalog: "
               f"{np.mean([rows['content-finetuned', 'max', lb]['fit_s'] for lb in labels]):.0f}s")
         for agg in ("max", "mean"):

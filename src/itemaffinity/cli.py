@@ -213,12 +213,12 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
     else:
         print_ingest(payload)
         click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
-        for row in summary["leaderboard"]:
-            click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
-        if summary["cold_start"]:
-            click.echo("cold start (products first sold after the split, ranked from their text):")
-        for row in summary["cold_start"]:
-            click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
+        cold_heading = "cold start (products first sold after the split, ranked from their text):"
+        for heading, rows in ((None, summary["leaderboard"]), (cold_heading, summary["cold_start"])):
+            if heading and rows:
+                click.echo(heading)
+            for row in rows:
+                click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
         click.echo(f"report: {summary['report']}")
 
 
