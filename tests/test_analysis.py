@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from itemaffinity.analysis import cold_start_rows, run_analysis
+from itemaffinity.store.artifacts import load_saved_model, saved_models
 
 
 def test_analysis_scores_basket_completion_and_cold_start(or_store, tmp_path) -> None:
@@ -25,6 +26,10 @@ def test_analysis_scores_basket_completion_and_cold_start(or_store, tmp_path) ->
         assert stored == [("basket-completion", "itemknn"), ("basket-completion", "popularity"),
                           ("cold-start", "popularity"), ("cold-start", "tfidf")]
         assert con.execute("SELECT count(*) FROM rules").fetchone()[0] == summary["rules"] > 0
+    # every model on either leaderboard is saved for serving, the text model of the cold-start one too
+    assert saved_models(store) == ["itemknn", "popularity", "tfidf"]
+    assert load_saved_model(store, "tfidf").similar_items(["85123A"], n=3)[0].item_ids
+    assert "finetuned_encoder" not in summary  # content-finetuned was not among the models
     page = Path(summary["report"]).read_text()
     assert "Leaderboard: basket-completion" in page and "Leaderboard: cold-start" in page
     assert "ranked over the" in page and "cold items" in page

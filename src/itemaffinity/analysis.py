@@ -105,6 +105,14 @@ def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str
     return rows
 
 
+def serving_params(store_path: str, name: str) -> dict[str, Any]:
+    """Parameters of a model fitted for serving: `content-finetuned` also saves its fine-tuned encoder next to
+    the store (`encoder_path`), for `itemaffinity search --text-model` and for encoding products added later."""
+    from itemaffinity.store.artifacts import encoder_path
+
+    return {"output_dir": str(encoder_path(store_path, name))} if name == "content-finetuned" else {}
+
+
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
                  cold_start_models: tuple[str, ...] = COLD_START_MODELS, split_date: str | None = None,
                  n_queries: int = 2000, seed: int = 0,
@@ -142,9 +150,14 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
         summary[key] = [{"model": r["label"], "NDCG@10": round(r["NDCG@10"], 4), "HR@10": round(r["HR@10"], 4)}
                         for r in task_rows]
 
-    say("fitting models on all data")
-    for name in models:
-        save_model(store_path, create_model(name).fit(data))
+    # Every model on either leaderboard is fitted on all the data and saved, so that the service and
+    # `similar --model` answer with each model the report shows.
+    for name in dict.fromkeys([*models, *(r["label"] for r in cold)]):
+        say(f"fitting {name} on all data")
+        params = serving_params(store_path, name)
+        save_model(store_path, create_model(name, **params).fit(data))
+        if "output_dir" in params:
+            summary["finetuned_encoder"] = params["output_dir"]
     with duckdb.connect(store_path) as con:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('default_model', ?)",
                     [DEFAULT_MODEL if DEFAULT_MODEL in models else models[0]])

@@ -219,6 +219,8 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
                 click.echo(heading)
             for row in rows:
                 click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
+        if "finetuned_encoder" in summary:
+            click.echo(f"fine-tuned encoder: {summary['finetuned_encoder']}  (itemaffinity search --text-model)")
         click.echo(f"report: {summary['report']}")
 
 

@@ -1,7 +1,8 @@
 """Where fitted models and evaluation results of a store live.
 
 Models are saved next to the store file in `<store>.artifacts/models/<name>.{npz,json}` (no
-pickle); evaluation rows go into the store's `evaluations` table.
+pickle), a fine-tuned text encoder in `<store>.artifacts/encoders/<name>/`; evaluation rows go into
+the store's `evaluations` table.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def artifact_dir(store_path: str | Path) -> Path:
 
 def model_path(store_path: str | Path, name: str) -> Path:
     return artifact_dir(store_path) / "models" / name
+
+
+def encoder_path(store_path: str | Path, name: str) -> Path:
+    """Folder of a model's fine-tuned text encoder (sentence-transformers format)."""
+    return artifact_dir(store_path) / "encoders" / name
 
 
 def save_model(store_path: str | Path, model: Recommender, name: str | None = None) -> Path:
