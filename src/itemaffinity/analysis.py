@@ -107,7 +107,8 @@ def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str
 
 def serving_params(store_path: str, name: str) -> dict[str, Any]:
     """Parameters of a model fitted for serving: `content-finetuned` also saves its fine-tuned encoder next to
-    the store (`encoder_path`), for `itemaffinity search --text-model` and for encoding products added later."""
+    the store (`encoder_path`), for `itemaffinity search --text-model` and `content-finetuned:finetuned_path=`
+    (which encodes the catalog, products added later too, without training again)."""
     from itemaffinity.store.artifacts import encoder_path
 
     return {"output_dir": str(encoder_path(store_path, name))} if name == "content-finetuned" else {}
