@@ -23,7 +23,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sweep_finetune import evaluate, load_task  # noqa: E402
+from sweep_finetune import evaluate, load_task, pooled_hr  # noqa: E402
 
 from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model  # noqa: E402
 from itemaffinity.text.finetune import FinetuneConfig, co_purchase_text_pairs, finetune_encoder  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     sizes = {t: len(x[3]) for t, x in tasks.items()}
 
     def pooled(hr: dict[str, float]) -> float:
-        return sum(hr[t] * sizes[t] for t in hr) / sum(sizes.values())
+        return pooled_hr(hr, sizes)
 
     def report(label: str, hr: dict[str, float], t0: float) -> None:
         print(f"{label}: " + " / ".join(f"{t} {v:.4f}" for t, v in hr.items()) + f"; pooled {pooled(hr):.4f} "

@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from sweep_finetune import evaluate, load_task  # noqa: E402
+from sweep_finetune import evaluate, load_task, pooled_hr  # noqa: E402
 
 from itemaffinity.evaluation.experiment import parse_value  # noqa: E402
 from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     sizes = {t: len(x[3]) for t, x in tasks.items()}
 
     def pooled(hr: dict[str, float]) -> float:
-        return sum(hr[t] * sizes[t] for t in hr) / sum(sizes.values())
+        return pooled_hr(hr, sizes)
 
     ref_hr = {t: v[0] for t, v in ref.items()}
     print("pretrained: " + " / ".join(f"{t} {v:.4f}" for t, v in ref_hr.items()) + f"; pooled {pooled(ref_hr):.4f}",

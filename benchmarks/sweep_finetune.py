@@ -114,6 +114,11 @@ def evaluate(vectors: np.ndarray, queries: sp.csr_matrix, targets: np.ndarray, c
     return evaluate_scores(content_scores(queries, vectors, "max"), queries, targets, cold)
 
 
+def pooled_hr(by_task: dict[str, float], n_queries: dict[str, int]) -> float:
+    """HR@10 over the queries of all the tasks (each task weighted by its queries)."""
+    return sum(by_task[k] * n_queries[k] for k in by_task) / sum(n_queries[k] for k in by_task)
+
+
 def run(args: argparse.Namespace) -> None:
     from itemaffinity.text.encoders import DEFAULT_MODEL, SentenceEncoder, load_sentence_model
     from itemaffinity.evaluation.experiment import parse_value
@@ -131,9 +136,7 @@ def run(args: argparse.Namespace) -> None:
         return SentenceEncoder(model, device=args.device).encode(texts)
 
     def pooled(by_task: dict[str, float]) -> float:
-        """HR@10 over the queries of all the tasks (each task weighted by its queries)."""
-        n = {name: len(tasks[name][3]) for name in by_task}
-        return sum(by_task[k] * n[k] for k in by_task) / sum(n.values())
+        return pooled_hr(by_task, {name: len(tasks[name][3]) for name in by_task})
 
     pretrained, hr0s = {}, {}
     for name, (texts, _, queries, targets, cold, _) in tasks.items():
