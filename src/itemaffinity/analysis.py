@@ -105,15 +105,6 @@ def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str
     return rows
 
 
-def serving_params(store_path: str, name: str) -> dict[str, Any]:
-    """Parameters of a model fitted for serving: `content-finetuned` also saves its fine-tuned encoder next to
-    the store (`encoder_path`), for `itemaffinity search --text-model` and `content-finetuned:finetuned_path=`
-    (which encodes the catalog, products added later too, without training again)."""
-    from itemaffinity.store.artifacts import encoder_path
-
-    return {"output_dir": str(encoder_path(store_path, name))} if name == "content-finetuned" else {}
-
-
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
                  cold_start_models: tuple[str, ...] = COLD_START_MODELS, split_date: str | None = None,
                  n_queries: int = 2000, seed: int = 0,
@@ -122,7 +113,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation
     from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
     from itemaffinity.models.registry import create_model
-    from itemaffinity.store.artifacts import record_evaluations, save_model
+    from itemaffinity.store.artifacts import encoder_path, record_evaluations, save_model
 
     say = progress or (lambda _m: None)
     say("building interaction data")
@@ -152,13 +143,16 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
                         for r in task_rows]
 
     # Every model on either leaderboard is fitted on all the data and saved, so that the service and
-    # `similar --model` answer with each model the report shows.
-    for name in dict.fromkeys([*models, *(r["label"] for r in cold)]):
-        say(f"fitting {name} on all data")
-        params = serving_params(store_path, name)
-        save_model(store_path, create_model(name, **params).fit(data))
-        if "output_dir" in params:
-            summary["finetuned_encoder"] = params["output_dir"]
+    # `similar --model` answer with each model the report shows. content-finetuned also keeps its encoder,
+    # for `search --text-model` and `content-finetuned:finetuned_path=` (encoding products added later
+    # without training again).
+    encoder = str(encoder_path(store_path, "content-finetuned"))
+    for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
+        say(f"fitting {spec.label} on all data")
+        keep = {"output_dir": encoder} if spec.name == "content-finetuned" else {}
+        save_model(store_path, create_model(spec.name, **spec.params, **keep).fit(data), spec.label)
+        if keep:
+            summary["finetuned_encoder"] = encoder
     with duckdb.connect(store_path) as con:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('default_model', ?)",
                     [DEFAULT_MODEL if DEFAULT_MODEL in models else models[0]])
