@@ -26,7 +26,9 @@ import argparse
 import datetime as dt
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import numpy as np
@@ -43,6 +45,16 @@ DATA = ROOT / "data" / "online_retail.parquet"
 SPLIT = dt.datetime(2011, 10, 1)
 CLASSIC = ("popularity,itemknn,lineknn,userknn,userknn:neighbours=baskets:k=100,ease,ease:lam=30,ease:lam=30:lines=3,"
            "als,bpr,rules")
+
+
+@contextmanager
+def online_retail_store() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a fresh store of the bundled Online Retail data, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "bench.duckdb")
+        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
+        with duckdb.connect(store, read_only=True) as con:
+            yield con
 
 
 def candidate_recall(model, task) -> float:
@@ -79,12 +91,9 @@ def main() -> None:
         "seed's task, the ratio taken on the mean over seeds"))
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        store = str(Path(tmp) / "bench.duckdb")
-        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
-        with duckdb.connect(store, read_only=True) as con:
-            tasks = [build_task(con, "basket-completion", SPLIT, args.queries, seed, validation=args.validation)
-                     for seed in seeds]
+    with online_retail_store() as con:
+        tasks = [build_task(con, "basket-completion", SPLIT, args.queries, seed, validation=args.validation)
+                 for seed in seeds]
     t_all = time.perf_counter()
     print(f"task basket-completion: {tasks[0].info}" + (f", seeds {args.seeds}" if len(seeds) > 1 else ""))
     print(f"{'model':<22}{'HR@10':>8}{'NDCG@10':>9}{'MRR@10':>8}{'Rec@20':>8}{'fit s':>8}{'eval s':>8}")

@@ -72,3 +72,28 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     assert Path(summary["finetuned_encoder"]).parent.parent == store.with_name(store.name + ".artifacts")
     assert (Path(summary["finetuned_encoder"]) / "modules.json").is_file()
     assert saved_models(store) == ["content-finetuned", "popularity"]
+
+
+def test_analysis_serves_the_hybrid_it_scored_refreshed_on_all_data(or_store, tmp_path, monkeypatch) -> None:
+    """The hybrid's rankers are learnt once, for the evaluation; the saved hybrid keeps them and refits its
+    components on all the data (Hybrid.refresh), instead of learning them a second time."""
+    from itemaffinity.models.hybrid import Hybrid
+
+    learnt = []
+    learn = Hybrid._learn_ranker
+    monkeypatch.setattr(Hybrid, "_learn_ranker", lambda self, *a, **k: learnt.append(1) or learn(self, *a, **k))
+    store = tmp_path / "analysis.duckdb"
+    shutil.copy(or_store[0], store)
+    label = ("hybrid:components=itemknn+rules:validation=random:validation_slices=1:validation_queries=2000"
+             ":n_estimators=50:text_model=None")
+    said = []
+    summary = run_analysis(str(store), str(tmp_path / "report"), models=("popularity", label), cold_start_models=(),
+                           split_date="2011-10-01", n_queries=300, progress=said.append)
+    assert learnt == [1]  # one ranker, learnt for the evaluation only
+    assert [r["model"] for r in summary["leaderboard"]][0].startswith("hybrid")
+    served = load_saved_model(store, label)
+    with duckdb.connect(str(store), read_only=True) as con:
+        n_items = con.execute("SELECT count(DISTINCT item_id) FROM events").fetchone()[0]
+    assert served.n_items_ == n_items  # the components were refitted on all the data, not the training period
+    assert any(m.startswith("refreshing hybrid") for m in said)
+    assert served.recommend(basket=["85123A"], n=5).item_ids

@@ -133,8 +133,8 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
 
     task = "basket-completion" if data.n_baskets and has_time else "next-item"
     say(f"evaluating {', '.join(models)} on {task}")
-    rows, _ = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
-                             n_queries=n_queries, seed=seed, progress=say)
+    rows, evaluated = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
+                                     n_queries=n_queries, seed=seed, progress=say)
     cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
                            progress=say) if task == "basket-completion" else []
     record_evaluations(store_path, rows + cold)
@@ -143,11 +143,18 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
                         for r in task_rows]
 
     # Every model on either leaderboard is fitted on all the data and saved, so that the service and
-    # `similar --model` answer with each model the report shows. content-finetuned also keeps its encoder,
-    # for `search --text-model` and `content-finetuned:finetuned_path=` (encoding products added later
-    # without training again).
+    # `similar --model` answer with each model the report shows. The hybrid keeps the rankers the report
+    # scored and refits its components (Hybrid.refresh: seconds, where learning the rankers again takes
+    # most of the job; benchmarks/bench_refresh.py measures the cost). content-finetuned also keeps its
+    # encoder, for `search --text-model` and `content-finetuned:finetuned_path=` (encoding products added
+    # later without training again).
     encoder = str(encoder_path(store_path, "content-finetuned"))
     for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
+        scored = evaluated.get(spec.label)
+        if hasattr(scored, "refresh"):
+            say(f"refreshing {spec.label} on all data (its learnt rankers kept)")
+            save_model(store_path, scored.refresh(data), spec.label)
+            continue
         say(f"fitting {spec.label} on all data")
         keep = {"output_dir": encoder} if spec.name == "content-finetuned" else {}
         save_model(store_path, create_model(spec.name, **spec.params, **keep).fit(data), spec.label)

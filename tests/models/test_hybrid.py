@@ -226,3 +226,44 @@ def _loky_workers() -> list[int]:
         except psutil.NoSuchProcess:  # exited while we looked
             pass
     return workers
+
+
+def test_refresh_keeps_the_rankers_and_learns_the_grown_store(split, hybrid) -> None:
+    import pyarrow as pa
+
+    data, _ = split
+    again = hybrid.refresh(data)
+    assert again.booster_.tobytes() == hybrid.booster_.tobytes()
+    basket = ["i001", "i020"]
+    a, b = again.recommend(basket=basket, n=8), hybrid.recommend(basket=basket, n=8)
+    assert a.item_ids == b.item_ids
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+    # the store grows: all 3,000 baskets, and a new product of set 2 that the last 200 baskets buy with i010
+    events, catalog = synthetic_events(n_baskets=3000, n_items=60, planted=((1, 2), (3, 4, 5), (10, 11)),
+                                       p_planted=0.5, seed=1)
+    last = events.filter(pc.greater_equal(events["basket_id"], "b02800")).group_by("basket_id").aggregate(
+        [("user_id", "min"), ("ts", "min")])
+    k = last.num_rows
+    new = pa.table({"basket_id": last["basket_id"].to_pylist() * 2, "user_id": last["user_id_min"].to_pylist() * 2,
+                    "item_id": ["i010"] * k + ["n001"] * k, "event": ["purchase"] * (2 * k),
+                    "ts": last["ts_min"].to_pylist() * 2}, schema=events.schema)
+    product = pa.table({"item_id": ["n001"], "title": ["product 61 of set 2"], "category": ["set 2"], "price": [2.0]},
+                       schema=catalog.schema)
+    grown = InteractionData.from_tables(pa.concat_tables([events, new]), pa.concat_tables([catalog, product]))
+    refreshed = hybrid.refresh(grown)
+    assert refreshed.booster_.tobytes() == hybrid.booster_.tobytes()
+    assert refreshed.n_items_ == hybrid.n_items_ + 1
+    assert hybrid.recommend(basket=["i010"], n=10).item_ids.count("n001") == 0
+    assert refreshed.recommend(basket=["n001"], n=1).item_ids == ("i010",)
+
+
+def test_service_refit_refreshes_a_loaded_hybrid_unless_asked_to_relearn(split, hybrid) -> None:
+    from itemaffinity.service.jobs import refit
+
+    data, _ = split
+    assert refit(hybrid, "hybrid", data).booster_.tobytes() == hybrid.booster_.tobytes()
+    fewer = InteractionData.from_tables(*synthetic_events(n_baskets=1500, n_items=60, planted=((1, 2),), seed=3))
+    relearnt = refit(hybrid, "hybrid", fewer, relearn=True)
+    assert relearnt.config == hybrid.config and relearnt.booster_.tobytes() != hybrid.booster_.tobytes()
+    assert refit(None, "popularity", fewer).n_items_ == fewer.n_items

@@ -340,15 +340,19 @@ class Hybrid(Recommender):
         texts = item_texts(data)
         self.text_vectors_ = sp.csr_matrix(TfidfEncoder().fit(texts).encode(texts), dtype=np.float32)
         self.sentence_vectors_ = self._sentence_vectors(texts)
-        rankers, hits, n_queries = [], 0, 0
-        for regime in self._regimes(data):
-            model, regime_hits, regime_queries = self._learn_ranker(self._validation(data, regime), regime)
-            rankers.append(model)
-            hits, n_queries = hits + regime_hits, n_queries + regime_queries
-        self.candidate_recall_ = np.asarray(hits / n_queries, dtype=np.float32)
-        # The rankers' model strings, one after another; booster_sizes_ says where each ends.
-        self.booster_ = np.frombuffer("".join(rankers).encode(), dtype=np.uint8)
-        self.booster_sizes_ = np.asarray([len(m.encode()) for m in rankers], dtype=np.int64)
+        kept = getattr(self, "_kept_rankers", None)
+        if kept is not None:  # a refresh: the rankers of an earlier fit
+            self.booster_, self.booster_sizes_, self.candidate_recall_ = kept
+        else:
+            rankers, hits, n_queries = [], 0, 0
+            for regime in self._regimes(data):
+                model, regime_hits, regime_queries = self._learn_ranker(self._validation(data, regime), regime)
+                rankers.append(model)
+                hits, n_queries = hits + regime_hits, n_queries + regime_queries
+            self.candidate_recall_ = np.asarray(hits / n_queries, dtype=np.float32)
+            # The rankers' model strings, one after another; booster_sizes_ says where each ends.
+            self.booster_ = np.frombuffer("".join(rankers).encode(), dtype=np.uint8)
+            self.booster_sizes_ = np.asarray([len(m.encode()) for m in rankers], dtype=np.int64)
         self.components_ = [c.fit(data) for c in self._components()]
         stats = _ItemStats.of(data)
         self.cooccur_ = stats.cooccur
@@ -360,6 +364,19 @@ class Hybrid(Recommender):
         self.popularity_, self.recent_popularity_, self.item_age_ = self._item_features(
             stats, np.full(1, np.datetime64("NaT"), "datetime64[s]"))
         self._boosters = None
+
+    def refresh(self, data: InteractionData) -> "Hybrid":
+        """A new hybrid that keeps these learnt rankers and refits everything else (components, item
+        statistics, texts) on `data`, such as the events of a store that has grown since this fit.
+
+        Learning the rankers is most of a fit: every component is refitted on each validation fold. Their
+        features describe a candidate against its query, not which items exist, so they carry over to new
+        items and events; a refresh costs about one fit of the components. What the staler rankers cost in
+        NDCG@10 is measured by benchmarks/bench_refresh.py."""
+        self._check_fitted()
+        fresh = type(self)(config=self.config)
+        fresh._kept_rankers = (self.booster_, self.booster_sizes_, self.candidate_recall_)
+        return fresh.fit(data)
 
     def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:
         """A LambdaRank model learnt on the folds' queries: (its model string, queries whose target is

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.models.base import Recommender
     from itemaffinity.service.state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -96,15 +98,27 @@ class JobRegistry:
         return next((j for j in self._jobs.values() if j.kind == kind and j.active), None)
 
 
+def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn: bool = False) -> "Recommender":
+    """`name` fitted on `data`, with the loaded model's configuration when there is one. A loaded model that can
+    refresh (the hybrid) keeps what it learnt on validation folds and refits the rest, seconds instead of minutes
+    (benchmarks/bench_refresh.py measures the cost), unless `relearn`."""
+    from itemaffinity.models.registry import create_model
+
+    if old is None:
+        return create_model(name).fit(data)
+    if not relearn and hasattr(old, "refresh"):
+        return old.refresh(data)
+    return type(old)(config=old.config).fit(data)
+
+
 def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: bool,
-            loop: asyncio.AbstractEventLoop) -> None:
+            loop: asyncio.AbstractEventLoop, relearn: bool = False) -> None:
     """Re-mine, re-cluster and refit on the store's current events, then swap the new snapshot in.
 
     Runs in a background thread; records progress and the outcome on `job`.
     """
     from itemaffinity.analysis import DEFAULT_MODELS, mine_tables
     from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
-    from itemaffinity.models.registry import create_model
     from itemaffinity.service.snapshot import build_snapshot, read_data
     from itemaffinity.store.artifacts import save_model
 
@@ -128,10 +142,10 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
         names = models if models is not None else (list(loaded) or list(DEFAULT_MODELS))
         fitted = {}
         for k, name in enumerate(names):
-            job.step(f"fitting model {name}", 0.5 + 0.4 * k / max(len(names), 1))
             old = loaded.get(name)
-            model = type(old)(config=old.config) if old is not None else create_model(name)
-            fitted[name] = model.fit(data)
+            keep = not relearn and hasattr(old, "refresh")
+            job.step(f"{'refreshing' if keep else 'fitting'} model {name}", 0.5 + 0.4 * k / max(len(names), 1))
+            fitted[name] = refit(old, name, data, relearn)
             save_model(store, fitted[name], name)
         kept = {n: m for n, m in loaded.items() if n not in fitted}
         job.step("building the new snapshot", 0.92)

@@ -247,6 +247,9 @@ class RebuildIn(_Request):
     models: list[Annotated[str, Field(max_length=50)]] | None = Field(
         default=None, max_length=20, description="Models to refit (default: the loaded ones).")
     cluster: bool = Field(default=True, description="Recompute product groups and customer segments.")
+    relearn: bool = Field(default=False, description=(
+        "Learn the hybrid's rankers again (every component refitted on each validation fold: minutes). By default "
+        "a loaded hybrid keeps its rankers and refits its components on the current events (seconds)."))
 
 
 class JobOut(_Response):

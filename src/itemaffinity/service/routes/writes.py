@@ -71,7 +71,7 @@ async def start_rebuild(state: State, body: Annotated[RebuildIn | None, Body()] 
         raise Problem(409, f"a rebuild is already running (job {running.id if running else '?'})",
                       title="Rebuild running")
     loop = asyncio.get_running_loop()
-    threading.Thread(target=rebuild, args=(state, job, body.models, body.cluster, loop),
+    threading.Thread(target=rebuild, args=(state, job, body.models, body.cluster, loop, body.relearn),
                      name=f"rebuild-{job.id}", daemon=True).start()
     return json_response(job.to_dict(), status=202)
 
