@@ -135,6 +135,8 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say(f"evaluating {', '.join(models)} on {task}")
     rows, evaluated = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
                                      n_queries=n_queries, seed=seed, progress=say)
+    refreshable = {label: m for label, m in evaluated.items() if hasattr(m, "refresh")}  # the hybrid
+    del evaluated  # the other fitted models' memory
     cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
                            progress=say) if task == "basket-completion" else []
     record_evaluations(store_path, rows + cold)
@@ -150,10 +152,9 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     # later without training again).
     encoder = str(encoder_path(store_path, "content-finetuned"))
     for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
-        scored = evaluated.get(spec.label)
-        if hasattr(scored, "refresh"):
+        if spec.label in refreshable:
             say(f"refreshing {spec.label} on all data (its learnt rankers kept)")
-            save_model(store_path, scored.refresh(data), spec.label)
+            save_model(store_path, refreshable.pop(spec.label).refresh(data), spec.label)
             continue
         say(f"fitting {spec.label} on all data")
         keep = {"output_dir": encoder} if spec.name == "content-finetuned" else {}
