@@ -74,9 +74,10 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     assert saved_models(store) == ["content-finetuned", "popularity"]
 
 
-def test_analysis_serves_the_hybrid_it_scored_refreshed_on_all_data(or_store, tmp_path, monkeypatch) -> None:
-    """The hybrid's rankers are learnt once, for the evaluation; the saved hybrid keeps them and refits its
-    components on all the data (Hybrid.refresh), instead of learning them a second time."""
+@pytest.mark.parametrize("refresh", [False, True])
+def test_analysis_serves_the_hybrid_fitted_again_or_refreshed(or_store, tmp_path, monkeypatch, refresh) -> None:
+    """By default the saved hybrid is fitted again on all the data, learning its rankers a second time; with
+    refresh_hybrid it keeps those the evaluation learnt and refits its components on all the data."""
     from itemaffinity.models.hybrid import Hybrid
 
     learnt = []
@@ -88,12 +89,12 @@ def test_analysis_serves_the_hybrid_it_scored_refreshed_on_all_data(or_store, tm
              ":n_estimators=50:text_model=None")
     said = []
     summary = run_analysis(str(store), str(tmp_path / "report"), models=("popularity", label), cold_start_models=(),
-                           split_date="2011-10-01", n_queries=300, progress=said.append)
-    assert learnt == [1]  # one ranker, learnt for the evaluation only
+                           split_date="2011-10-01", n_queries=300, refresh_hybrid=refresh, progress=said.append)
+    assert learnt == ([1] if refresh else [1, 1])  # for the evaluation, and again unless refreshed
     assert [r["model"] for r in summary["leaderboard"]][0].startswith("hybrid")
     served = load_saved_model(store, label)
     with duckdb.connect(str(store), read_only=True) as con:
         n_items = con.execute("SELECT count(DISTINCT item_id) FROM events").fetchone()[0]
     assert served.n_items_ == n_items  # the components were refitted on all the data, not the training period
-    assert any(m.startswith("refreshing hybrid") for m in said)
+    assert any(m.startswith("refreshing hybrid") for m in said) == refresh
     assert served.recommend(basket=["85123A"], n=5).item_ids

@@ -107,9 +107,15 @@ def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str
 
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
                  cold_start_models: tuple[str, ...] = COLD_START_MODELS, split_date: str | None = None,
-                 n_queries: int = 2000, seed: int = 0,
+                 n_queries: int = 2000, seed: int = 0, refresh_hybrid: bool = False,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Analyse the store's data and write the report; returns a summary for the CLI."""
+    """Analyse the store's data and write the report; returns a summary for the CLI.
+
+    refresh_hybrid: save the evaluated hybrid with its components refitted on all the data (Hybrid.refresh)
+        instead of fitting it again: its rankers are learnt once, not twice, which saves most of a hybrid fit,
+        but they miss the test period (benchmarks/bench_refresh.py: 0.2 % lower NDCG@10 when they are 30 days
+        older than the components, 1.7 % when 75 days).
+    """
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation
     from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
     from itemaffinity.models.registry import create_model
@@ -135,7 +141,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say(f"evaluating {', '.join(models)} on {task}")
     rows, evaluated = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
                                      n_queries=n_queries, seed=seed, progress=say)
-    refreshable = {label: m for label, m in evaluated.items() if hasattr(m, "refresh")}  # the hybrid
+    refreshable = {label: m for label, m in evaluated.items() if refresh_hybrid and hasattr(m, "refresh")}
     del evaluated  # the other fitted models' memory
     cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
                            progress=say) if task == "basket-completion" else []
@@ -145,11 +151,9 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
                         for r in task_rows]
 
     # Every model on either leaderboard is fitted on all the data and saved, so that the service and
-    # `similar --model` answer with each model the report shows. The hybrid keeps the rankers the report
-    # scored and refits its components (Hybrid.refresh: seconds, where learning the rankers again takes
-    # most of the job; benchmarks/bench_refresh.py measures the cost). content-finetuned also keeps its
-    # encoder, for `search --text-model` and `content-finetuned:finetuned_path=` (encoding products added
-    # later without training again).
+    # `similar --model` answer with each model the report shows (with refresh_hybrid, the hybrid the report
+    # scored, its components refitted). content-finetuned also keeps its encoder, for `search --text-model`
+    # and `content-finetuned:finetuned_path=` (encoding products added later without training again).
     encoder = str(encoder_path(store_path, "content-finetuned"))
     for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
         if spec.label in refreshable:

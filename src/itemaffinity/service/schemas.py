@@ -249,7 +249,8 @@ class RebuildIn(_Request):
     cluster: bool = Field(default=True, description="Recompute product groups and customer segments.")
     relearn: bool = Field(default=False, description=(
         "Learn the hybrid's rankers again (every component refitted on each validation fold: minutes). By default "
-        "a loaded hybrid keeps its rankers and refits its components on the current events (seconds)."))
+        "a loaded hybrid keeps its rankers and refits its components on the current events (seconds); rankers a "
+        "month old cost 0.2 % of NDCG@10, 75 days 1.7 % (benchmarks/bench_refresh.py)."))
 
 
 class JobOut(_Response):
