@@ -14,7 +14,8 @@ Fit (all inside the training data, never the test split):
    the hidden item and early stopping on a held-out share of the validation queries — with
    validation="both" (the default) one on the random slices and one on the rolling origins,
    whose scores are standardised per query and averaged when serving;
-4. refit the components on all the training data.
+4. refit the components on all the training data. `refresh(data)` repeats only this step on new data,
+   keeping the rankers.
 Items no component proposes rank after every candidate: those sharing a category with a query item
 first, then by popularity. With a text component among the components (tfidf, content), which
 proposes look-alikes of an item nobody has bought yet, that is the fallback chain content →
