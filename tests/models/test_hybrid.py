@@ -69,7 +69,14 @@ def test_every_query_gets_an_answer(hybrid) -> None:
 
 
 def test_save_load_round_trip(hybrid, tmp_path) -> None:
+    from itemaffinity.service.routes.system import rankers_learnt_until
+
     hybrid.save(tmp_path / "hybrid")
+    again = load_model(tmp_path / "hybrid")
+    assert rankers_learnt_until({"hybrid": again, "ease": again.components_[0]}) == {
+        "hybrid": str(hybrid.rankers_until_)}
+    del again.rankers_until_  # an artifact saved before the date was recorded
+    assert rankers_learnt_until({"hybrid": again}) == {"hybrid": None}
     again = load_model(tmp_path / "hybrid")
     a = hybrid.recommend(basket=["i001", "i020"], n=8)
     b = again.recommend(basket=["i001", "i020"], n=8)
@@ -253,6 +260,10 @@ def test_refresh_keeps_the_rankers_and_learns_the_grown_store(split, hybrid) -> 
     grown = InteractionData.from_tables(pa.concat_tables([events, new]), pa.concat_tables([catalog, product]))
     refreshed = hybrid.refresh(grown)
     assert refreshed.booster_.tobytes() == hybrid.booster_.tobytes()
+    # the rankers still date from the first fit's data, whose last basket is b02499's
+    train_end = events.filter(pc.less(events["basket_id"], "b02500"))["ts"].to_numpy().max()
+    assert refreshed.rankers_until_ == hybrid.rankers_until_ == train_end.astype("datetime64[s]")
+    assert grown.basket_ts.max() > hybrid.rankers_until_
     assert refreshed.n_items_ == hybrid.n_items_ + 1
     assert hybrid.recommend(basket=["i010"], n=10).item_ids.count("n001") == 0
     assert refreshed.recommend(basket=["n001"], n=1).item_ids == ("i010",)

@@ -343,8 +343,12 @@ class Hybrid(Recommender):
         self.sentence_vectors_ = self._sentence_vectors(texts)
         kept = getattr(self, "_kept_rankers", None)
         if kept is not None:  # a refresh: the rankers of an earlier fit
-            self.booster_, self.booster_sizes_, self.candidate_recall_ = kept
+            self.booster_, self.booster_sizes_, self.candidate_recall_, self.rankers_until_ = kept
         else:
+            # when the data the rankers learn from end, so that a service can tell how old its rankers are
+            times = np.concatenate([data.basket_ts, data.seq_ts]).astype("datetime64[s]")
+            times = times[~np.isnat(times)]
+            self.rankers_until_ = np.asarray(times.max() if len(times) else np.datetime64("NaT"), "datetime64[s]")
             rankers, hits, n_queries = [], 0, 0
             for regime in self._regimes(data):
                 model, regime_hits, regime_queries = self._learn_ranker(self._validation(data, regime), regime)
@@ -376,7 +380,8 @@ class Hybrid(Recommender):
         NDCG@10 is measured by benchmarks/bench_refresh.py."""
         self._check_fitted()
         fresh = type(self)(config=self.config)
-        fresh._kept_rankers = (self.booster_, self.booster_sizes_, self.candidate_recall_)
+        fresh._kept_rankers = (self.booster_, self.booster_sizes_, self.candidate_recall_,
+                               getattr(self, "rankers_until_", np.asarray(np.datetime64("NaT"), "datetime64[s]")))
         return fresh.fit(data)
 
     def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -20,7 +21,17 @@ async def health(state: State, serving: Current) -> Response:
         "models": sorted(snap.models), "default_model": snap.default_model,
         "writable": state.writer is not None, "semantic": state.semantic_status,
         "precomputed": state.warmed_version == snap.version,
-        "events_since_snapshot": len(online.log)})
+        "events_since_snapshot": len(online.log), "rankers_learnt_until": rankers_learnt_until(snap.models)})
+
+
+def rankers_learnt_until(models: dict) -> dict[str, str | None]:
+    """Each hybrid's `rankers_until_` as ISO text (None when its artifact predates it or the data have no time)."""
+    out = {}
+    for name, model in sorted(models.items()):
+        if hasattr(model, "refresh"):
+            until = getattr(model, "rankers_until_", None)
+            out[name] = None if until is None or np.isnat(until) else str(until)
+    return out
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
