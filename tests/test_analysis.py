@@ -3,6 +3,7 @@ leaderboards and report, the cold-start leaderboard of the text models included.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -95,6 +96,10 @@ def test_analysis_serves_the_hybrid_fitted_again_or_refreshed(or_store, tmp_path
     served = load_saved_model(store, label)
     with duckdb.connect(str(store), read_only=True) as con:
         n_items = con.execute("SELECT count(DISTINCT item_id) FROM events").fetchone()[0]
+        data_end = con.execute("SELECT max(ts) FROM events").fetchone()[0]
     assert served.n_items_ == n_items  # the components were refitted on all the data, not the training period
+    # refreshed, its rankers date from the training period; fitted again, from all the data
+    until = served.rankers_until_.astype(object)
+    assert (until < dt.datetime(2011, 10, 1)) if refresh else (until == data_end.replace(microsecond=0))
     assert any(m.startswith("refreshing hybrid") for m in said) == refresh
     assert served.recommend(basket=["85123A"], n=5).item_ids
