@@ -55,6 +55,8 @@ BATCH = 1000
 WORKER_IDLE_S = 10
 """Seconds a fold worker outlives its last fold. Each held about 0.9 GB after the Online Retail folds, which
 loky's default (300 s) kept through the rest of the fit and beyond, in a server's process too."""
+RANKER_STATE = ("booster_", "booster_sizes_", "candidate_recall_", "rankers_until_")
+"""What fit learns on the validation folds, and `refresh` keeps."""
 FALLBACK = -1e3
 """Base score of the items no component proposes: below any ranker score, and small enough for float32
 to keep the popularity shares (0–1) and the category step (+2) added to it apart."""
@@ -343,7 +345,7 @@ class Hybrid(Recommender):
         self.sentence_vectors_ = self._sentence_vectors(texts)
         kept = getattr(self, "_kept_rankers", None)
         if kept is not None:  # a refresh: the rankers of an earlier fit
-            self.booster_, self.booster_sizes_, self.candidate_recall_, self.rankers_until_ = kept
+            vars(self).update(kept)
         else:
             # when the data the rankers learn from end, so that a service can tell how old its rankers are
             times = np.concatenate([data.basket_ts, data.seq_ts]).astype("datetime64[s]")
@@ -380,8 +382,8 @@ class Hybrid(Recommender):
         NDCG@10 is measured by benchmarks/bench_refresh.py."""
         self._check_fitted()
         fresh = type(self)(config=self.config)
-        fresh._kept_rankers = (self.booster_, self.booster_sizes_, self.candidate_recall_,
-                               getattr(self, "rankers_until_", np.asarray(np.datetime64("NaT"), "datetime64[s]")))
+        # (an artifact saved before rankers_until_ was recorded has none to keep)
+        fresh._kept_rankers = {k: vars(self)[k] for k in RANKER_STATE if k in vars(self)}
         return fresh.fit(data)
 
     def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from itemaffinity.data.interactions import InteractionData
@@ -98,17 +98,18 @@ class JobRegistry:
         return next((j for j in self._jobs.values() if j.kind == kind and j.active), None)
 
 
-def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn: bool = False) -> "Recommender":
+def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn: bool = False,
+          say: "Callable[[str], None]" = lambda _m: None) -> "Recommender":
     """`name` fitted on `data`, with the loaded model's configuration when there is one. A loaded model that can
     refresh (the hybrid) keeps what it learnt on validation folds and refits the rest, seconds instead of minutes
-    (benchmarks/bench_refresh.py measures the cost), unless `relearn`."""
+    (benchmarks/bench_refresh.py measures the cost), unless `relearn`. `say` hears which of the two it does."""
     from itemaffinity.models.registry import create_model
 
-    if old is None:
-        return create_model(name).fit(data)
     if not relearn and hasattr(old, "refresh"):
+        say(f"refreshing model {name}")
         return old.refresh(data)
-    return type(old)(config=old.config).fit(data)
+    say(f"fitting model {name}")
+    return (create_model(name) if old is None else type(old)(config=old.config)).fit(data)
 
 
 def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: bool,
@@ -142,10 +143,8 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
         names = models if models is not None else (list(loaded) or list(DEFAULT_MODELS))
         fitted = {}
         for k, name in enumerate(names):
-            old = loaded.get(name)
-            keep = not relearn and hasattr(old, "refresh")
-            job.step(f"{'refreshing' if keep else 'fitting'} model {name}", 0.5 + 0.4 * k / max(len(names), 1))
-            fitted[name] = refit(old, name, data, relearn)
+            progress = 0.5 + 0.4 * k / max(len(names), 1)
+            fitted[name] = refit(loaded.get(name), name, data, relearn, lambda m: job.step(m, progress))
             save_model(store, fitted[name], name)
         kept = {n: m for n, m in loaded.items() if n not in fitted}
         job.step("building the new snapshot", 0.92)
