@@ -65,7 +65,8 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     monkeypatch.setattr(text_models, "finetune_on_baskets", stand_in)
     store = tmp_path / "analysis.duckdb"
     shutil.copy(or_store[0], store)
-    summary = run_analysis(str(store), str(tmp_path / "report"), models=("popularity",),
+    monkeypatch.chdir(tmp_path)  # the store named relative to the working folder, as `make demo` names it
+    summary = run_analysis(store.name, "report", models=("popularity",),
                            cold_start_models=("content-finetuned",), split_date="2011-10-01", n_queries=200)
     assert [r["model"] for r in summary["cold_start"]] == ["content-finetuned"]
     # the evaluation's fit (training period) keeps no encoder; the fit on all the data saves it next to the store
@@ -73,6 +74,9 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     assert Path(summary["finetuned_encoder"]).parent.parent == store.with_name(store.name + ".artifacts")
     assert (Path(summary["finetuned_encoder"]) / "modules.json").is_file()
     assert saved_models(store) == ["content-finetuned", "popularity"]
+    # the saved model names its encoder by an absolute path: a service started elsewhere refreshes with it
+    saved_encoder = load_saved_model(store, "content-finetuned").config.output_dir
+    assert saved_encoder == str(store.resolve().with_name(store.name + ".artifacts") / "encoders" / "content-finetuned")
 
 
 @pytest.mark.parametrize("refresh", [False, True])

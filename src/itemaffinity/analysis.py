@@ -118,6 +118,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     """
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation
     from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
+    from itemaffinity.models.hybrid import Hybrid
     from itemaffinity.models.registry import create_model
     from itemaffinity.store.artifacts import encoder_path, record_evaluations, save_model
 
@@ -141,7 +142,8 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     say(f"evaluating {', '.join(models)} on {task}")
     rows, evaluated = run_evaluation(store_path, task, parse_models(",".join(models)), split_date=split_date,
                                      n_queries=n_queries, seed=seed, progress=say)
-    refreshable = {label: m for label, m in evaluated.items() if refresh_hybrid and hasattr(m, "refresh")}
+    # (only the hybrid: the evaluated content-finetuned saved no encoder to refresh with)
+    refreshable = {label: m for label, m in evaluated.items() if refresh_hybrid and isinstance(m, Hybrid)}
     del evaluated  # the other fitted models' memory
     cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
                            progress=say) if task == "basket-completion" else []
@@ -153,8 +155,9 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     # Every model on either leaderboard is fitted on all the data and saved, so that the service and
     # `similar --model` answer with each model the report shows (with refresh_hybrid, the hybrid the report
     # scored, its components refitted). content-finetuned also keeps its encoder, for `search --text-model`
-    # and `content-finetuned:finetuned_path=` (encoding products added later without training again).
-    encoder = str(encoder_path(store_path, "content-finetuned"))
+    # and `content-finetuned:finetuned_path=` (encoding products added later without training again, as the
+    # service's rebuild does: the path is absolute, so that a service started in another folder finds it).
+    encoder = str(encoder_path(Path(store_path).resolve(), "content-finetuned"))
     for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
         if spec.label in refreshable:
             say(f"refreshing {spec.label} on all data (its learnt rankers kept)")

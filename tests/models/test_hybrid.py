@@ -73,7 +73,9 @@ def test_save_load_round_trip(hybrid, tmp_path) -> None:
 
     hybrid.save(tmp_path / "hybrid")
     again = load_model(tmp_path / "hybrid")
-    assert rankers_learnt_until({"hybrid": again, "ease": again.components_[0]}) == {
+    # only hybrids have rankers, though content-finetuned can refresh too (it keeps its encoder)
+    refreshing = create_model("content-finetuned")
+    assert rankers_learnt_until({"hybrid": again, "ease": again.components_[0], "cf": refreshing}) == {
         "hybrid": str(hybrid.rankers_until_)}
     del again.rankers_until_  # an artifact saved before the date was recorded
     assert rankers_learnt_until({"hybrid": again}) == {"hybrid": None}

@@ -34,19 +34,24 @@ def retail_catalog() -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def retail_data(retail_catalog: pa.Table) -> InteractionData:
+def retail_data(retail_events: pa.Table, retail_catalog: pa.Table) -> InteractionData:
     """Real baskets of the first 2,000 invoices over the 300 top items; the next 30 items of the
     catalog sample have titles but no events (cold items)."""
+    return InteractionData.from_tables(retail_events, retail_catalog)
+
+
+@pytest.fixture(scope="session")
+def retail_events(retail_catalog: pa.Table) -> pa.Table:
+    """The events of `retail_data`: the first 2,000 invoices' lines of the catalog sample's 300 top items."""
     con = duckdb.connect()
     con.register("cat", retail_catalog)
-    events = con.sql(f"""WITH warm AS (SELECT item_id FROM cat LIMIT {N_WARM}),
+    return con.sql(f"""WITH warm AS (SELECT item_id FROM cat LIMIT {N_WARM}),
           inv AS (SELECT DISTINCT InvoiceNo FROM '{RETAIL}' WHERE InvoiceNo NOT LIKE 'C%'
                   ORDER BY InvoiceNo LIMIT {N_INVOICES})
         SELECT InvoiceNo AS basket_id, CAST(CustomerID AS VARCHAR) AS user_id, StockCode AS item_id,
                InvoiceDate AS ts
         FROM '{RETAIL}' JOIN inv USING (InvoiceNo) JOIN warm ON warm.item_id = StockCode
         WHERE Quantity > 0 ORDER BY InvoiceNo, StockCode""").to_arrow_table()
-    return InteractionData.from_tables(events, retail_catalog)
 
 
 @pytest.fixture(scope="session")

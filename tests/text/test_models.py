@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,42 @@ def test_finetuned_trains_on_fit_data_only_and_reuses_an_artifact(sentence_model
     assert np.allclose(again.item_vectors_, model.item_vectors_, atol=1e-5)
     pretrained = create_model("content").fit(retail_data)
     assert not np.allclose(pretrained.item_vectors_, model.item_vectors_, atol=1e-3)
+
+
+def test_finetuned_refresh_encodes_new_products_with_the_saved_encoder(sentence_model, retail_events, retail_catalog,
+                                                                       retail_data: InteractionData, tmp_path,
+                                                                       monkeypatch) -> None:
+    """A service rebuild refreshes content-finetuned: products added to the catalog since its fit get
+    vectors from the encoder it saved, and nothing is fine-tuned again."""
+    newest = 5  # the catalog's last products are unsold: the ones "added since"
+    before = InteractionData.from_tables(retail_events, retail_catalog.slice(0, retail_catalog.num_rows - newest))
+    out = tmp_path / "encoder"
+    model = create_model("content-finetuned", output_dir=str(out), **TINY_FINETUNE).fit(before)
+    new_ids = retail_catalog.column("item_id").to_pylist()[-newest:]
+    assert (model.items_.indices(new_ids) < 0).all()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a refresh with a saved encoder must not fine-tune")
+
+    monkeypatch.setattr(text_models, "finetune_on_baskets", no_training)
+    fresh = model.refresh(retail_data)
+    assert fresh.config == model.config and fresh.n_items_ == retail_data.n_items
+    assert (fresh.items_.indices(new_ids) >= 0).all()
+    # The saved encoder's vectors: the old products' as before, the new ones' as that encoder gives them.
+    old = fresh.items_.indices(list(model.items_.ids))
+    assert np.allclose(fresh.item_vectors_[old], model.item_vectors_, atol=1e-5)
+    loaded = create_model("content-finetuned", finetuned_path=str(out)).fit(retail_data)
+    assert np.allclose(fresh.item_vectors_, loaded.item_vectors_, atol=1e-5)
+    pretrained = create_model("content").fit(retail_data)
+    assert not np.allclose(fresh.item_vectors_, pretrained.item_vectors_, atol=1e-3)
+
+    from itemaffinity.service.jobs import refit
+
+    assert np.allclose(refit(model, "content-finetuned", retail_data).item_vectors_, fresh.item_vectors_, atol=1e-5)
+    # Without the saved encoder there is nothing learnt to keep: a refresh fine-tunes, as a fit does.
+    shutil.rmtree(out)
+    with pytest.raises(AssertionError, match="must not fine-tune"):
+        model.refresh(retail_data)
 
 
 def test_embedding_cache_in_the_store(sentence_model, retail_data: InteractionData, tmp_path) -> None:

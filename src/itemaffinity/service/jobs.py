@@ -101,8 +101,8 @@ class JobRegistry:
 def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn: bool = False,
           say: "Callable[[str], None]" = lambda _m: None) -> "Recommender":
     """`name` fitted on `data`, with the loaded model's configuration when there is one. A loaded model that can
-    refresh (the hybrid) keeps what it learnt on validation folds and refits the rest, seconds instead of minutes
-    (benchmarks/bench_refresh.py measures the cost), unless `relearn`. `say` hears which of the two it does."""
+    refresh keeps what it learnt and refits the rest, seconds instead of minutes, unless `relearn`: the hybrid its
+    rankers (benchmarks/bench_refresh.py measures the cost), content-finetuned its fine-tuned encoder. `say` hears which of the two it does."""
     from itemaffinity.models.registry import create_model
 
     if not relearn and hasattr(old, "refresh"):

@@ -250,7 +250,8 @@ class RebuildIn(_Request):
     relearn: bool = Field(default=False, description=(
         "Learn the hybrid's rankers again (every component refitted on each validation fold: minutes). By default "
         "a loaded hybrid keeps its rankers and refits its components on the current events (seconds); rankers a "
-        "month old cost 0.2 % of NDCG@10, 75 days 1.7 % (benchmarks/bench_refresh.py)."))
+        "month old cost 0.2 % of NDCG@10, 75 days 1.7 % (benchmarks/bench_refresh.py). Likewise content-finetuned is "
+        "fine-tuned again only with relearn; by default the encoder it saved encodes the current catalog."))
 
 
 class JobOut(_Response):

@@ -8,7 +8,8 @@ score cold items — what behaviour-only models cannot do.
 
 - `content`: a pretrained sentence encoder (all-MiniLM-L6-v2 by default; any name or folder).
 - `content-finetuned`: the same encoder fine-tuned in `fit` on the training data's co-purchases
-  (text/finetune.py), or loaded from an earlier fine-tuned folder (`finetuned_path`).
+  (text/finetune.py), or loaded from an earlier fine-tuned folder (`finetuned_path`); `refresh`
+  encodes a grown catalog with the encoder a fit saved, without fine-tuning again.
 - `tfidf`: word + character n-gram TF-IDF (no torch needed).
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -127,10 +129,25 @@ class FinetunedContentModel(ContentModel):
 
     def _encoder_model(self, data: InteractionData):
         cfg = self.config
-        if cfg.finetuned_path:
-            return cfg.finetuned_path
+        saved = getattr(self, "_saved_encoder", None) or cfg.finetuned_path
+        if saved:
+            return saved
         tune = FinetuneConfig(**{k: getattr(cfg, k) for k in FinetuneConfig.model_fields})
         return finetune_on_baskets(data, cfg.encoder, tune, output_dir=cfg.output_dir, device=cfg.device)
+
+    def refresh(self, data: InteractionData) -> "FinetunedContentModel":
+        """A new model with `data`'s catalog encoded by the encoder this fit saved (`output_dir`, or the
+        `finetuned_path` it loaded), so that a grown store's new products get vectors in seconds instead of
+        a fine-tuning of minutes. The encoder keeps what it learnt from the earlier co-purchases; without a
+        saved encoder this is a fit, which fine-tunes on `data`."""
+        self._check_fitted()
+        fresh = type(self)(config=self.config)
+        saved = self.config.finetuned_path or self.config.output_dir
+        if saved and (Path(saved) / "modules.json").is_file():
+            fresh._saved_encoder = saved
+        else:
+            log.warning("%s: no saved encoder to refresh with (%s); fine-tuning again", self.name, saved)
+        return fresh.fit(data)
 
 
 class TfidfConfig(ModelConfig):

@@ -26,9 +26,11 @@ async def health(state: State, serving: Current) -> Response:
 
 def rankers_learnt_until(models: dict) -> dict[str, str | None]:
     """Each hybrid's `rankers_until_` as ISO text (None when its artifact predates it or the data have no time)."""
+    from itemaffinity.models.hybrid import Hybrid
+
     out = {}
     for name, model in sorted(models.items()):
-        if hasattr(model, "refresh"):
+        if isinstance(model, Hybrid):
             until = getattr(model, "rankers_until_", None)
             out[name] = None if until is None or np.isnat(until) else str(until)
     return out
