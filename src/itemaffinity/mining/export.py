@@ -128,7 +128,7 @@ def mine(data, *, min_support: float, max_len: int | None, min_confidence: float
         item_idx = data.items.index(item_id)
         if item_idx < 0:
             raise InputError(f"unknown item {item_id!r}: not in the store")
-    x = transactions(data, "baskets" if data.n_baskets else "users")
+    x = transactions(data)
     sets = frequent_itemsets(x, min_support, max_len=max_len)
     kept = np.arange(len(sets)) if item_idx is None else sets.containing(item_idx)
     if not rules_wanted:

@@ -22,6 +22,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.mining.transactions import transactions
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class ProductGroups:
 
 def item_embeddings(data: InteractionData, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(n_items, dim) L2-normalised embeddings from SVD of the PPMI co-occurrence; and the mask of items with data."""
-    x = data.basket_items if data.n_baskets else sp.csr_matrix(data.user_items > 0, dtype=np.float32)
+    x = sp.csr_matrix(transactions(data), dtype=np.float32)
     c = (x.T @ x).tocoo()
     n = float(x.shape[0])
     counts = np.asarray(x.sum(axis=0)).ravel()

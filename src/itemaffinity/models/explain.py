@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.mining.transactions import transactions
 from itemaffinity.models.base import Recommender, Recs
 
 COMPLEMENT_MIN_COUNT = 3
@@ -61,8 +62,7 @@ class Explainer:
     """
 
     def __init__(self, data: InteractionData, item_vectors: np.ndarray | sp.spmatrix | None = None) -> None:
-        x = data.basket_items if data.n_baskets else data.user_items
-        self.x = sp.csc_matrix(x > 0, dtype=np.float32)
+        self.x = sp.csc_matrix(transactions(data), dtype=np.float32)
         self.counts = np.diff(self.x.indptr)
         self.n = max(self.x.shape[0], 1)
         self.data = data

@@ -41,6 +41,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.mining.transactions import transactions
 from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender, query_matrix, rank_top_n
 
@@ -156,7 +157,7 @@ class _ItemStats:
 
     @classmethod
     def of(cls, data: InteractionData) -> "_ItemStats":
-        x = sp.csr_matrix((data.basket_items if data.n_baskets else data.user_items) > 0, dtype=np.float32)
+        x = sp.csr_matrix(transactions(data), dtype=np.float32)
         c = (x.T @ x).tocsr()
         c.setdiag(0)
         c.eliminate_zeros()

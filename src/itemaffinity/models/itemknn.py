@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.mining.transactions import transactions
 from itemaffinity.models._sparse import bm25_weight, tfidf_weight, top_k_per_row
 from itemaffinity.models.base import ModelConfig, Recommender
 
@@ -73,8 +74,7 @@ class ItemKNN(Recommender):
     def _fit(self, data: InteractionData) -> None:
         cfg = self.config
         if cfg.source == "lines":
-            x = data.basket_items if data.n_baskets else data.user_items
-            n = np.asarray((x > 0).sum(axis=0), np.float64).ravel()
+            n = np.asarray(transactions(data).sum(axis=0), np.float64).ravel()
             self.similarity_ = self._top_k(data.adjacency(cfg.window).tocoo(), n)
             return
         x = data.basket_items if cfg.source == "baskets" and data.n_baskets else self.user_history_

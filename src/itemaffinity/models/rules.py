@@ -33,7 +33,7 @@ class RulesRecommender(Recommender):
 
     def _fit(self, data: InteractionData) -> None:
         cfg = self.config
-        x = transactions(data, "baskets" if data.n_baskets else "users")
+        x = transactions(data)
         rules = association_rules(frequent_itemsets(x, cfg.min_support, max_len=cfg.max_len),
                                   min_confidence=cfg.min_confidence)
         sets = rules.itemsets
