@@ -21,6 +21,6 @@ from itemaffinity.mining.transactions import TRANSACTION_UNITS, binarize, defaul
 __all__ = [
     "Bundle", "Itemsets", "LOWER_IS_STRONGER", "MEASURES", "PairStats", "RULE_MEASURES", "Rules",
     "Suggestion", "TRANSACTION_UNITS", "association_rules", "binarize", "bundles_for_item",
-    "complete_basket", "frequent_itemsets", "itemset_lift", "measure", "min_count_for", "pair_stats",
-    "top_k_per_item", "default_unit", "transactions",
+    "complete_basket", "default_unit", "frequent_itemsets", "itemset_lift", "measure", "min_count_for",
+    "pair_stats", "top_k_per_item", "transactions",
 ]
