@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the hub
@@ -39,23 +38,14 @@ from itemaffinity.evaluation.experiment import build_task, parse_value  # noqa: 
 from itemaffinity.evaluation.metrics import ratio_interval  # noqa: E402
 from itemaffinity.evaluation.runner import evaluate_model  # noqa: E402
 from itemaffinity.models.registry import create_model  # noqa: E402
-from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, item_texts, load_sentence_model  # noqa: E402
+from itemaffinity.text.encoders import item_texts  # noqa: E402
+
+from bench_encode import time_encoding  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "online_retail.parquet"
 SPLIT = dt.datetime(2011, 10, 1)
 
-
-
-def time_encoding(data, store: str) -> tuple[float, float, int]:
-    """Seconds to encode the catalog with an empty cache, then again from the cache; number of texts."""
-    texts = item_texts(data)
-    model = load_sentence_model()
-    t0 = time.perf_counter()
-    SentenceEncoder(model, cache=EmbeddingCache(store)).encode(texts)
-    t1 = time.perf_counter()
-    SentenceEncoder(model, cache=EmbeddingCache(store)).encode(texts)
-    return t1 - t0, time.perf_counter() - t1, len({t for t in texts if t})
 
 
 def main() -> None:
@@ -84,7 +74,7 @@ def main() -> None:
         n_cold = int(task.info["cold_items"])
         print(f"task cold-start: {task.info}")
         print(f"torch {torch.__version__}, {args.threads} thread(s); random ranking HR@10 = {10 / n_cold:.4f}")
-        cold_s, warm_s, n_texts = time_encoding(task.train, store)
+        cold_s, warm_s, n_texts = time_encoding(item_texts(task.train), store)
         print(f"encode catalog ({n_texts:,} distinct titles, all-MiniLM-L6-v2): {cold_s:.1f}s; "
               f"again from the cache: {warm_s:.2f}s")
         cache = {"embedding_cache": store}
