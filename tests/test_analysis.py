@@ -86,6 +86,20 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     titles = {t for t in item_texts(InteractionData.from_store(str(store))) if t}
     assert encoded == [len(titles)] and EmbeddingCache(store).count() == len(titles)
     assert saved.embedding_cache == str(store.resolve())
+    # A copy of the store elsewhere (built here, served there) serves with its own cache and encoder folder.
+    moved = tmp_path / "elsewhere" / store.name
+    moved.parent.mkdir()
+    shutil.copy(store, moved)
+    shutil.copytree(store.with_name(store.name + ".artifacts"), moved.with_name(moved.name + ".artifacts"))
+    shutil.rmtree(store.with_name(store.name + ".artifacts"))
+    there = load_saved_model(moved, "content-finetuned")
+    assert there.config.embedding_cache == str(moved.resolve())
+    assert there.config.output_dir == str(moved.resolve().with_name(moved.name + ".artifacts") / "encoders"
+                                          / "content-finetuned")
+    assert (Path(there.config.output_dir) / "modules.json").is_file()
+    asked.clear()
+    there.refresh(InteractionData.from_store(str(moved)))  # as the service's rebuild there: no fine-tuning
+    assert asked == []
 
 
 @pytest.mark.parametrize("refresh", [False, True])

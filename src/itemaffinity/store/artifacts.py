@@ -38,7 +38,23 @@ def save_model(store_path: str | Path, model: Recommender, name: str | None = No
 
 def load_saved_model(store_path: str | Path, name: str) -> Recommender | None:
     path = model_path(store_path, name)
-    return load_model(path) if path.with_suffix(".json").is_file() else None
+    return bind_to_store(load_model(path), store_path) if path.with_suffix(".json").is_file() else None
+
+
+def bind_to_store(model: Recommender, store_path: str | Path) -> Recommender:
+    """`model` with the store it is loaded from as its embedding cache and, where its fit saved a fine-tuned encoder
+    into a store's artifacts, with this store's encoder folder: a saved model names the paths of the store it was
+    fitted for, and a store copied or moved elsewhere (built on one machine, served on another) brings its own."""
+    store = Path(store_path).resolve()
+    cfg, update = model.config, {}
+    if getattr(cfg, "embedding_cache", None):
+        update["embedding_cache"] = str(store)
+    encoder = Path(getattr(cfg, "output_dir", None) or "")
+    if encoder.parent.name == "encoders" and encoder.parent.parent.name.endswith(".artifacts"):
+        update["output_dir"] = str(encoder_path(store, encoder.name))
+    if update:
+        model.config = cfg.model_copy(update=update)
+    return model
 
 
 def saved_models(store_path: str | Path) -> list[str]:
