@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from itemaffinity.analysis import cold_start_rows, run_analysis
-from itemaffinity.store.artifacts import load_saved_model, saved_models
+from itemaffinity.store.artifacts import load_saved_model, save_model, saved_models
 
 
 def test_analysis_scores_basket_completion_and_cold_start(or_store, tmp_path) -> None:
@@ -100,6 +100,10 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     asked.clear()
     there.refresh(InteractionData.from_store(str(moved)))  # as the service's rebuild there: no fine-tuning
     assert asked == []
+    # a model saved without a cache (as analyze saved them before the store cached vectors) uses the store's
+    there.config = there.config.model_copy(update={"embedding_cache": None})
+    save_model(moved, there, "uncached")
+    assert load_saved_model(moved, "uncached").config.embedding_cache == str(moved.resolve())
 
 
 @pytest.mark.parametrize("refresh", [False, True])

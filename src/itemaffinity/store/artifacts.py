@@ -42,12 +42,13 @@ def load_saved_model(store_path: str | Path, name: str) -> Recommender | None:
 
 
 def bind_to_store(model: Recommender, store_path: str | Path) -> Recommender:
-    """`model` with the store it is loaded from as its embedding cache and, where its fit saved a fine-tuned encoder
-    into a store's artifacts, with this store's encoder folder: a saved model names the paths of the store it was
-    fitted for, and a store copied or moved elsewhere (built on one machine, served on another) brings its own."""
+    """`model` with the store it is loaded from as its embedding cache (also when saved without one, as `analyze`
+    saved models before the store cached their vectors) and, where its fit saved a fine-tuned encoder into a store's
+    artifacts, with this store's encoder folder: a saved model names the paths of the store it was fitted for, and a
+    store copied or moved elsewhere (built on one machine, served on another) brings its own."""
     store = Path(store_path).resolve()
     cfg, update = model.config, {}
-    if getattr(cfg, "embedding_cache", None):
+    if "embedding_cache" in type(cfg).model_fields:
         update["embedding_cache"] = str(store)
     encoder = Path(getattr(cfg, "output_dir", None) or "")
     if encoder.parent.name == "encoders" and encoder.parent.parent.name.endswith(".artifacts"):
