@@ -77,7 +77,7 @@ def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, mo
     assert Path(summary["finetuned_encoder"]).parent.parent == store.with_name(store.name + ".artifacts")
     assert (Path(summary["finetuned_encoder"]) / "modules.json").is_file()
     assert saved_models(store) == ["content-finetuned", "popularity"]
-    # the saved model names its encoder by an absolute path: a service started elsewhere refreshes with it
+    # the saved model names its encoder by an absolute path, not one relative to the working folder
     saved = load_saved_model(store, "content-finetuned").config
     assert saved.output_dir == str(store.resolve().with_name(store.name + ".artifacts") / "encoders" / "content-finetuned")
     # Both fits encode the catalog with the same (stand-in) encoder: the evaluation's fit fills the store's

@@ -156,7 +156,7 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     # `similar --model` answer with each model the report shows (with refresh_hybrid, the hybrid the report
     # scored, its components refitted). content-finetuned also keeps its encoder, for `search --text-model`
     # and `content-finetuned:finetuned_path=` (encoding products added later without training again, as the
-    # service's rebuild does: the path is absolute, so that a service started in another folder finds it).
+    # service's rebuild does; a store loaded from elsewhere uses its own copy, store.artifacts.bind_to_store).
     encoder = str(encoder_path(Path(store_path).resolve(), "content-finetuned"))
     for spec in parse_models(",".join(dict.fromkeys([*models, *(r["label"] for r in cold)]))):
         if spec.label in refreshable:
