@@ -143,6 +143,12 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
     assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)
     with duckdb.connect(str(store), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM text_embeddings").fetchone()[0] > 1000
+    # a model the CLI fits for the store (here `similar`'s) caches its vectors there too, and is saved so
+    res = cli("similar", "85123A", "--store", store, "--model", "content", "--n", "3", "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "HEART" in json.loads(res.stdout)["items"][0]["title"]
+    saved = json.loads((store.with_name(store.name + ".artifacts") / "models" / "content.json").read_text())
+    assert saved["config"]["embedding_cache"] == str(store.resolve())
 
     res = cli("search", "lunch bag", "--store", store, "--encoder", "tfidf", "--n", "3", "--json")
     assert res.returncode == 0, res.stderr

@@ -355,10 +355,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     """Batch recommendations for query baskets or users, from a stored (or freshly fitted) model."""
     import csv
 
-    from itemaffinity.data.interactions import InteractionData
     from itemaffinity.evaluation.experiment import parse_models
-    from itemaffinity.models.registry import create_model
-    from itemaffinity.store.artifacts import load_saved_model, save_model
 
     if bool(baskets_file) == bool(users_file):
         raise InputError("give exactly one of --baskets or --users")
@@ -372,11 +369,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     if baskets_file:  # item ids as the store holds them (item_id_case), as `similar` and the service fold them
         fold = _item_id_folder(store_path)
         queries = [(qid, fold(item)) for qid, item in queries]
-    model = None if fit_files else load_saved_model(store_path, spec.label)
-    if model is None:
-        progress(f"fitting {spec.label}")
-        model = create_model(spec.name, **spec.params).fit(InteractionData.from_store(store_path))
-        save_model(store_path, model, spec.label)
+    model = _saved_or_fitted(store_path, spec, progress, fit=bool(fit_files))
     stats = {"queries": 0, "unknown_items": 0, "unknown_users": 0, "rows": 0}
     with open(out_file, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -515,22 +508,32 @@ def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_su
     _emit_table(table, limit, out_file, as_json, "itemsets", store_path)
 
 
+def _saved_or_fitted(store_path: str, spec, progress: Progress, data=None, fit: bool = False):
+    """The model the store saved under the spec's label; else (or with `fit`) one fitted on the store's data (with
+    the store as its embedding cache) and saved there."""
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.models.registry import create_store_model
+    from itemaffinity.store.artifacts import load_saved_model, save_model
+
+    model = None if fit else load_saved_model(store_path, spec.label)
+    if model is None:
+        progress(f"fitting {spec.label}")
+        data = data if data is not None else InteractionData.from_store(store_path)
+        model = create_store_model(spec.name, store_path, **spec.params).fit(data)
+        save_model(store_path, model, spec.label)
+    return model
+
+
 def _model_for(store_path: str, model_text: str, progress: Progress):
     """A stored model (fitted on the store and saved when it is not there yet) and the data."""
     from itemaffinity.data.interactions import InteractionData
     from itemaffinity.evaluation.experiment import parse_models
-    from itemaffinity.models.registry import create_model
-    from itemaffinity.store.artifacts import default_model, load_saved_model, save_model
+    from itemaffinity.store.artifacts import default_model
 
     _require_store(store_path)
     spec = parse_models(model_text or default_model(store_path))[0]
     data = InteractionData.from_store(store_path)
-    model = load_saved_model(store_path, spec.label)
-    if model is None:
-        progress(f"fitting {spec.label}")
-        model = create_model(spec.name, **spec.params).fit(data)
-        save_model(store_path, model, spec.label)
-    return model, data
+    return _saved_or_fitted(store_path, spec, progress, data), data
 
 
 @main.command()
