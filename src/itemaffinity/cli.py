@@ -13,13 +13,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from rich.console import Console
 
 from itemaffinity import __version__
 from itemaffinity.errors import InputError
+
+if TYPE_CHECKING:
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.evaluation.experiment import ModelSpec
+    from itemaffinity.models.base import Recommender
 
 log = logging.getLogger("itemaffinity")
 err_console = Console(stderr=True)
@@ -508,7 +513,8 @@ def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_su
     _emit_table(table, limit, out_file, as_json, "itemsets", store_path)
 
 
-def _saved_or_fitted(store_path: str, spec, progress: Progress, data=None, fit: bool = False):
+def _saved_or_fitted(store_path: str, spec: ModelSpec, progress: Progress, data: InteractionData | None = None,
+                     fit: bool = False) -> Recommender:
     """The model the store saved under the spec's label; else (or with `fit`) one fitted on the store's data (with
     the store as its embedding cache) and saved there."""
     from itemaffinity.data.interactions import InteractionData
