@@ -50,12 +50,11 @@ def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 
     substitute / related), itemsets and rules, written to the store."""
     import pyarrow as pa
 
-    from itemaffinity.mining import PairStats, default_unit, pair_stats, top_k_per_item, transactions
+    from itemaffinity.mining import PairStats, pair_stats, top_k_per_item, transactions
     from itemaffinity.mining.export import itemsets_table, mine, pairs_table, rules_table, write_store_tables
     from itemaffinity.models.explain import relations, text_vectors
 
-    unit = default_unit(data)
-    x = transactions(data, unit)
+    x = transactions(data)
     bought = top_k_per_item(pair_stats(x, min_count=pair_min_count), pairs_per_item, by="shrunk_lift")
     vectors = text_vectors(data)
     ta, tb = text_neighbours(vectors, text_per_item)

@@ -16,11 +16,11 @@ from itemaffinity.mining.itemsets import Itemsets, frequent_itemsets, min_count_
 from itemaffinity.mining.measures import LOWER_IS_STRONGER, MEASURES, measure
 from itemaffinity.mining.pairs import PairStats, pair_stats, top_k_per_item
 from itemaffinity.mining.rules import RULE_MEASURES, Rules, association_rules
-from itemaffinity.mining.transactions import TRANSACTION_UNITS, binarize, default_unit, transactions
+from itemaffinity.mining.transactions import TRANSACTION_UNITS, binarize, transactions
 
 __all__ = [
     "Bundle", "Itemsets", "LOWER_IS_STRONGER", "MEASURES", "PairStats", "RULE_MEASURES", "Rules",
     "Suggestion", "TRANSACTION_UNITS", "association_rules", "binarize", "bundles_for_item",
-    "complete_basket", "default_unit", "frequent_itemsets", "itemset_lift", "measure", "min_count_for",
-    "pair_stats", "top_k_per_item", "transactions",
+    "complete_basket", "frequent_itemsets", "itemset_lift", "measure", "min_count_for", "pair_stats",
+    "top_k_per_item", "transactions",
 ]

@@ -37,25 +37,21 @@ def binarize(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     return m
 
 
-def default_unit(data: InteractionData) -> str:
-    """"baskets" when the data has orders, else "users": what goes together is what is bought together,
-    and without orders, what the same user touched (views, ratings, favourites)."""
-    return "baskets" if data.n_baskets else "users"
-
-
 def transactions(data: InteractionData, unit: str | None = None) -> sp.csr_matrix:
     """The binary transactions × items matrix of `data`.
 
     Args:
         data: the shared interaction data.
         unit: "baskets" (rows are purchase baskets) or "users" (rows are users, an item is in
-            the transaction when the user's weight for it is positive); None: `default_unit`.
+            the transaction when the user's weight for it is positive); None: baskets when the data has
+            orders, else users (what goes together is what is bought together, and without orders, what the
+            same user touched).
 
     Returns:
         (n_transactions, n_items) int32 0/1 CSR, items indexed like `data.items`.
     """
     try:
-        matrix = TRANSACTION_UNITS[unit or default_unit(data)](data)
+        matrix = TRANSACTION_UNITS[unit or ("baskets" if data.n_baskets else "users")](data)
     except KeyError:
         raise KeyError(f"unknown transaction unit {unit!r}; known: {', '.join(TRANSACTION_UNITS)}") from None
     return binarize(matrix)
