@@ -344,7 +344,7 @@ class Hybrid(Recommender):
         texts = item_texts(data)
         self.text_vectors_ = sp.csr_matrix(TfidfEncoder().fit(texts).encode(texts), dtype=np.float32)
         self.sentence_vectors_ = self._sentence_vectors(texts)
-        kept = getattr(self, "_kept_rankers", None)
+        kept = vars(self).pop("_kept_rankers", None)
         if kept is not None:  # a refresh: the rankers of an earlier fit
             vars(self).update(kept)
         else:

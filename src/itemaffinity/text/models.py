@@ -129,7 +129,7 @@ class FinetunedContentModel(ContentModel):
 
     def _encoder_model(self, data: InteractionData):
         cfg = self.config
-        saved = getattr(self, "_saved_encoder", None) or cfg.finetuned_path
+        saved = vars(self).pop("_saved_encoder", None) or cfg.finetuned_path
         if saved:
             return saved
         tune = FinetuneConfig(**{k: getattr(cfg, k) for k in FinetuneConfig.model_fields})
