@@ -1,7 +1,7 @@
 """What a hybrid refresh costs and saves against a full fit (Online Retail basket completion).
 
 `Hybrid.refresh(data)` keeps the learnt rankers and refits only the components and item statistics, which is
-what `analyze` serves and what the service's refit does by default. This measures that choice on the test task
+what the service's rebuild does by default and `analyze --refresh-hybrid` serves. This measures that choice on the test task
 of bench_hybrid.py (fitted on the baskets before 2011-10-01, 5,000 test baskets, full ranking):
 
 - refreshed: the hybrid fitted on the baskets before 2011-09-01 (`--gap-days 30`; its rankers a month staler than
