@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import numpy as np
@@ -16,6 +17,9 @@ from itemaffinity.errors import InputError
 from itemaffinity.models import create_model, load_model
 from itemaffinity.models.base import query_matrix
 from itemaffinity.models.hybrid import _largest_over_query, _standardised
+from itemaffinity.models.registry import create_store_model
+from itemaffinity.store.artifacts import load_saved_model, save_model
+from itemaffinity.text.encoders import EmbeddingCache, item_texts
 
 COMPONENTS = ("ease", "itemknn", "rules")
 
@@ -148,20 +152,32 @@ def test_rolling_origin_folds_see_only_the_past(split) -> None:
 
 def test_learned_and_content_components_fuse(split, tmp_path) -> None:
     """SASRec, the graph model and the content encoder are components like the classic ones: their
-    scores and ranks feed the ranker, and the fused model saves and loads with them."""
+    scores and ranks feed the ranker, and the fused model saves and loads with them. A hybrid fitted for
+    a store gives its text components the store's embedding cache, and loaded from a store (moved
+    elsewhere) they use that one."""
     pytest.importorskip("torch")
     data, baskets = split
-    model = create_model("hybrid", components=("ease", "sasrec", "graph", "content"), validation_share=0.3,
-                         validation="random", validation_slices=1, hidden_per_basket=2, n_estimators=50,
-                         text_model=None, component_params={"sasrec": {"epochs": 2, "hidden": 16},
-                                                            "graph": {"epochs": 2, "factors": 16}}).fit(data)
+    store = tmp_path / "here" / "store.duckdb"
+    store.parent.mkdir()
+    model = create_store_model("hybrid", store, components=("ease", "sasrec", "graph", "content"),
+                               validation_share=0.3, validation="random", validation_slices=1, hidden_per_basket=2,
+                               n_estimators=50, text_model=None,
+                               component_params={"sasrec": {"epochs": 2, "hidden": 16},
+                                                 "graph": {"epochs": 2, "factors": 16}}).fit(data)
     assert [c.name for c in model.components_] == ["ease", "sasrec", "graph", "content"]
+    assert model.components_[3].config.embedding_cache == str(store.resolve())
+    assert EmbeddingCache(store).count() == len({t for t in item_texts(data) if t})
     fused, ease = _hit_rate(model, baskets), _hit_rate(create_model("ease").fit(data), baskets)
     assert fused >= ease - 0.02  # 0.528 vs 0.506 when written
     model.save(tmp_path / "hybrid")
     again = load_model(tmp_path / "hybrid")
     a, b = model.recommend(basket=["i003"], n=5), again.recommend(basket=["i003"], n=5)
     assert a.item_ids == b.item_ids and np.allclose(a.scores, b.scores)
+    save_model(store, model)
+    moved = tmp_path / "there" / "store.duckdb"
+    shutil.copytree(store.parent, moved.parent)
+    there = load_saved_model(moved, "hybrid")
+    assert there.config.embedding_cache == there.components_[3].config.embedding_cache == str(moved.resolve())
 
 
 def test_items_no_component_proposes_follow_category_then_popularity(split) -> None:

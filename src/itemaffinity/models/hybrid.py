@@ -251,9 +251,12 @@ class Hybrid(Recommender):
 
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
-        from itemaffinity.models.registry import create_model
+        """Unfitted components; those that encode text share the hybrid's embedding cache (the store)."""
+        from itemaffinity.models.registry import create_model, create_store_model
 
-        return [create_model(c, **self.config.component_params.get(c, {})) for c in self.config.components]
+        cache, params = self.config.embedding_cache, self.config.component_params
+        return [create_store_model(c, cache, **params.get(c, {})) if cache else create_model(c, **params.get(c, {}))
+                for c in self.config.components]
 
     def _basket_queries(self, data: InteractionData, held: np.ndarray, known: np.ndarray, limit: int,
                         rng: np.random.Generator) -> tuple[list[np.ndarray], list[int], list[np.datetime64]]:

@@ -55,6 +55,8 @@ def bind_to_store(model: Recommender, store_path: str | Path) -> Recommender:
         update["output_dir"] = str(encoder_path(store, encoder.name))
     if update:
         model.config = cfg.model_copy(update=update)
+    for component in getattr(model, "components_", []):  # a hybrid's, saved beside it
+        bind_to_store(component, store)
     return model
 
 
