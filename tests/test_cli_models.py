@@ -170,3 +170,41 @@ def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path)
     assert "Leaderboard: basket-completion" in html and "itemknn:k=50" in html
     res = cli("evaluate", "--store", store, "--models", "ease:lam=-1", "--out", tmp_path / "ev2")
     assert res.returncode == 2 and "bad parameters for ease" in res.stderr
+
+
+ZH_CATALOG = [("P01", "无线蓝牙耳机", "数码", 199), ("P02", "耳机收纳盒", "数码", 29), ("P03", "手机快充充电器", "数码", 59),
+              ("P04", "Type-C 数据线 1米", "数码", 19), ("P05", "保温杯 不锈钢 500ml", "家居", 129),
+              ("P06", "杯刷 长柄", "家居", 9), ("P07", "绿茶 龙井 250克", "食品", 88), ("P08", "紫砂茶杯 套装", "家居", 158)]
+
+
+def test_chinese_catalog(cli, tmp_path) -> None:
+    """A shop export in Chinese (column names too; a small synthetic fixture, as no real Chinese set is in
+    ../shared/data): TF-IDF search finds the words, the text columns stay aligned (a Chinese character
+    takes two terminal cells), and the English default encoder says it is the wrong model for this catalog."""
+    from rich.cells import cell_len
+
+    with open(tmp_path / "catalog.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("商品编号", "商品名称", "类目", "价格"), *ZH_CATALOG])
+    groups = [("P01", "P02", "P03"), ("P01", "P04"), ("P05", "P06"), ("P07", "P08"), ("P03", "P04")]
+    with open(tmp_path / "orders.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(("订单号", "商品编号", "下单时间"))
+        w.writerows((f"O{o:03d}", item, f"2026-03-{1 + o % 28:02d} 10:00:00")
+                    for o in range(60) for item in groups[o % len(groups)])
+    store = tmp_path / "zh.duckdb"
+    res = cli("ingest", tmp_path / "orders.csv", "--col", "basket_id=订单号", "--col", "item_id=商品编号",
+              "--col", "ts=下单时间", "--catalog", tmp_path / "catalog.csv", "--catalog-col", "item_id=商品编号",
+              "--catalog-col", "title=商品名称", "--catalog-col", "category=类目", "--catalog-col", "price=价格",
+              "--store", store)
+    assert res.returncode == 0, res.stderr
+    res = cli("search", "蓝牙耳机", "--store", store, "--encoder", "tfidf", "--n", "3", "--json")
+    assert res.returncode == 0, res.stderr
+    assert [r["item_id"] for r in json.loads(res.stdout)["items"]][:2] == ["P01", "P02"]
+    res = cli("similar", "P01", "--store", store, "--explain", "--n", "3")
+    assert res.returncode == 0, res.stderr
+    rows = res.stdout.splitlines()[1:]
+    assert len(rows) == 3 and {r.split()[1] for r in rows} == {"P02", "P03", "P04"}
+    assert len({cell_len(r.split("  [")[0]) for r in rows}) == 1  # the scores end in one column
+    res = cli("search", "喝茶", "--store", store, "--n", "3", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "8 of 8 texts are in Chinese, Japanese or Korean script" in res.stderr

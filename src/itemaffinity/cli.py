@@ -542,6 +542,15 @@ def _model_for(store_path: str, model_text: str, progress: Progress):
     return _saved_or_fitted(store_path, spec, progress, data), data
 
 
+def _column(text: str | None, width: int) -> str:
+    """`text` cut or padded to `width` terminal cells: a Chinese character takes two, so padding by
+    characters would break the columns of a Chinese catalog."""
+    from rich.cells import cell_len, set_cell_size
+
+    text = str(text or "")
+    return set_cell_size(text, width) if cell_len(text) != width else text
+
+
 @main.command()
 @click.argument("item_id")
 @store_option
@@ -574,7 +583,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         return
     click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model.name})")
     for rank, r in enumerate(rows, 1):
-        line = f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:40]:<40} {r['score']:.4f}"
+        line = f"{rank:>3}. {_column(r['item_id'], 12)} {_column(r['title'], 40)} {r['score']:.4f}"
         ev = r.get("evidence")
         if ev:
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
@@ -614,7 +623,7 @@ def search(ctx: click.Context, query: str, store_path: str, n: int, encoder: str
         click.echo(json.dumps({"query": query, "items": rows}))
         return
     for rank, r in enumerate(rows, 1):
-        click.echo(f"{rank:>3}. {r['item_id']:<12} {str(r['title'] or '')[:50]:<50} {r['score']:.3f}")
+        click.echo(f"{rank:>3}. {_column(r['item_id'], 12)} {_column(r['title'], 50)} {r['score']:.3f}")
 
 
 def _add_serve() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+"""Chinese, Japanese (kana) and Korean (hangul) characters."""
+_warned_english: set[str] = set()
 
 CACHE_TABLE = """CREATE TABLE IF NOT EXISTS text_embeddings (
     model VARCHAR, text_sha256 VARCHAR, vector FLOAT[], PRIMARY KEY (model, text_sha256))"""
@@ -318,6 +323,7 @@ class SentenceEncoder:
         unique = list(dict.fromkeys(t for t in texts if t))
         if not unique:
             return out
+        self._warn_if_english_model_on_cjk(unique)
         hashes = [text_sha256(t) for t in unique]
         found = self.cache.get(self.key, hashes) if self.cache is not None else {}
         todo = [k for k, h in enumerate(hashes) if h not in found]
@@ -338,6 +344,21 @@ class SentenceEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+
+    def _warn_if_english_model_on_cjk(self, texts: list[str]) -> None:
+        """The bundled default was trained on English: on a Chinese (Japanese, Korean) catalog its vectors
+        say little, and nothing else would tell the user why search and content similarity are poor."""
+        if str(self._source) not in _BUNDLED or DEFAULT_MODEL in _warned_english:
+            return
+        cjk = sum(1 for t in texts if CJK.search(t))
+        if cjk * 2 > len(texts):
+            _warned_english.add(DEFAULT_MODEL)
+            log.warning("%d of %d texts are in Chinese, Japanese or Korean script, but the sentence encoder is %s, "
+                        "which was trained on English: configure a multilingual model (a local folder or hub id, "
+                        "e.g. paraphrase-multilingual-MiniLM-L12-v2: --text-model, or the model's encoder / "
+                        "text_model setting), or use TF-IDF, whose character n-grams match CJK text",
+                        cjk, len(texts), DEFAULT_MODEL)
 
 
 def encode_items(encoder: TfidfEncoder | SentenceEncoder, texts: Iterable[str]) -> np.ndarray | sp.csr_matrix:
