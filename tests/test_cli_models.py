@@ -155,6 +155,10 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
     assert all("LUNCH BAG" in r["title"] for r in json.loads(res.stdout)["items"])
     res = cli("search", "  ", "--store", store)
     assert res.returncode == 2 and "empty search query" in res.stderr
+    # a mistyped model folder is the user's error (exit 2, one line), not an internal one
+    res = cli("search", "lunch bag", "--store", store, "--text-model", tmp_path / "no-such-model",
+              env={"HF_HUB_OFFLINE": "1"})
+    assert res.returncode == 2 and "not a model folder" in res.stderr and "no-such-model" in res.stderr
 
 
 def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:

@@ -32,6 +32,8 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
+from itemaffinity.errors import InputError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -250,7 +252,11 @@ def load_sentence_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | 
 
     t0 = time.perf_counter()
     source = resolve_model(name_or_path)
-    model = SentenceTransformer(source, device=device)
+    try:
+        model = SentenceTransformer(source, device=device)
+    except (OSError, ValueError) as exc:  # a mistyped folder, or a hub id neither cached nor downloadable
+        raise InputError(f"sentence model {str(name_or_path)!r}: not a model folder, nor a model that could be "
+                         f"loaded from the Hugging Face cache or hub ({str(exc).splitlines()[0]})") from exc
     log.info("loaded sentence model %s from %s in %.1fs", name_or_path, source, time.perf_counter() - t0)
     return model
 
