@@ -24,9 +24,11 @@ from threadpoolctl import threadpool_limits
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.mining.transactions import transactions
+from itemaffinity.text.encoders import CJK
 
 log = logging.getLogger(__name__)
 
+_CJK_RUN = re.compile(CJK.pattern + "+")
 _STOP = {"OF", "AND", "THE", "WITH", "IN", "SET", "A", "TO", "FOR", "ON", "DESIGN", "SMALL", "LARGE", "&"}
 
 
@@ -59,11 +61,28 @@ def item_embeddings(data: InteractionData, dim: int = 32, seed: int = 0) -> tupl
     return emb.astype(np.float32), active
 
 
-def _label(titles: list[str | None], background: Counter, total_bg: int, top: int = 3) -> str:
-    words = Counter(w for t in titles if t for w in set(re.findall(r"[A-Za-z]{3,}", t.upper())) if w not in _STOP)
-    n = max(len(titles), 1)
-    scored = sorted(words, key=lambda w: -(words[w] / n) * np.log(total_bg / (1 + background[w])))
-    return " / ".join(w.lower() for w in scored[:top]) or "(untitled)"
+def _title_words(title: str | None) -> set[str]:
+    """The words that can name a group: Latin words of 3+ letters (stop words left out) and, in Chinese, Japanese
+    or Korean text, which writes no spaces between words, every two-character piece of a run ("无线蓝牙耳机": 无线,
+    线蓝, 蓝牙, 牙耳, 耳机, of which those that recur across a group's titles, 耳机, name it) and a run of 3–4
+    characters as a whole (保温杯)."""
+    if not title:
+        return set()
+    words = {w for w in re.findall(r"[A-Z]{3,}", title.upper()) if w not in _STOP}
+    for run in _CJK_RUN.findall(title):
+        words |= {run[i:i + 2] for i in range(len(run) - 1)} | ({run} if 3 <= len(run) <= 4 else set())
+    return words
+
+
+def _label(titles: list[str | None], background: Counter, n_background: int, top: int = 3) -> str:
+    """The group's most telling title words: each word's share of the group's titles p times log(p / its share of
+    all grouped titles), so words common in the group and rare elsewhere lead, and colours found in every group
+    do not. In a group of 10+ titles a word must name at least two."""
+    words = Counter(w for t in titles for w in _title_words(t))
+    n, least = max(len(titles), 1), 2 if len(titles) >= 10 else 1
+    share = {w: k / n for w, k in words.items() if k >= least and k / n > background[w] / n_background}
+    score = {w: p * np.log(p * n_background / background[w]) for w, p in share.items()}
+    return " / ".join(w.lower() for w in sorted(score, key=lambda w: (-score[w], -len(w), w))[:top]) or "(untitled)"
 
 
 def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -> ProductGroups:
@@ -73,8 +92,8 @@ def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(emb[active])
     cluster = np.full(data.n_items, -1, dtype=np.int64)
     cluster[active] = km.labels_
-    background = Counter(w for t in data.titles if t for w in set(re.findall(r"[A-Za-z]{3,}", t.upper())))
-    labels = [_label([data.titles[i] for i in np.flatnonzero(cluster == c)], background, len(data.titles))
+    background = Counter(w for i in np.flatnonzero(active) for w in _title_words(data.titles[i]))
+    labels = [_label([data.titles[i] for i in np.flatnonzero(cluster == c)], background, int(active.sum()))
               for c in range(k)]
     return ProductGroups(cluster, labels, np.bincount(km.labels_, minlength=k))
 
