@@ -21,12 +21,15 @@ from itemaffinity.service.settings import Settings
 @click.option("--read-only", is_flag=True, default=None, help="Never write to the store (no event ingest, no rebuild).")
 @click.option("--semantic", type=click.Choice(["auto", "sentence", "tfidf", "off"]), default=None,
               help="Text search layer  [default: auto]")
+@click.option("--text-model", default=None, help="Sentence model of semantic search, a name or local folder "
+              "(e.g. a multilingual model for a Chinese catalog)  [default: all-MiniLM-L6-v2]")
 @click.option("--models", "models_text", default=None, metavar="A,B", help="Models to load  [default: all saved]")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option("--access-log", is_flag=True, help="Log every request (off: use /metrics).")
 def serve_command(store_path: str | None, host: str | None, port: int | None, workers: int | None,
-                  read_only: bool | None, semantic: str | None, models_text: str | None, log_level: str,
+                  read_only: bool | None, semantic: str | None, text_model: str | None, models_text: str | None,
+                  log_level: str,
                   access_log: bool) -> None:
     """Serve the REST API (OpenAPI at /docs) and the web UI (at /) for a store.
 
@@ -40,7 +43,7 @@ def serve_command(store_path: str | None, host: str | None, port: int | None, wo
     models = tuple(m.strip() for m in models_text.split(",") if m.strip()) if models_text else None
     try:
         settings = Settings.from_env(store_path=store_path, host=host, port=port, workers=workers,
-                                     read_only=read_only, semantic=semantic, models=models)
+                                     read_only=read_only, semantic=semantic, text_model=text_model, models=models)
         run(settings, log_level=log_level, access_log=access_log)
     except InputError as exc:
         click.echo(f"itemaffinity: error: {exc}", err=True)

@@ -102,30 +102,40 @@ class TextLayerSearch:
         return dot if dot != 0.0 else None
 
 
-def load_semantic(data: InteractionData, mode: str, cache_con=None) -> SemanticSearch | None:
+def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: str | None = None
+                  ) -> SemanticSearch | None:
     """The text layer's product search over `data`'s catalog, or None.
 
     Args:
         data: the snapshot's interaction data (items and titles).
-        mode: "sentence" (sentence-transformers model), "tfidf", "auto" (sentence, else TF-IDF)
+        mode: "sentence" (sentence-transformers model), "tfidf", "auto" (sentence, else TF-IDF; TF-IDF when
+            the sentence model is the bundled English one and most of the catalog's texts are Chinese,
+            Japanese or Korean, which TF-IDF's character n-grams match and that model does not understand)
             or "off".
         cache_con: a DuckDB connection for the text layer's embedding cache (None: no cache).
+        text_model: the sentence model, a name or local folder (None: the bundled default).
     """
     if mode == "off":
         return None
     try:
         from itemaffinity.text.ann import ProductSearch
-        from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder
+        from itemaffinity.text.encoders import (DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder,
+                                                is_bundled_english, item_texts, mostly_cjk)
     except ImportError as exc:
         log.info("text layer not available (%s): lexical search only", exc)
         return None
     t0 = time.perf_counter()
+    text_model = text_model or DEFAULT_MODEL
     attempts = ["sentence", "tfidf"] if mode == "auto" else [mode]
+    if mode == "auto" and is_bundled_english(text_model) and mostly_cjk(item_texts(data)):
+        log.info("most product texts are Chinese, Japanese or Korean and the sentence model is %s (English): "
+                 "TF-IDF text search (set a multilingual text model for semantic search)", text_model)
+        attempts = ["tfidf"]
     for kind in attempts:
         try:
             if kind == "sentence":
                 cache = EmbeddingCache(cache_con) if cache_con is not None else None
-                encoder = SentenceEncoder(cache=cache)
+                encoder = SentenceEncoder(text_model, cache=cache)
             else:
                 encoder = TfidfEncoder()
             search = TextLayerSearch(ProductSearch.from_data(data, encoder), kind)

@@ -7,6 +7,7 @@ Environment variables (all optional except the store, which has a default):
 - ``ITEMAFFINITY_HOST`` / ``ITEMAFFINITY_PORT``: where to listen (default 127.0.0.1:8000).
 - ``ITEMAFFINITY_WORKERS``: uvicorn worker processes (several workers are read-only replicas).
 - ``ITEMAFFINITY_SEMANTIC``: ``auto`` | ``sentence`` | ``tfidf`` | ``off`` (text search layer).
+- ``ITEMAFFINITY_TEXT_MODEL``: the sentence model of semantic search (name or local folder).
 - ``ITEMAFFINITY_MODELS``: comma-separated model names to load (default: every saved model).
 """
 
@@ -38,7 +39,10 @@ class Settings(BaseModel):
         max_events_per_request: larger event batches are refused with 422.
         models: model names to load (None: every model saved next to the store).
         semantic: text search layer: ``auto`` (sentence model when available, else TF-IDF, loaded
-            in the background), ``sentence``, ``tfidf`` or ``off`` (lexical search only).
+            in the background; TF-IDF too when the sentence model is the bundled English one and most titles
+            are Chinese, Japanese or Korean), ``sentence``, ``tfidf`` or ``off`` (lexical search only).
+        text_model: the sentence-transformers model of semantic search, a name or local folder (None: the
+            bundled all-MiniLM-L6-v2, English; a multilingual model for a Chinese catalog).
         cache_entries: responses kept per snapshot in the in-memory response cache.
         pairs_per_item: partners kept per item when an item's pair list is recomputed online
             (the analysis writes 50 per item).
@@ -60,6 +64,7 @@ class Settings(BaseModel):
     max_events_per_request: int = Field(default=10_000, ge=1)
     models: tuple[str, ...] | None = None
     semantic: SemanticMode = "auto"
+    text_model: str | None = None
     cache_entries: int = Field(default=50_000, ge=0)
     pairs_per_item: int = Field(default=50, ge=1)
     pair_min_count: int = Field(default=2, ge=1)
@@ -92,7 +97,7 @@ class Settings(BaseModel):
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         simple = {"STORE": "store_path", "HOST": "host", "PORT": "port", "WORKERS": "workers",
-                  "SEMANTIC": "semantic", "MAX_BODY_BYTES": "max_body_bytes"}
+                  "SEMANTIC": "semantic", "MAX_BODY_BYTES": "max_body_bytes", "TEXT_MODEL": "text_model"}
         for key, field in simple.items():
             if env.get(ENV_PREFIX + key):
                 values[field] = env[ENV_PREFIX + key]
@@ -114,4 +119,6 @@ class Settings(BaseModel):
                ENV_PREFIX + "READ_ONLY": "1" if self.read_only else ""}
         if self.models is not None:
             env[ENV_PREFIX + "MODELS"] = ",".join(self.models)
+        if self.text_model is not None:
+            env[ENV_PREFIX + "TEXT_MODEL"] = self.text_model
         return env

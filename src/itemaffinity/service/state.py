@@ -201,7 +201,7 @@ class ServiceState:
     def _load_semantic(self, data) -> None:
         cache_con = self.con.cursor() if self.con is not None else None
         try:
-            found = load_semantic(data, self.settings.semantic, cache_con)
+            found = load_semantic(data, self.settings.semantic, cache_con, self.settings.text_model)
         finally:
             if cache_con is not None:
                 cache_con.close()

@@ -48,6 +48,17 @@ CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\
 """Chinese, Japanese (kana) and Korean (hangul) characters."""
 _warned_english: set[str] = set()
 
+
+def mostly_cjk(texts: Sequence[str]) -> bool:
+    """Whether more than half of the non-empty texts hold Chinese, Japanese or Korean characters."""
+    texts = [t for t in texts if t]
+    return sum(1 for t in texts if CJK.search(t)) * 2 > len(texts)
+
+
+def is_bundled_english(model: Any) -> bool:
+    """Whether `model` names the bundled default, all-MiniLM-L6-v2, an English model."""
+    return isinstance(model, (str, Path)) and str(model) in _BUNDLED
+
 CACHE_TABLE = """CREATE TABLE IF NOT EXISTS text_embeddings (
     model VARCHAR, text_sha256 VARCHAR, vector FLOAT[], PRIMARY KEY (model, text_sha256))"""
 
@@ -355,16 +366,15 @@ class SentenceEncoder:
     def _warn_if_english_model_on_cjk(self, texts: list[str]) -> None:
         """The bundled default was trained on English: on a Chinese (Japanese, Korean) catalog its vectors
         say little, and nothing else would tell the user why search and content similarity are poor."""
-        if str(self._source) not in _BUNDLED or DEFAULT_MODEL in _warned_english:
+        if not is_bundled_english(self._source) or DEFAULT_MODEL in _warned_english:
             return
-        cjk = sum(1 for t in texts if CJK.search(t))
-        if cjk * 2 > len(texts):
+        if mostly_cjk(texts):
             _warned_english.add(DEFAULT_MODEL)
             log.warning("%d of %d texts are in Chinese, Japanese or Korean script, but the sentence encoder is %s, "
                         "which was trained on English: configure a multilingual model (a local folder or hub id, "
                         "e.g. paraphrase-multilingual-MiniLM-L12-v2: --text-model, or the model's encoder / "
                         "text_model setting), or use TF-IDF, whose character n-grams match CJK text",
-                        cjk, len(texts), DEFAULT_MODEL)
+                        sum(1 for t in texts if CJK.search(t)), len(texts), DEFAULT_MODEL)
 
 
 def encode_items(encoder: TfidfEncoder | SentenceEncoder, texts: Iterable[str]) -> np.ndarray | sp.csr_matrix:

