@@ -95,6 +95,19 @@ def test_batch_matches_single(name: str, checkerboard: InteractionData) -> None:
     assert len(batch[2]) == 4  # nothing known: a popularity fallback, not an error
 
 
+@pytest.mark.parametrize("name", CLASSIC)
+def test_anonymous_baskets(name: str, checkerboard: InteractionData) -> None:
+    """Orders without customer ids (a shop export of baskets only) are enough for every model: each fits and
+    completes a basket (usermix, whose profiles are customers', failed on an empty posterior)."""
+    rows = {"basket_id": [f"b{b}" for b in range(checkerboard.n_baskets) for _ in checkerboard.basket_items[b].indices],
+            "item_id": [checkerboard.items.ids[i] for b in range(checkerboard.n_baskets)
+                        for i in checkerboard.basket_items[b].indices]}
+    anonymous = InteractionData.from_tables(pa.table(rows))
+    assert anonymous.n_users == 0 and anonymous.n_baskets == checkerboard.n_baskets
+    recs = create_model(name, **_params(name)).fit(anonymous).recommend(basket=["i01", "i02"], n=5)
+    assert len(recs) == 5 and not {"i01", "i02"} & set(recs.item_ids)
+
+
 def test_unknown_model_and_bad_params() -> None:
     from itemaffinity.errors import InputError
 

@@ -14,7 +14,8 @@ every item scores its mixture probability
 
 Unlike UserKNN's cosine neighbourhood, the posterior is sharp: a basket from a returning customer
 mostly points at that customer, so the items they usually buy (a third of Online Retail's hidden
-items) rank high. Anonymous baskets carry no profile and are left out.
+items) rank high. Anonymous baskets carry no profile and are left out; with no customers at all it scores
+item popularity.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class UserMixture(Recommender):
         ll = np.asarray((q @ gain_t).todense()) - size[:, None] * np.log(totals + mu)[None, :]
         ll /= self.config.temperature
         k = min(self.config.top_users, ll.shape[1])
+        if k == 0:  # no customers (anonymous baskets only): no profile to point at
+            return sp.csr_matrix(ll.shape, dtype=np.float32)
         top = np.argpartition(-ll, k - 1, axis=1)[:, :k] if k < ll.shape[1] else np.tile(np.arange(k), (len(ll), 1))
         val = np.take_along_axis(ll, top, axis=1)
         val = np.exp(val - val.max(axis=1, keepdims=True))
@@ -91,6 +94,8 @@ class UserMixture(Recommender):
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         mu = self.config.mu
         totals, _, profile_probs = self._derived()
+        if not len(totals):  # no customers: the background alone, item popularity
+            return np.tile(self.background_, (queries.shape[0], 1))
         out = np.zeros(queries.shape, dtype=np.float32)
         for s in range(0, queries.shape[0], BATCH):
             post = self.posterior(queries[s:s + BATCH])
