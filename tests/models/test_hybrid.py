@@ -148,6 +148,11 @@ def test_rolling_origin_folds_see_only_the_past(split) -> None:
     assert ends[0] > ends[1] > ends[2], "fold k holds out the k-th last window"
     long_windows = model.config.model_copy(update={"validation_days": 30.0})  # 3 × 30 days > half the span
     assert len(create_model("hybrid", **long_windows.model_dump())._validation(data, "latest")) == 1
+    # The default learns a ranker on each regime, but rolling origins need two windows of history: on data
+    # spanning less (a young shop's first weeks) the random slices' ranker alone (the rolling origins had
+    # none before their window, and the fit failed).
+    assert create_model("hybrid", validation_days=30)._regimes(data) == ["random", "latest"]  # 125 days
+    assert create_model("hybrid", validation_days=70)._regimes(data) == ["random"]
 
 
 def test_learned_and_content_components_fuse(split, tmp_path) -> None:

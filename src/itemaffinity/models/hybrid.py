@@ -296,10 +296,18 @@ class Hybrid(Recommender):
         return bool(data.n_baskets) and not np.isnat(data.basket_ts).all()
 
     def _regimes(self, data: InteractionData) -> list[str]:
-        """The validation regimes to learn a ranker on (config `validation`)."""
+        """The validation regimes to learn a ranker on (config `validation`). With "both", rolling origins need
+        baskets with times over at least two validation windows (one held out, one of history before it)."""
         if self.config.validation != "both":
             return [self.config.validation]
-        return ["random", "latest"] if self._timed_baskets(data) else ["random"]
+        if not self._timed_baskets(data):
+            return ["random"]
+        span = np.nanmax(data.basket_ts) - np.nanmin(data.basket_ts)
+        if span < 2 * np.timedelta64(int(self.config.validation_days * 86400), "s"):
+            log.info("hybrid: the baskets span %s, less than two validation windows of %g days: no rolling-origin "
+                     "ranker, the random slices' only", span.astype("timedelta64[D]"), self.config.validation_days)
+            return ["random"]
+        return ["random", "latest"]
 
     def _validation(self, data: InteractionData, regime: str = "random") -> list[_Fold]:
         """Validation folds cut from `data` for one regime, random or latest (see the module docstring)."""
