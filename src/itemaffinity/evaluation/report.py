@@ -8,6 +8,7 @@ pipeline without one module knowing all of it.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import logging
@@ -24,6 +25,7 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from itemaffinity.data.interactions import InteractionData  # noqa: E402
+from itemaffinity.text.encoders import CJK  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +251,29 @@ def mining_section(report: Report, data: InteractionData, rules_table, pairs_tab
                             pair_rows, {2, 3, 4, 5, 6}))
 
 
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Droid Sans Fallback", "SimHei", "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB")
+"""Fonts with Chinese (and mostly Japanese and Korean) glyphs, the first installed one draws such titles."""
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """An installed font that draws Chinese, Japanese and Korean characters, or None."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _chart_label(text: str, item_id: str) -> tuple[str, list[str] | None]:
+    """A product's label on a chart and the fonts to draw it with: a Chinese, Japanese or Korean title with an
+    installed CJK font beside the default, else the item id (DejaVu Sans has no CJK glyphs: boxes)."""
+    if not CJK.search(text):
+        return text, None
+    font = cjk_font()
+    return (text, ["DejaVu Sans", font]) if font else (item_id, None)
+
+
 def _network_figure(pairs: list[dict], title) -> str:
     """A circle layout of the strongest pairs: nodes are products, edge width is the lift."""
     if not pairs:
@@ -261,12 +286,18 @@ def _network_figure(pairs: list[dict], title) -> str:
     for p in pairs:
         (x1, y1), (x2, y2) = pos[p["item_a"]], pos[p["item_b"]]
         ax.plot([x1, x2], [y1, y2], color="#3b6ea5", alpha=0.6, linewidth=0.5 + 4 * p["shrunk_lift"] / top_lift)
+    by_id = []
     for n, (x, y) in pos.items():
         ax.scatter([x], [y], s=30, color="#a53b3b", zorder=3)
-        label = str(title(n))[:28]
+        label, fonts = _chart_label(str(title(n))[:28], str(n))
+        by_id += [n] if label == str(n) != str(title(n)) else []
         ax.text(x * 1.05, y * 1.05, label, fontsize=6.5, ha="left" if x >= 0 else "right", va="center",
                 rotation=np.degrees(np.arctan2(y, x)) if x >= 0 else np.degrees(np.arctan2(y, x)) + 180,
-                rotation_mode="anchor")
+                rotation_mode="anchor", **({"fontfamily": fonts} if fonts else {}))
+    if by_id:
+        log.warning("association network: %d products with Chinese, Japanese or Korean titles are labelled by "
+                    "item id, as no font with those characters is installed (e.g. Debian's fonts-noto-cjk)",
+                    len(by_id))
     ax.set_xlim(-1.9, 1.9)
     ax.set_ylim(-1.9, 1.9)
     ax.axis("off")
