@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -162,7 +163,8 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
 
 
 def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:
-    store, _ = or_store
+    store = tmp_path / "or.duckdb"  # a copy: evaluate records its rows in the store, and or_store is shared
+    shutil.copy(or_store[0], store)
     res = cli("evaluate", "--store", store, "--task", "basket-completion", "--split-date", "2011-10-01",
               "--models", "popularity,itemknn:k=50", "--queries", "500", "--out", tmp_path / "ev", "--json")
     assert res.returncode == 0, res.stderr
