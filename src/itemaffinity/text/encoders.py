@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -43,6 +44,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+TEXT_MODEL_ENV = "ITEMAFFINITY_TEXT_MODEL"
+
+
+def default_text_model() -> str:
+    """The sentence model a text model, the hybrid, search and fine-tuning start from unless told otherwise:
+    $ITEMAFFINITY_TEXT_MODEL (a name or local folder, e.g. a multilingual model for a Chinese catalog), else the
+    bundled all-MiniLM-L6-v2."""
+    return os.environ.get(TEXT_MODEL_ENV) or DEFAULT_MODEL
 
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 """Chinese, Japanese (kana) and Korean (hangul) characters."""
@@ -257,11 +266,12 @@ def resolve_model(name_or_path: str | Path) -> str:
     return str(name_or_path)
 
 
-def load_sentence_model(name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None) -> "SentenceTransformer":
-    """A SentenceTransformer from a name or a local folder (see `resolve_model`)."""
+def load_sentence_model(name_or_path: str | Path | None = None, device: str | None = None) -> "SentenceTransformer":
+    """A SentenceTransformer from a name or a local folder (see `resolve_model`; None: `default_text_model`)."""
     from sentence_transformers import SentenceTransformer
 
     t0 = time.perf_counter()
+    name_or_path = name_or_path or default_text_model()
     source = resolve_model(name_or_path)
     try:
         model = SentenceTransformer(source, device=device)
@@ -288,17 +298,18 @@ class SentenceEncoder:
     """Dense catalog text embeddings from a sentence-transformers model, with a persistent cache.
 
     Args:
-        model: a name or local folder (see `resolve_model`), or a loaded SentenceTransformer.
+        model: a name or local folder (see `resolve_model`), or a loaded SentenceTransformer (None:
+            `default_text_model`).
         cache: where to cache vectors (None: no cache).
         batch_size: texts per forward pass.
         device: torch device ("cpu", "cuda"); None lets sentence-transformers choose.
         progress: show a progress bar while encoding.
     """
 
-    def __init__(self, model: "str | Path | SentenceTransformer" = DEFAULT_MODEL, *,
+    def __init__(self, model: "str | Path | SentenceTransformer | None" = None, *,
                  cache: EmbeddingCache | None = None, batch_size: int = 64, device: str | None = None,
                  progress: bool = False) -> None:
-        self._source = model
+        self._source = model = model if model is not None else default_text_model()
         self._model = None if isinstance(model, (str, Path)) else model
         self.cache = cache
         self.batch_size = batch_size
@@ -372,9 +383,9 @@ class SentenceEncoder:
             _warned_english.add(DEFAULT_MODEL)
             log.warning("%d of %d texts are in Chinese, Japanese or Korean script, but the sentence encoder is %s, "
                         "which was trained on English: configure a multilingual model (a local folder or hub id, "
-                        "e.g. paraphrase-multilingual-MiniLM-L12-v2: --text-model, or the model's encoder / "
-                        "text_model setting), or use TF-IDF, whose character n-grams match CJK text",
-                        sum(1 for t in texts if CJK.search(t)), len(texts), DEFAULT_MODEL)
+                        "e.g. paraphrase-multilingual-MiniLM-L12-v2: --text-model or $%s), or use TF-IDF, whose "
+                        "character n-grams match CJK text",
+                        sum(1 for t in texts if CJK.search(t)), len(texts), DEFAULT_MODEL, TEXT_MODEL_ENV)
 
 
 def encode_items(encoder: TfidfEncoder | SentenceEncoder, texts: Iterable[str]) -> np.ndarray | sp.csr_matrix:

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from itemaffinity.data.interactions import adjacency_matrix, line_order, sequence_neighbours
 from itemaffinity.models.base import ModelConfig
-from itemaffinity.text.encoders import DEFAULT_MODEL, item_texts, load_sentence_model
+from itemaffinity.text.encoders import default_text_model, item_texts, load_sentence_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -381,13 +381,15 @@ def finetune_encoder(base: "str | Path | SentenceTransformer", pairs: Sequence[t
     return model
 
 
-def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTransformer" = DEFAULT_MODEL,
+def finetune_on_baskets(data: "InteractionData", base: "str | Path | SentenceTransformer | None" = None,
                         config: FinetuneConfig | None = None, *, output_dir: str | Path | None = None,
                         device: str | None = None) -> "SentenceTransformer":
     """Fine-tune on the co-purchase pairs of `data`'s baskets with the items' catalog texts.
 
-    Only `data` is used, so fine-tuning on a training split sees nothing after the split.
+    Only `data` is used, so fine-tuning on a training split sees nothing after the split. `base` None:
+    `default_text_model()`.
     """
+    base = base if base is not None else default_text_model()
     cfg = config or FinetuneConfig()
     texts = item_texts(data)
     vectors = None

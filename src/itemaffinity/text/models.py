@@ -27,7 +27,7 @@ from pydantic import Field
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender
-from itemaffinity.text.encoders import DEFAULT_MODEL, EmbeddingCache, SentenceEncoder, TfidfEncoder, item_texts
+from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder, default_text_model, item_texts
 from itemaffinity.text.finetune import FinetuneConfig, finetune_on_baskets
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def content_scores(queries: sp.csr_matrix, vectors: np.ndarray | sp.csr_matrix,
 
 
 class ContentConfig(ModelConfig):
-    encoder: str = Field(default=DEFAULT_MODEL, description="Sentence-transformers model name or local folder.")
+    encoder: str = Field(default_factory=default_text_model, description=(
+        "Sentence-transformers model name or local folder (default: $ITEMAFFINITY_TEXT_MODEL, else all-MiniLM-L6-v2)."))
     aggregate: Literal["mean", "max"] = Field(
         default="max", description="How a query's item similarities combine (max: measured better on cold start).")
     batch_size: int = Field(default=64, ge=1, description="Texts per forward pass when encoding.")
