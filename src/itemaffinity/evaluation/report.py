@@ -286,18 +286,18 @@ def _network_figure(pairs: list[dict], title) -> str:
     for p in pairs:
         (x1, y1), (x2, y2) = pos[p["item_a"]], pos[p["item_b"]]
         ax.plot([x1, x2], [y1, y2], color="#3b6ea5", alpha=0.6, linewidth=0.5 + 4 * p["shrunk_lift"] / top_lift)
-    by_id = []
+    by_id = 0
     for n, (x, y) in pos.items():
         ax.scatter([x], [y], s=30, color="#a53b3b", zorder=3)
-        label, fonts = _chart_label(str(title(n))[:28], str(n))
-        by_id += [n] if label == str(n) != str(title(n)) else []
+        text = str(title(n))[:28]
+        label, fonts = _chart_label(text, str(n))
+        by_id += label != text
         ax.text(x * 1.05, y * 1.05, label, fontsize=6.5, ha="left" if x >= 0 else "right", va="center",
                 rotation=np.degrees(np.arctan2(y, x)) if x >= 0 else np.degrees(np.arctan2(y, x)) + 180,
                 rotation_mode="anchor", **({"fontfamily": fonts} if fonts else {}))
     if by_id:
         log.warning("association network: %d products with Chinese, Japanese or Korean titles are labelled by "
-                    "item id, as no font with those characters is installed (e.g. Debian's fonts-noto-cjk)",
-                    len(by_id))
+                    "item id, as no font with those characters is installed (e.g. Debian's fonts-noto-cjk)", by_id)
     ax.set_xlim(-1.9, 1.9)
     ax.set_ylim(-1.9, 1.9)
     ax.axis("off")

@@ -113,7 +113,7 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
             Japanese or Korean, which TF-IDF's character n-grams match and that model does not understand)
             or "off".
         cache_con: a DuckDB connection for the text layer's embedding cache (None: no cache).
-        text_model: the sentence model, a name or local folder (None: the bundled default).
+        text_model: the sentence model, a name or local folder (None: `default_text_model()`).
     """
     if mode == "off":
         return None

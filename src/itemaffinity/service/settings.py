@@ -42,7 +42,8 @@ class Settings(BaseModel):
             in the background; TF-IDF too when the sentence model is the bundled English one and most titles
             are Chinese, Japanese or Korean), ``sentence``, ``tfidf`` or ``off`` (lexical search only).
         text_model: the sentence-transformers model of semantic search, a name or local folder (None: the
-            bundled all-MiniLM-L6-v2, English; a multilingual model for a Chinese catalog).
+            bundled all-MiniLM-L6-v2, English; a multilingual model for a Chinese catalog). The environment
+            variable is also what every text model defaults to (`text.encoders.default_text_model`).
         cache_entries: responses kept per snapshot in the in-memory response cache.
         pairs_per_item: partners kept per item when an item's pair list is recomputed online
             (the analysis writes 50 per item).

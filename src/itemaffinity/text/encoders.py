@@ -53,6 +53,7 @@ def default_text_model() -> str:
     bundled all-MiniLM-L6-v2."""
     return os.environ.get(TEXT_MODEL_ENV) or DEFAULT_MODEL
 
+
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 """Chinese, Japanese (kana) and Korean (hangul) characters."""
 _warned_english: set[str] = set()
@@ -67,6 +68,7 @@ def mostly_cjk(texts: Sequence[str]) -> bool:
 def is_bundled_english(model: Any) -> bool:
     """Whether `model` names the bundled default, all-MiniLM-L6-v2, an English model."""
     return isinstance(model, (str, Path)) and str(model) in _BUNDLED
+
 
 CACHE_TABLE = """CREATE TABLE IF NOT EXISTS text_embeddings (
     model VARCHAR, text_sha256 VARCHAR, vector FLOAT[], PRIMARY KEY (model, text_sha256))"""
@@ -372,7 +374,6 @@ class SentenceEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
-
 
     def _warn_if_english_model_on_cjk(self, texts: list[str]) -> None:
         """The bundled default was trained on English: on a Chinese (Japanese, Korean) catalog its vectors
