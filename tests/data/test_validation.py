@@ -198,3 +198,15 @@ def test_catalog_from_event_rows_takes_the_most_common_title_ties_to_the_latest(
     assert res.rejected == {"non_positive_price": 1}
     # Same-named columns (title, price) fill the catalog; the price is the median of positive prices.
     assert query("SELECT item_id, title, price FROM catalog ORDER BY 1") == [("A", "New name", 2.0), ("B", "Usual", 2.0)]
+
+
+def test_prices_with_currency_signs(write, ingest, query):
+    """Shop exports write prices with their currency ("¥1,299", "199元", "12.50 USD"): the number is read, and a
+    word that is no price is still a counted bad_price."""
+    lines = ['o1,A,c1,2024-01-01 10:00:00,1,"¥1,299.00",,buy', "o1,B,c1,2024-01-01 10:00:00,1,199元,,buy",
+             "o2,A,c2,2024-01-02 10:00:00,1,12.50 USD,,buy", "o2,B,c2,2024-01-02 10:00:00,1,RMB 88,,buy",
+             "o3,C,c3,2024-01-03 10:00:00,1,¥ cheap,,buy"]
+    path = write("prices.csv", "\n".join([HEADER, *lines]) + "\n")
+    res = ingest(path, cols=COLS)
+    assert res.accepted == 4 and res.rejected == {"bad_price": 1}
+    assert [p for (p,) in query("SELECT price FROM events ORDER BY source_row")] == [1299.0, 199.0, 12.5, 88.0]

@@ -90,10 +90,16 @@ def _id_expr(col: str) -> str:
     return f"NULLIF(trim(CAST({q(col)} AS VARCHAR)), '')"
 
 
+CURRENCY = r"^(?:[¥￥$€£]|RMB|CNY|USD|EUR|GBP)\s*|\s*(?:[¥￥$€£元]|RMB|CNY|USD|EUR|GBP)$"
+"""A currency sign or code before or after a number ("¥1,299", "199元", "12.50 USD"): shop exports write prices so."""
+
+
 def _num_expr(col: str, ctype: str) -> str:
+    """A number from a numeric column, or from text without thousands separators and currency signs."""
     if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
         return f"CAST({q(col)} AS DOUBLE)"
-    return f"TRY_CAST(replace(trim(CAST({q(col)} AS VARCHAR)), ',', '') AS DOUBLE)"
+    text = f"regexp_replace(trim(CAST({q(col)} AS VARCHAR)), '{CURRENCY}', '', 'gi')"
+    return f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
 
 
 def _present(col: str) -> str:
