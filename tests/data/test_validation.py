@@ -210,3 +210,16 @@ def test_prices_with_currency_signs(write, ingest, query):
     res = ingest(path, cols=COLS)
     assert res.accepted == 4 and res.rejected == {"bad_price": 1}
     assert [p for (p,) in query("SELECT price FROM events ORDER BY source_row")] == [1299.0, 199.0, 12.5, 88.0]
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("1700000000", "2023-11-14 22:13:20"),           # epoch seconds in a CSV (text, not a number column)
+    ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds
+    ("2026年3月1日 10:05", "2026-03-01 10:05:00"),     # a Chinese shop export
+    ("2026/3/1 10:05", "2026-03-01 10:05:00"),
+])
+def test_timestamps_as_shops_write_them(written, expected, write, ingest, query):
+    path = write("times.csv", "user,sku,when\n" + "".join(f"u{k},A,{written}\n" for k in range(3)))
+    res = ingest(path, cols=["user_id=user", "item_id=sku", "ts=when"])
+    assert res.accepted == 3 and not res.rejected
+    assert {str(t) for (t,) in query("SELECT ts FROM events")} == {expected}

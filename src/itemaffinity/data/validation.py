@@ -29,7 +29,10 @@ REASONS = (
 
 TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
               "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
-              "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+              "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+              "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日")
+EPOCH_TEXT = r"\d{9,13}(\.\d+)?"
+"""Epoch seconds (or milliseconds, 13 digits) written as text, as a CSV holds them."""
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE")
@@ -111,14 +114,13 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
     """A SQL expression parsing `col` into TIMESTAMP (NULL where it cannot be parsed).
 
     Native timestamps and dates are cast; numbers are epoch seconds (milliseconds when > 1e11);
-    text uses the given strptime format or the one of TS_FORMATS that parses most of a sample.
+    text uses the given strptime format or, of TS_FORMATS and epoch numbers, what parses most of a sample.
     """
     base = ctype.split("(")[0]
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({q(col)} AS TIMESTAMP)"
     if base in NUMERIC_TYPES:
-        x = f"CAST({q(col)} AS DOUBLE)"
-        return f"CASE WHEN abs({x}) > 1e11 THEN to_timestamp({x} / 1000) ELSE to_timestamp({x}) END::TIMESTAMP"
+        return _epoch(f"CAST({q(col)} AS DOUBLE)")
     text = f"trim(CAST({q(col)} AS VARCHAR))"
     if fmt:
         try:
@@ -129,14 +131,20 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
         return f"try_strptime({text}, {_sql_str(fmt)})"
     sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
     counts = con.execute("SELECT " + ", ".join(
-        [f"count(TRY_CAST(v AS TIMESTAMP))"] + [f"count(try_strptime(v, {_sql_str(f)}))" for f in TS_FORMATS])
-        + f" FROM {sample}").fetchone()
+        [f"count(TRY_CAST(v AS TIMESTAMP))"] + [f"count(try_strptime(v, {_sql_str(f)}))" for f in TS_FORMATS]
+        + [f"count(nullif(regexp_full_match(v, {_sql_str(EPOCH_TEXT)}), false))"]) + f" FROM {sample}").fetchone()
     best = max(range(len(counts)), key=lambda i: counts[i])
-    if counts[best] == 0:
-        return f"TRY_CAST({text} AS TIMESTAMP)"
-    if best == 0:
+    if best == len(counts) - 1 and counts[best]:
+        return (f"CASE WHEN regexp_full_match({text}, {_sql_str(EPOCH_TEXT)}) "
+                f"THEN {_epoch(f'TRY_CAST({text} AS DOUBLE)')} END")
+    if counts[best] == 0 or best == 0:
         return f"TRY_CAST({text} AS TIMESTAMP)"
     return f"try_strptime({text}, {_sql_str(TS_FORMATS[best - 1])})"
+
+
+def _epoch(x: str) -> str:
+    """SQL of the timestamp of epoch seconds `x` (milliseconds when over 1e11)."""
+    return f"CASE WHEN abs({x}) > 1e11 THEN to_timestamp({x} / 1000) ELSE to_timestamp({x}) END::TIMESTAMP"
 
 
 def _event_map_table(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
