@@ -179,6 +179,14 @@ def c_missing_mapped_column(tmp):
         "required column 'product' (mapped to item_id) not found"
 
 
+def c_column_name_with_a_line_break(tmp):
+    """The message quotes the header: a name holding a line break must not break the one-line message."""
+    path = tmp / "broken_header.csv"
+    path.write_text('order,sku,"pri\nce"\no1,A,1\n')
+    return [path, "--col", "basket_id=order", "--col", "item_id=sku", "--col", "price=price"], \
+        "the file's columns are: order, sku, pri\\nce"
+
+
 def c_no_item_id_column(tmp):
     return [_good(tmp), "--col", "basket_id=order"], "no item_id column"
 

@@ -63,8 +63,9 @@ def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except InputError as exc:
-            click.echo(f"itemaffinity: error: {exc}", err=True)
+        except InputError as exc:  # one line, even quoting a header whose column name holds a line break
+            message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+            click.echo(f"itemaffinity: error: {message}", err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
