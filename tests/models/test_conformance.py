@@ -106,6 +106,11 @@ def test_anonymous_baskets(name: str, checkerboard: InteractionData) -> None:
     assert anonymous.n_users == 0 and anonymous.n_baskets == checkerboard.n_baskets
     recs = create_model(name, **_params(name)).fit(anonymous).recommend(basket=["i01", "i02"], n=5)
     assert len(recs) == 5 and not {"i01", "i02"} & set(recs.item_ids)
+    if name in PERSONAL:  # and learns which items go together from the baskets alone (group B: a model that
+        # learnt nothing ties every item, and ties rank group A's lower indices first)
+        group_b = {f"i{i:02d}" for i in range(10, 20)}
+        assert set(create_model(name, **_params(name)).fit(anonymous).recommend(basket=["i11", "i12"], n=5).item_ids) \
+            <= group_b
 
 
 def test_unknown_model_and_bad_params() -> None:

@@ -106,6 +106,15 @@ def query_matrix(rows: Sequence[Iterable[int]], n_items: int, weights: Sequence[
     return m
 
 
+def shopper_rows(data: InteractionData, user_history: sp.csr_matrix) -> sp.csr_matrix:
+    """What a model that learns from shoppers (ALS, BPR, userknn, usermix) learns from: each customer's history
+    (`user_history`), or, in orders without customer ids, each basket, a shopper seen once; without either
+    they would learn nothing and rank every item alike."""
+    if not data.n_users and data.n_baskets:
+        return sp.csr_matrix(data.basket_items > 0, dtype=np.float32)
+    return user_history
+
+
 class Recommender:
     """What every model offers. Subclasses implement `_fit` and `score` (and optionally
     `similar_scores` and `score_users`); learned state ends with `_` and is set only in fit.

@@ -17,10 +17,12 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from itemaffinity.data.interactions import InteractionData
-from itemaffinity.models.base import ModelConfig, Recommender
+from itemaffinity.models.base import ModelConfig, Recommender, shopper_rows
 
 
 def _training_matrix(data: InteractionData, weights: str, user_history: sp.csr_matrix) -> sp.csr_matrix:
+    if not data.n_users:
+        return shopper_rows(data, user_history)
     x = sp.csr_matrix(data.user_items if weights != "binary" else user_history, dtype=np.float32)
     if weights == "log":
         x = x.copy()
@@ -102,7 +104,7 @@ class BPR(Recommender):
                                             regularization=cfg.regularization, iterations=cfg.iterations,
                                             random_state=cfg.seed)
         with threadpool_limits(1, "blas"):
-            model.fit(sp.csr_matrix(self.user_history_, dtype=np.float32), show_progress=False)
+            model.fit(sp.csr_matrix(shopper_rows(data, self.user_history_), dtype=np.float32), show_progress=False)
         # implicit appends a bias column to item factors and a constant 1 to user factors.
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)

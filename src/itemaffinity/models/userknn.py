@@ -18,7 +18,7 @@ from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models._sparse import top_k_per_row
-from itemaffinity.models.base import ModelConfig, Recommender
+from itemaffinity.models.base import ModelConfig, Recommender, shopper_rows
 
 BATCH = 1000
 
@@ -36,7 +36,8 @@ class UserKNN(Recommender):
     Config = UserKNNConfig
 
     def _fit(self, data: InteractionData) -> None:
-        rows = data.basket_items if self.config.neighbours == "baskets" and data.n_baskets else self.user_history_
+        rows = data.basket_items if self.config.neighbours == "baskets" and data.n_baskets else \
+            shopper_rows(data, self.user_history_)
         h = sp.csr_matrix(rows > 0, dtype=np.float32)
         self.user_norms_ = np.sqrt(np.asarray(h.sum(axis=1)).ravel()).astype(np.float32)
         self.histories_ = h

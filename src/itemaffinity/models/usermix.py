@@ -14,8 +14,8 @@ every item scores its mixture probability
 
 Unlike UserKNN's cosine neighbourhood, the posterior is sharp: a basket from a returning customer
 mostly points at that customer, so the items they usually buy (a third of Online Retail's hidden
-items) rank high. Anonymous baskets carry no profile and are left out; with no customers at all it scores
-item popularity.
+items) rank high. Anonymous baskets carry no profile and are left out; in orders without any customer ids each
+basket is a profile (`shopper_rows`), and with no data at all it scores item popularity.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
-from itemaffinity.models.base import ModelConfig, Recommender
+from itemaffinity.models.base import ModelConfig, Recommender, shopper_rows
 
 BATCH = 1000
 
@@ -51,7 +51,7 @@ class UserMixture(Recommender):
             profiles = owner @ x
             counts = np.asarray(x.sum(axis=0)).ravel()
         else:
-            profiles = sp.csr_matrix(self.user_history_, dtype=np.float32)
+            profiles = sp.csr_matrix(shopper_rows(data, self.user_history_), dtype=np.float32)
             counts = np.asarray(profiles.sum(axis=0)).ravel()
         self.profiles_ = sp.csr_matrix(profiles, dtype=np.float32)
         self.profiles_.eliminate_zeros()
