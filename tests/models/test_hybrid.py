@@ -301,3 +301,20 @@ def test_service_refit_refreshes_a_loaded_hybrid_unless_asked_to_relearn(split, 
     relearnt = refit(hybrid, "hybrid", fewer, relearn=True)
     assert relearnt.config == hybrid.config and relearnt.booster_.tobytes() != hybrid.booster_.tobytes()
     assert refit(None, "popularity", fewer).n_items_ == fewer.n_items
+
+
+def test_without_a_learnt_ranker_it_averages_its_components(split, monkeypatch, tmp_path) -> None:
+    """A small shop whose validation queries never have their hidden item among the candidates (customers who
+    only re-buy) gives the rankers nothing to learn: the hybrid then ranks by its components' scores, each
+    standardised per query, averaged (the fit used to fail), and saves and loads so."""
+    from itemaffinity.models.hybrid import Hybrid
+
+    data, baskets = split
+    monkeypatch.setattr(Hybrid, "_learn_ranker", lambda self, folds, regime: (None, 0, 100))
+    model = create_model("hybrid", components=("ease", "itemknn"), text_model=None).fit(data)
+    assert model._rankers == [] and float(model.candidate_recall_) == 0.0
+    fused, ease = _hit_rate(model, baskets), _hit_rate(create_model("ease").fit(data), baskets)
+    assert fused >= ease - 0.03, (fused, ease)
+    model.save(tmp_path / "hybrid")
+    a, b = model.recommend(basket=["i003"], n=5), load_model(tmp_path / "hybrid").recommend(basket=["i003"], n=5)
+    assert a.item_ids == b.item_ids and np.allclose(a.scores, b.scores)

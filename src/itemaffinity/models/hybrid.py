@@ -367,9 +367,13 @@ class Hybrid(Recommender):
             rankers, hits, n_queries = [], 0, 0
             for regime in self._regimes(data):
                 model, regime_hits, regime_queries = self._learn_ranker(self._validation(data, regime), regime)
-                rankers.append(model)
+                rankers += [model] if model is not None else []
                 hits, n_queries = hits + regime_hits, n_queries + regime_queries
-            self.candidate_recall_ = np.asarray(hits / n_queries, dtype=np.float32)
+            if not rankers:
+                log.warning("hybrid: no validation query had its hidden item among the candidates (%d queries), so no "
+                            "ranker was learnt: it ranks by its components' scores, each standardised per query, "
+                            "averaged", n_queries)
+            self.candidate_recall_ = np.asarray(hits / max(n_queries, 1), dtype=np.float32)
             # The rankers' model strings, one after another; booster_sizes_ says where each ends.
             self.booster_ = np.frombuffer("".join(rankers).encode(), dtype=np.uint8)
             self.booster_sizes_ = np.asarray([len(m.encode()) for m in rankers], dtype=np.int64)
@@ -399,15 +403,18 @@ class Hybrid(Recommender):
         fresh._kept_rankers = {k: vars(self)[k] for k in RANKER_STATE if k in vars(self)}
         return fresh.fit(data)
 
-    def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str, int, int]:
+    def _learn_ranker(self, folds: list[_Fold], regime: str) -> tuple[str | None, int, int]:
         """A LambdaRank model learnt on the folds' queries: (its model string, queries whose target is
-        among the candidates, queries)."""
+        among the candidates, queries); None for the model when no query has its target among the candidates
+        (a small shop whose customers only re-buy what they bought: nothing to learn from)."""
         import lightgbm as lgb
 
         cfg = self.config
         t0 = time.perf_counter()
         cores = usable_cores()
         workers = min(len(folds), cfg.n_jobs or cores)
+        if not folds:
+            return None, 0, 0
         if workers > 1:
             per_fold = joblib.Parallel(n_jobs=workers, backend="loky", idle_worker_timeout=WORKER_IDLE_S)(
                 joblib.delayed(self._fold_rows)(fold, max(1, cores // workers)) for fold in folds)
@@ -418,7 +425,7 @@ class Hybrid(Recommender):
         groups = [len(lab) for lab in labels]
         n_queries = sum(len(fold.targets) for fold in folds)
         if not groups:
-            raise ValueError("hybrid: no validation query had its hidden item among the candidates")
+            return None, 0, n_queries
         t1 = time.perf_counter()
         order = np.random.default_rng(cfg.seed).permutation(len(groups))
         n_stop = int(cfg.early_stopping_share * len(groups)) if len(groups) >= 50 else 0
@@ -587,7 +594,9 @@ class Hybrid(Recommender):
         valid = cand >= 0
         if valid.any():
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
-            preds = [r.predict(f[valid]) for r in self._rankers]
+            # without a learnt ranker: the mean of the components' scores standardised per query (FEATURES' tail)
+            k = len(self.components_)
+            preds = [r.predict(f[valid]) for r in self._rankers] or [f[valid][:, -(k + 3):-3].mean(axis=1)]
             if len(preds) > 1:  # several rankers: standardise each one's scores per query, then average
                 n = np.bincount(rows, minlength=q)[rows]
                 for p in preds:
