@@ -233,3 +233,48 @@ def test_chinese_catalog(cli, tmp_path) -> None:
     # never with the default font's empty boxes.
     assert "missing from font" not in res.stderr
     assert ("labelled by item id" in res.stderr) == (cjk_font() is None)
+
+
+def _small_shop(shape: str) -> tuple[str, list[str]]:
+    """A small synthetic shop export of one shape (CSV text, --col options): two product groups of 8 items."""
+    rows, cols = [], {"one_day": "order,customer,sku,when", "no_times_no_customers": "order,sku",
+                      "customers_epoch_times": "customer,sku,when", "nothing_valid": "order,sku,when"}[shape]
+    for o in range(120):
+        group = [f"A{i}" for i in range(8)] if o % 2 else [f"B{i}" for i in range(8)]
+        start = (o // 2) % 6  # a customer's orders (every 40th) move along the group
+        for k, sku in enumerate(group[start:start + 3]):
+            rows.append({"one_day": f"o{o},c{o % 30},{sku},2026-03-01 {8 + o % 12:02d}:{o % 60:02d}:00",
+                         "no_times_no_customers": f"o{o},{sku}",
+                         "customers_epoch_times": f"c{o % 40},{sku},{1_700_000_000 + 3600 * o + k}",
+                         "nothing_valid": f"o{o},{sku},someday"}[shape])
+    options = {"one_day": ["basket_id=order", "user_id=customer", "item_id=sku", "ts=when"],
+               "no_times_no_customers": ["basket_id=order", "item_id=sku"],
+               "customers_epoch_times": ["user_id=customer", "item_id=sku", "ts=when"],
+               "nothing_valid": ["basket_id=order", "item_id=sku", "ts=when"]}[shape]
+    return "\n".join([cols, *rows]) + "\n", [a for c in options for a in ("--col", c)]
+
+
+@pytest.mark.parametrize("shape", ["one_day", "no_times_no_customers", "customers_epoch_times", "nothing_valid"])
+def test_analyze_shops_of_every_shape(shape, cli, tmp_path) -> None:
+    """analyze on a shop's own small store of each shape: a day of orders is split within the day; orders without
+    times or customers are mined and modelled, and the report says why nothing is compared; customers with epoch
+    times (text in a CSV) get next-item; a store with no valid row is refused in one line."""
+    text, cols = _small_shop(shape)
+    (tmp_path / "shop.csv").write_text(text)
+    store = tmp_path / "shop.duckdb"
+    assert cli("ingest", tmp_path / "shop.csv", *cols, "--store", store).returncode == 0
+    res = cli("analyze", "--store", store, "--out", tmp_path / "report", "--json", timeout=600)
+    if shape == "nothing_valid":
+        assert res.returncode == 2 and "the store has no events to analyse" in res.stderr, res.stderr
+        return
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    if shape == "no_times_no_customers":
+        assert not summary["leaderboard"] and "needs customer ids" in summary["no_evaluation"]
+        assert "No evaluation" in page and (store.with_name(store.name + ".artifacts") / "models" / "ease.json").is_file()
+        return
+    best = summary["leaderboard"][0]
+    assert best["NDCG@10"] > 0.2 and best["model"] != "popularity"
+    if shape == "one_day":
+        assert "time split at 2026-03-01 " in page  # a moment within the day, not midnight

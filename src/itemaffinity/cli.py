@@ -237,6 +237,8 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
         if results:
             print_ingest(payload)
         click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
+        if "no_evaluation" in summary:
+            click.echo(f"no evaluation: {summary['no_evaluation']}")
         cold_heading = "cold start (products first sold after the split, ranked from their text):"
         for heading, rows in ((None, summary["leaderboard"]), (cold_heading, summary["cold_start"])):
             if heading and rows:

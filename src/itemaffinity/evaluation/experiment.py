@@ -73,12 +73,14 @@ def parse_models(text: str | None, default: tuple[str, ...] = CLASSIC_MODELS) ->
 
 
 def default_split_date(con: duckdb.DuckDBPyConnection) -> dt.datetime:
-    """The day at which 80 % of purchase baskets lie before (a time split when none is given)."""
-    row = con.execute("""SELECT quantile_disc(ts, 0.8) FROM (SELECT min(ts) AS ts FROM events
+    """The day at which 80 % of purchase baskets lie before (a time split when none is given); the moment itself
+    when the baskets' first day would leave none before it (data of a single day)."""
+    row = con.execute("""SELECT quantile_disc(ts, 0.8), min(ts) FROM (SELECT min(ts) AS ts FROM events
                          WHERE event = 'purchase' AND basket_id IS NOT NULL AND ts IS NOT NULL GROUP BY basket_id)""").fetchall()[0]
     if row is None or row[0] is None:
         raise InputError("the data has no timestamps: give a task that needs none (next-item)")
-    return dt.datetime.combine(row[0].date(), dt.time())
+    day = dt.datetime.combine(row[0].date(), dt.time())
+    return day if day > row[1] else row[0]
 
 
 def build_task(con: duckdb.DuckDBPyConnection, task: str, split_date: dt.datetime | None, n_queries: int,

@@ -83,6 +83,11 @@ def dataset_hash(con: duckdb.DuckDBPyConnection) -> str:
     return hashlib.sha256("|".join(f"{a}:{b}" for a, b in rows).encode()).hexdigest()[:12]
 
 
+def _when(t: dt.datetime) -> str:
+    """A split's date, with its time of day when it is not midnight (a default split inside one day's data)."""
+    return f"{t:%Y-%m-%d}" if t.time() == dt.time() else f"{t:%Y-%m-%d %H:%M:%S}"
+
+
 def _parse_date(value: str | dt.datetime) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
@@ -98,7 +103,7 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
     split = _parse_date(split_date)
     train = InteractionData.from_store(con, until=split)
     if train.n_baskets == 0:
-        raise InputError(f"no purchase baskets before {split:%Y-%m-%d}; choose another --split-date")
+        raise InputError(f"no purchase baskets before {_when(split)}; choose another --split-date")
     rows = _later_baskets(con, split, test_until)
     baskets, customers = [], []
     for items, customer in rows:
@@ -109,7 +114,7 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
             baskets.append(np.sort(idx))
             customers.append(customer)
     if not baskets:
-        raise InputError(f"no test baskets with ≥ 2 known items after {split:%Y-%m-%d}")
+        raise InputError(f"no test baskets with ≥ 2 known items after {_when(split)}")
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(baskets), size=min(n_queries, len(baskets)), replace=False)
     chosen.sort()
@@ -120,7 +125,7 @@ def basket_completion(con: duckdb.DuckDBPyConnection, split_date: str | dt.datet
         targets.append(items[hide:hide + 1])
         queries.append(np.delete(items, hide))
     q = query_matrix(queries, train.n_items)
-    info = {"split": f"time split at {split:%Y-%m-%d}", "seed": seed, "dataset": dataset_hash(con),
+    info = {"split": f"time split at {_when(split)}", "seed": seed, "dataset": dataset_hash(con),
             "test_baskets": len(baskets), "queries": len(chosen), "dataset_name": dataset_name(con)}
     return Task(name, train, q, targets, None, q, None, info, _group_codes(customers)[chosen])
 
@@ -155,6 +160,9 @@ def next_item(con: duckdb.DuckDBPyConnection, *, holdout: int = 1, n_queries: in
     items = train.items.indices([i for _, i in held])
     keep = (users >= 0) & (items >= 0)
     users, items = users[keep], items[keep]
+    if not len(users):
+        raise InputError(f"no customer with {holdout + 2} or more events: {name} holds out each customer's "
+                         f"{'last' if holdout == 1 else str(holdout) + 'nd last'} item, so it needs customer ids")
     if n_queries is not None and n_queries < len(users):
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(users), n_queries, replace=False))
@@ -186,13 +194,13 @@ def next_basket(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *
             users.append(u)
             targets.append(idx)
     if not users:
-        raise InputError(f"no users active both before and after {split:%Y-%m-%d}")
+        raise InputError(f"no users active both before and after {_when(split)}")
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(len(users), min(n_queries, len(users)), replace=False))
     users_arr = np.asarray(users)[pick]
     hist = train.user_items[users_arr].copy()
     hist.data = np.ones_like(hist.data)
-    info = {"split": f"time split at {split:%Y-%m-%d}, new items only", "seed": seed,
+    info = {"split": f"time split at {_when(split)}, new items only", "seed": seed,
             "dataset": dataset_hash(con), "queries": int(len(pick)), "dataset_name": dataset_name(con)}
     return Task(name, train, sp.csr_matrix(hist), [targets[i] for i in pick], users_arr, sp.csr_matrix(hist),
                 None, info)
@@ -210,7 +218,7 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
     train = InteractionData.from_store(con, until=split)
     cold = np.flatnonzero((train.item_events == 0) & np.array([t is not None for t in train.titles]))
     if len(cold) == 0:
-        raise InputError(f"no cold-start items after {split:%Y-%m-%d}")
+        raise InputError(f"no cold-start items after {_when(split)}")
     is_cold = np.zeros(train.n_items, dtype=bool)
     is_cold[cold] = True
     rows = _later_baskets(con, split, test_until)
@@ -229,9 +237,9 @@ def cold_start(con: duckdb.DuckDBPyConnection, split_date: str | dt.datetime, *,
         if len(queries) >= n_queries:
             break
     if not queries:
-        raise InputError(f"no test baskets mixing cold and known items after {split:%Y-%m-%d}")
+        raise InputError(f"no test baskets mixing cold and known items after {_when(split)}")
     q = query_matrix(queries, train.n_items)
-    info = {"split": f"cold-start items first sold from {split:%Y-%m-%d}; ranked among {len(cold):,} cold items",
+    info = {"split": f"cold-start items first sold from {_when(split)}; ranked among {len(cold):,} cold items",
             "seed": seed, "dataset": dataset_hash(con), "queries": len(queries), "cold_items": int(len(cold)), "dataset_name": dataset_name(con)}
     return Task(name, train, q, targets, None, q, cold.astype(np.int64), info,
                 _group_codes([customer for _, customer in rows])[picked])

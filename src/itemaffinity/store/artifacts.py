@@ -75,6 +75,8 @@ def default_model(store_path: str | Path, fallback: str = "ease") -> str:
 
 def record_evaluations(store_path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Append leaderboard rows to the store's `evaluations` table (one JSON document per row)."""
+    if not rows:
+        return
     with duckdb.connect(str(store_path)) as con:
         con.execute("""CREATE TABLE IF NOT EXISTS evaluations (recorded_at TIMESTAMP DEFAULT now(),
                        task VARCHAR, model VARCHAR, ndcg10 DOUBLE, row VARCHAR)""")
