@@ -49,3 +49,18 @@ def test_chinese_titles_name_their_groups() -> None:
     by_item = {data.items.ids[i]: groups.labels[c] for i, c in enumerate(groups.item_cluster)}
     assert by_item["P1"] == by_item["P4"] != by_item["T1"] == by_item["T4"]
     assert by_item["P1"].startswith("耳机") and by_item["T1"].startswith("绿茶")
+
+
+def test_a_label_is_never_a_piece_of_one_title() -> None:
+    """A two-character piece seen in one title is as likely half of two words (线蓝 of 无线蓝牙): a Chinese word
+    names a group only when two of its titles share it, and a group whose titles share none is named by its
+    first title (it was "(untitled)", or a fragment)."""
+    from collections import Counter
+
+    from itemaffinity.models.cluster import _label, _title_words
+
+    titles = ["无线蓝牙耳机", "头戴式耳机", "紫砂茶杯 套装", "保温杯"]
+    background = Counter(w for t in titles for w in _title_words(t))
+    assert _label(titles[:2], background, len(titles)) == "耳机"
+    assert _label(titles[:1], background, len(titles)) == "无线蓝牙耳机"
+    assert _label(titles[2:], background, len(titles)) == "紫砂茶杯 套装"

@@ -77,12 +77,17 @@ def _title_words(title: str | None) -> set[str]:
 def _label(titles: list[str | None], background: Counter, n_background: int, top: int = 3) -> str:
     """The group's most telling title words: each word's share of the group's titles p times log(p / its share of
     all grouped titles), so words common in the group and rare elsewhere lead, and colours found in every group
-    do not. In a group of 10+ titles a word must name at least two."""
+    do not. A word must name two titles in a group of 10+, and a Chinese, Japanese or Korean one always (a piece
+    of one title is as likely half of two words: 线蓝 of 无线蓝牙); a group with no such word is named by its
+    first title."""
     words = Counter(w for t in titles for w in _title_words(t))
-    n, least = max(len(titles), 1), 2 if len(titles) >= 10 else 1
-    share = {w: k / n for w, k in words.items() if k >= least and k / n > background[w] / n_background}
+    n = max(len(titles), 1)
+    least = {w: 2 if len(titles) >= 10 or CJK.search(w) else 1 for w in words}
+    share = {w: k / n for w, k in words.items() if k >= least[w] and k / n > background[w] / n_background}
     score = {w: p * np.log(p * n_background / background[w]) for w, p in share.items()}
-    return " / ".join(w.lower() for w in sorted(score, key=lambda w: (-score[w], -len(w), w))[:top]) or "(untitled)"
+    best = sorted(score, key=lambda w: (-score[w], -len(w), w))[:top]
+    first = next((" ".join(str(t).split())[:24] for t in titles if t), "(untitled)")
+    return " / ".join(w.lower() for w in best) if best else first
 
 
 def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -> ProductGroups:
