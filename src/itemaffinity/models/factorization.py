@@ -21,9 +21,8 @@ from itemaffinity.models.base import ModelConfig, Recommender, shopper_rows
 
 
 def _training_matrix(data: InteractionData, weights: str, user_history: sp.csr_matrix) -> sp.csr_matrix:
-    if not data.n_users:
-        return shopper_rows(data, user_history)
-    x = sp.csr_matrix(data.user_items if weights != "binary" else user_history, dtype=np.float32)
+    # in orders without customer ids each basket is a shopper, of weight 1 (1 + log 1 under "log")
+    x = sp.csr_matrix(shopper_rows(data, data.user_items if weights != "binary" else user_history), dtype=np.float32)
     if weights == "log":
         x = x.copy()
         x.data = 1.0 + np.log(x.data)

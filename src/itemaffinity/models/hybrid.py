@@ -253,11 +253,10 @@ class Hybrid(Recommender):
     # -- fitting --------------------------------------------------------------------------------
     def _components(self) -> list[Recommender]:
         """Unfitted components; those that encode text share the hybrid's embedding cache (the store)."""
-        from itemaffinity.models.registry import create_model, create_store_model
+        from itemaffinity.models.registry import create_store_model
 
-        cache, params = self.config.embedding_cache, self.config.component_params
-        return [create_store_model(c, cache, **params.get(c, {})) if cache else create_model(c, **params.get(c, {}))
-                for c in self.config.components]
+        params = self.config.component_params
+        return [create_store_model(c, self.config.embedding_cache, **params.get(c, {})) for c in self.config.components]
 
     def _basket_queries(self, data: InteractionData, held: np.ndarray, known: np.ndarray, limit: int,
                         rng: np.random.Generator) -> tuple[list[np.ndarray], list[int], list[np.datetime64]]:
@@ -303,12 +302,18 @@ class Hybrid(Recommender):
             return [self.config.validation]
         if not self._timed_baskets(data):
             return ["random"]
-        span = np.nanmax(data.basket_ts) - np.nanmin(data.basket_ts)
-        if span < 2 * np.timedelta64(int(self.config.validation_days * 86400), "s"):
-            log.info("hybrid: the baskets span %s, less than two validation windows of %g days: no rolling-origin "
-                     "ranker, the random slices' only", span.astype("timedelta64[D]"), self.config.validation_days)
+        if not self._rolling_folds(data):
+            log.info("hybrid: the baskets span less than two validation windows of %g days: no rolling-origin "
+                     "ranker, the random slices' only", self.config.validation_days)
             return ["random"]
         return ["random", "latest"]
+
+    def _rolling_folds(self, data: InteractionData) -> int:
+        """Rolling-origin folds the baskets' time span holds: the windows take at most half of it, so that the
+        earliest fold keeps history before its window (0: the span is under two windows)."""
+        cfg, ts = self.config, data.basket_ts
+        days = np.timedelta64(int(cfg.validation_days * 86400), "s")
+        return min(cfg.validation_slices, int((np.nanmax(ts) - np.nanmin(ts)) / 2 / days))
 
     def _validation(self, data: InteractionData, regime: str = "random") -> list[_Fold]:
         """Validation folds cut from `data` for one regime, random or latest (see the module docstring)."""
@@ -324,9 +329,7 @@ class Hybrid(Recommender):
             else:  # rolling origins: fold k holds out the k-th last window, the components see only before it
                 days = np.timedelta64(int(cfg.validation_days * 86400), "s")
                 end = np.nanmax(ts)
-                # The windows take at most half of the data's time span: the earliest fold keeps history.
-                n_folds = max(1, min(cfg.validation_slices, int((end - np.nanmin(ts)) / 2 / days)))
-                cuts = [end - (k + 1) * days for k in range(n_folds)]
+                cuts = [end - (k + 1) * days for k in range(max(1, self._rolling_folds(data)))]
                 helds = [(ts >= cut) & (ts < cut + days) for cut in cuts]
             folds = []
             for held, cut in zip(helds, cuts):

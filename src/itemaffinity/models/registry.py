@@ -58,11 +58,12 @@ def create_model(name: str, **params: Any) -> Recommender:
     return model_class(name)(**params)
 
 
-def create_store_model(name: str, store_path: str | Path, **params: Any) -> Recommender:
+def create_store_model(name: str, store_path: str | Path | None, **params: Any) -> Recommender:
     """`create_model` for a model fitted on a store's data: one that encodes the catalog text keeps the vectors
     in the store's embedding cache (keyed by the encoder's weights and the text), so each fit after the first
-    reads them instead of encoding the titles again (unless `params` name another cache, or None)."""
-    if "embedding_cache" in model_class(name).Config.model_fields:
+    reads them instead of encoding the titles again (unless `params` name another cache, or None). No store:
+    `create_model`."""
+    if store_path is not None and "embedding_cache" in model_class(name).Config.model_fields:
         params.setdefault("embedding_cache", str(Path(store_path).resolve()))
     return create_model(name, **params)
 

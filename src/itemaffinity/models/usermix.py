@@ -81,8 +81,6 @@ class UserMixture(Recommender):
         ll = np.asarray((q @ gain_t).todense()) - size[:, None] * np.log(totals + mu)[None, :]
         ll /= self.config.temperature
         k = min(self.config.top_users, ll.shape[1])
-        if k == 0:  # no customers (anonymous baskets only): no profile to point at
-            return sp.csr_matrix(ll.shape, dtype=np.float32)
         top = np.argpartition(-ll, k - 1, axis=1)[:, :k] if k < ll.shape[1] else np.tile(np.arange(k), (len(ll), 1))
         val = np.take_along_axis(ll, top, axis=1)
         val = np.exp(val - val.max(axis=1, keepdims=True))

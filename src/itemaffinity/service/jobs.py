@@ -104,7 +104,7 @@ def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn
     `store`'s embedding cache). A loaded model that can refresh keeps what it learnt and refits the rest, seconds
     instead of minutes, unless `relearn`: the hybrid its rankers (benchmarks/bench_refresh.py measures the cost),
     content-finetuned its fine-tuned encoder. `say` hears which of the two it does."""
-    from itemaffinity.models.registry import create_model, create_store_model
+    from itemaffinity.models.registry import create_store_model
 
     if not relearn and hasattr(old, "refresh"):
         say(f"refreshing model {name}")
@@ -112,7 +112,7 @@ def refit(old: "Recommender | None", name: str, data: "InteractionData", relearn
     say(f"fitting model {name}")
     if old is not None:
         return type(old)(config=old.config).fit(data)
-    return (create_store_model(name, store) if store else create_model(name)).fit(data)
+    return create_store_model(name, store).fit(data)
 
 
 def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: bool,
