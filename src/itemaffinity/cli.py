@@ -256,15 +256,15 @@ def _sources_besides(store_path: str, demo: Path) -> list[str]:
     import duckdb
 
     from itemaffinity.data.ingest import file_sha256
+    from itemaffinity.store.duckdb_store import runs_table
 
     if not Path(store_path).is_file():
         return []
     with duckdb.connect(str(store_path), read_only=True) as con:
         present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        runs = (con.execute("SELECT DISTINCT source, file_sha256 FROM runs WHERE kind = 'ingest' ORDER BY 1")
-                .fetchall() if "runs" in present else [])
+        runs = [r for r in runs_table(con) if r["kind"] == "ingest"] if "runs" in present else []
     demo_sha = file_sha256(str(demo)) if runs and demo.is_file() else None
-    return [source for source, sha in runs if sha != demo_sha]
+    return list(dict.fromkeys(r["source"] for r in runs if r["file_sha256"] != demo_sha))
 
 
 def _require_store(store_path: str) -> None:
