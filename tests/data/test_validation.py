@@ -212,6 +212,20 @@ def test_prices_with_currency_signs(write, ingest, query):
     assert [p for (p,) in query("SELECT price FROM events ORDER BY source_row")] == [1299.0, 199.0, 12.5, 88.0]
 
 
+def test_prices_with_decimal_commas(write, ingest, query):
+    """A European export writes "12,50" and "1.299,00" (often with ';' between fields): the comma is the decimal
+    separator, not a thousands separator, so 12,50 is 12.5 and not 1250, in the events and in the catalog."""
+    lines = ["o1;A;c1;2024-01-01 10:00:00;1;12,50", "o1;B;c1;2024-01-01 10:00:00;2;1.299,00",
+             "o2;A;c2;2024-01-02 10:00:00;1;€ 0,99", "o2;C;c2;2024-01-02 10:00:00;1;7"]
+    path = write("prices.csv", "\n".join(["order;sku;customer;when;qty;price", *lines]) + "\n")
+    catalog = write("products.csv", 'item_id;title;price\nA;Apple;"2,5"\nB;Banana;"1.000,25"\n')
+    res = ingest(path, cols=COLS[:6], catalog=catalog)
+    assert res.accepted == 4 and not res.rejected
+    assert [p for (p,) in query("SELECT price FROM events ORDER BY source_row")] == [12.5, 1299.0, 0.99, 7.0]
+    assert query("SELECT item_id, price FROM catalog WHERE item_id IN ('A', 'B') ORDER BY 1") == [
+        ("A", 2.5), ("B", 1000.25)]
+
+
 @pytest.mark.parametrize("written, expected", [
     ("1700000000", "2023-11-14 22:13:20"),           # epoch seconds in a CSV (text, not a number column)
     ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds

@@ -97,11 +97,27 @@ CURRENCY = r"^(?:[¥￥$€£]|RMB|CNY|USD|EUR|GBP)\s*|\s*(?:[¥￥$€£元]|RM
 """A currency sign or code before or after a number ("¥1,299", "199元", "12.50 USD"): shop exports write prices so."""
 
 
-def _num_expr(col: str, ctype: str) -> str:
-    """A number from a numeric column, or from text without thousands separators and currency signs."""
+COMMA_DECIMAL = r"^[-+]?(?:\d{1,3}(?:[. ]\d{3})+|\d+),\d{1,2}$"
+"""A number written with a decimal comma ("12,50", "1.299,00", "1 299,5"), as European shop exports do."""
+POINT_DECIMAL = r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+$"
+"""A number written with a decimal point ("12.50", "1,299.00")."""
+
+
+def _num_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str) -> str:
+    """A number from a numeric column, or from text without currency signs and thousands separators.
+
+    Text columns are read with a decimal comma when more of a sample's values are written so ("12,50",
+    "1.299,00") than with a decimal point: else "12,50" would be read as 1250, a price 100 times too high.
+    """
     if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
         return f"CAST({q(col)} AS DOUBLE)"
     text = f"regexp_replace(trim(CAST({q(col)} AS VARCHAR)), '{CURRENCY}', '', 'gi')"
+    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
+    comma, point = con.execute(f"SELECT count(nullif(regexp_full_match(v, {_sql_str(COMMA_DECIMAL)}), false)), "
+                               f"count(nullif(regexp_full_match(v, {_sql_str(POINT_DECIMAL)}), false)) "
+                               f"FROM {sample}").fetchone()
+    if comma > point:
+        return f"TRY_CAST(replace(regexp_replace({text}, '[. ]', '', 'g'), ',', '.') AS DOUBLE)"
     return f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
 
 
@@ -195,12 +211,12 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     for role, reason in (("quantity", "bad_quantity"), ("price", "bad_price"), ("value", "bad_value")):
         if role in cols:
             c = cols[role]
-            sel[f"_{role}"] = _num_expr(c, types[c])
+            sel[f"_{role}"] = _num_expr(con, t, c, types[c])
             sel[f"_{role}_given"] = _present(c)
             checks.append((reason, f"_{role}_given AND _{role} IS NULL"))
         else:
             sel[f"_{role}"] = "NULL::DOUBLE"
-    sel["seq"] = _num_expr(cols["order"], types[cols["order"]]) if "order" in cols else "NULL::DOUBLE"
+    sel["seq"] = _num_expr(con, t, cols["order"], types[cols["order"]]) if "order" in cols else "NULL::DOUBLE"
     for role in ("title", "description", "category", "brand"):
         sel[role] = _id_expr(cols[role]) if role in cols else "NULL::VARCHAR"
     _event_map_table(con, mapping)
@@ -292,7 +308,8 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
         else:
             exprs[role] = _id_expr(c)
     exprs["item_id"] = item_id_expr(exprs["item_id"], mapping)
-    exprs["price"] = _num_expr(roles["price"], types[roles["price"]]) if "price" in roles else "NULL::DOUBLE"
+    exprs["price"] = (_num_expr(con, "catsrc", roles["price"], types[roles["price"]]) if "price" in roles
+                      else "NULL::DOUBLE")
     sel = ", ".join(f"{e} AS {r}" for r, e in exprs.items())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE staged_catalog AS
         SELECT _row AS source_row, *,
