@@ -58,10 +58,13 @@ def _facts(store: Path, data) -> dict:
     facts["top_item_users"] = int(data.item_users[top])
     with duckdb.connect(str(store), read_only=True) as con:
         facts["pairs_top_item"] = [r[0] for r in con.execute(
-            "SELECT item_b FROM pairs WHERE item_a = ? ORDER BY shrunk_lift DESC, item_b LIMIT 10",
+            "SELECT item_b FROM pairs WHERE item_a = ? AND n_ab >= 2 ORDER BY shrunk_lift DESC, item_b LIMIT 10",
             [facts["top_item"]]).fetchall()]
         facts["pair_counts_top_item"] = dict(con.execute(
             "SELECT item_b, n_ab FROM pairs WHERE item_a = ?", [facts["top_item"]]).fetchall())
+        # An item whose rows in the pairs table are all text neighbours bought with it in fewer than 2 baskets.
+        facts["lone_item"] = con.execute("SELECT item_a FROM pairs GROUP BY 1 HAVING max(n_ab) < 2 "
+                                         "ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
         facts["rejects"] = dict(con.execute("SELECT reason, count(*) FROM rejects GROUP BY 1").fetchall())
         facts["segments_users"] = con.execute("SELECT count(*) FROM segments").fetchone()[0]
         facts["rules"] = con.execute("SELECT count(*) FROM rules").fetchone()[0]

@@ -76,6 +76,16 @@ def test_bought_together_follows_the_pair_statistics(api, store):
     assert supports == sorted(supports, reverse=True)
 
 
+def test_bought_together_lists_only_items_bought_together(api, store):
+    """The pairs table also holds each item's text neighbours (for their complement / substitute relation), bought
+    together or not: they are no bought-together partners, and the item's record does not count them."""
+    lone = store.facts["lone_item"]
+    assert ok(api.get(f"/v1/items/{lone}/bought-together", params={"n": 50}))["items"] == []
+    assert ok(api.get(f"/v1/items/{lone}"))["partners"] == 0
+    listed = ok(api.get(f"/v1/items/{store.facts['top_item']}/bought-together", params={"n": 100, "explain": "true"}))
+    assert listed["items"] and min(i["evidence"]["co_count"] for i in listed["items"]) >= 2
+
+
 def test_similar_items_from_models(api, store):
     top = store.facts["top_item"]
     r = ok(api.get(f"/v1/items/{top}/similar", params={"n": 5}))

@@ -152,7 +152,7 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
         kept = {n: m for n, m in loaded.items() if n not in fitted}
         job.step("building the new snapshot", 0.92)
         snap = build_snapshot(cur, store, version=state.next_version(), data=data, watermark=watermark,
-                              models={**kept, **fitted})
+                              models={**kept, **fitted}, pair_min_count=state.settings.pair_min_count)
 
         async def swap() -> None:
             state.swap(snap)

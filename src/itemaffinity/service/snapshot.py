@@ -161,7 +161,9 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
                             [name]).fetchone()[0])
 
 
-def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData) -> PairLists:
+def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, min_count: int) -> PairLists:
+    """Each item's bought-together partners: the pairs table's rows bought together in at least `min_count`
+    baskets (the table also holds each item's text neighbours, for their relation, bought together or not)."""
     n_items = data.n_items
     empty = np.zeros(0, np.int64)
     if not _table_exists(con, "pairs"):
@@ -171,7 +173,7 @@ def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData) -> PairLi
                        FROM pairs""").fetchnumpy()
     a = data.items.indices(t["item_a"].tolist())
     b = data.items.indices(t["item_b"].tolist())
-    keep = (a >= 0) & (b >= 0)
+    keep = (a >= 0) & (b >= 0) & (np.asarray(t["n_ab"]) >= min_count)
     shrunk = np.asarray(t["shrunk_lift"], np.float64)[keep]
     a, b = a[keep], b[keep]
     # The table is written strongest first per item; re-sort explicitly (SQL promises no order):
@@ -337,7 +339,7 @@ def read_data(con: duckdb.DuckDBPyConnection) -> tuple[InteractionData, int]:
 def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: int,
                    data: InteractionData | None = None, watermark: int | None = None,
                    models: Mapping[str, Recommender] | None = None, model_names: tuple[str, ...] | None = None,
-                   progress: Progress | None = None) -> Snapshot:
+                   pair_min_count: int = 2, progress: Progress | None = None) -> Snapshot:
     """Read the store into a new Snapshot.
 
     Args:
@@ -347,6 +349,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         data, watermark: already-read InteractionData and its watermark (read here when None).
         models: already-fitted models (loaded from disk when None).
         model_names: models to load (None: every saved model).
+        pair_min_count: baskets a pair needs to be listed as bought together (the online updates' threshold).
         progress: step messages.
     """
     say = progress or (lambda _m: None)
@@ -355,7 +358,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         say("reading events")
         data, watermark = read_data(con)
     say("reading pairs, itemsets, rules, clusters and segments")
-    pairs = _load_pairs(con, data)
+    pairs = _load_pairs(con, data, pair_min_count)
     bundles = _load_bundles(con, data)
     rules = _load_rules(con)
     group, group_label = _load_groups(con, data)

@@ -167,7 +167,7 @@ class ServiceState:
         cur = self.con.cursor()
         try:
             snap = build_snapshot(cur, str(path), version=self.next_version(), model_names=self.settings.models,
-                                  progress=log.info)
+                                  pair_min_count=self.settings.pair_min_count, progress=log.info)
         finally:
             cur.close()
         self.current = self._serving(snap)
