@@ -108,6 +108,15 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
     assert [r["score"] for r in items] == sorted((r["score"] for r in items), reverse=True)
     res = cli("similar", "NOT-A-SKU", "--store", store, "--model", "itemknn")
     assert res.returncode == 2 and "unknown item 'NOT-A-SKU'" in res.stderr
+    every = {r["item_id"]: r["evidence"]["relation"] for r in json.loads(cli(
+        "similar", "85123A", "--store", store, "--model", "itemknn", "--n", "40", "--explain", "--json").stdout)["items"]}
+    for relation in ("complement", "substitute"):  # "goes with" and "instead of": each kept, in the model's order
+        res = cli("similar", "85123A", "--store", store, "--model", "itemknn", "--n", "40", "--relation", relation,
+                  "--explain", "--json")
+        kept = [(r["item_id"], r["evidence"]["relation"]) for r in json.loads(res.stdout)["items"]]
+        assert kept and {rel for _, rel in kept} == {relation}
+        assert [i for i, rel in every.items() if rel == relation] == [i for i, _ in kept][:sum(
+            rel == relation for rel in every.values())]
 
 
 def test_recommend_baskets_fold_ids_as_the_store_does(shop, cli, tmp_path) -> None:

@@ -592,22 +592,34 @@ def _column(text: str | None, width: int) -> str:
               "(hybrid after analyze), else ease.")
 @click.option("--n", "n", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--explain", is_flag=True, help="Show the evidence: co-purchases, lift, text similarity, relation.")
+@click.option("--relation", type=click.Choice(["complement", "substitute", "related"]),
+              help="Only items in this relation to ITEM_ID: complement (goes with it: bought together far more than "
+              "chance), substitute (instead of it: alike, not bought together more than chance) or related.")
 @json_option
 @click.pass_context
 @_run_guarded
 def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, n: int, explain: bool,
-            as_json: bool) -> None:
+            relation: str | None, as_json: bool) -> None:
     """Items most associated with ITEM_ID according to a model, optionally with why."""
-    from itemaffinity.models.explain import Explainer, text_vectors
+    from dataclasses import replace
+
+    import numpy as np
+
+    from itemaffinity.models.explain import RELATION_SCAN, Explainer, text_vectors
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
     stored_id = _item_id_folder(store_path)(item_id)  # as the store holds it (item_id_case)
     if stored_id not in data.items:
         raise InputError(f"unknown item {item_id!r}: not in the store")
     item_id = stored_id
-    recs = model.similar_items([item_id], n=n)[0]
+    explainer = Explainer(data, text_vectors(data)) if explain or relation else None
+    recs = model.similar_items([item_id], n=RELATION_SCAN if relation else n)[0]
+    if relation:  # the model's ranking, kept where the pair's evidence names the relation
+        found = explainer.pair_stats(data.items.index(item_id), data.items.indices(recs.item_ids))["relation"]
+        keep = np.flatnonzero(found == relation)[:n]
+        recs = replace(recs, item_ids=tuple(recs.item_ids[k] for k in keep), scores=recs.scores[keep].copy())
     if explain:
-        recs = Explainer(data, text_vectors(data)).explain(model, [item_id], recs)
+        recs = explainer.explain(model, [item_id], recs)
     rows = recs.to_list()
     for r in rows:
         r["title"] = data.titles[data.items.index(r["item_id"])]

@@ -240,3 +240,23 @@ def test_precomputed_answers_equal_computed_ones(api, store):
         computed = api.get(f"/v1/items/{item}/{route}", params={"n": 10, "explain": "false"})
         assert computed.headers.get("x-cache") is None
         assert cached.content == computed.content
+
+
+@pytest.mark.parametrize("route", ["similar", "bought-together"])
+def test_relation_filter_keeps_what_goes_with_or_replaces_the_product(api, store, route):
+    """relation=complement ("goes with"), substitute ("instead of") or related keeps the items whose evidence names
+    that relation, looking deeper into the ranking for them: every such item of the unfiltered top 50 is kept."""
+    top = store.facts["top_item"]
+    every = ok(api.get(f"/v1/items/{top}/{route}", params={"n": 50, "explain": "true"}))["items"]
+    named = {i["evidence"]["relation"] for i in every}
+    # The best seller's 50 strongest partners are all complements; its similar items are mixed.
+    assert named == {"complement"} if route == "bought-together" else len(named) >= 2
+    for relation in ("complement", "substitute", "related"):
+        kept = ok(api.get(f"/v1/items/{top}/{route}", params={"n": 100, "explain": "true", "relation": relation}))
+        kept = kept["items"]
+        assert {i["evidence"]["relation"] for i in kept} <= {relation}
+        assert kept or route == "bought-together", f"the model's ranking holds {relation}s within its top 2,000"
+        assert {i["item_id"] for i in every if i["evidence"]["relation"] == relation} <= {i["item_id"] for i in kept}
+        scores = [i["score"] for i in kept]
+        assert scores == sorted(scores, reverse=True)
+    assert api.get(f"/v1/items/{top}/{route}", params={"relation": "rival"}).status_code == 422

@@ -22,6 +22,8 @@ from itemaffinity.models.base import Recommender, Recs
 COMPLEMENT_MIN_COUNT = 3
 COMPLEMENT_MIN_LIFT = 2.0
 SUBSTITUTE_MIN_TEXT = 0.5
+RELATION_SCAN = 2000
+"""Most of a model's ranking walked for items in one relation to a product (a relation filter)."""
 
 
 def relation(co_count: int, lift: float, text_similarity: float | None, same_category: bool) -> str:

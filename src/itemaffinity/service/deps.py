@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -31,6 +31,9 @@ Current = Annotated[Serving, Depends(get_serving)]
 
 N = Annotated[int, Query(ge=1, le=100, description="How many items to return.")]
 Explain = Annotated[bool, Query(description="Add the evidence (why each item is shown).")]
+Relation = Annotated[Literal["complement", "substitute", "related"] | None, Query(description=(
+    "Only items in this relation to the product: complement (goes with it: bought together far more than chance), "
+    "substitute (instead of it: alike in text or category, not bought together more than chance) or related."))]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
 ModelName = Annotated[str | None, Query(max_length=50, description="A loaded model (default: the best on the "

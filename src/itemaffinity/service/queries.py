@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Sequence
 
 import numpy as np
@@ -238,25 +239,45 @@ def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
     return snap.data.items.indices(item_ids)  # a model's own ids: nothing to fold
 
 
+def pair_relation(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
+                  model_ev: dict[str, Any] | None = None) -> str | None:
+    """The relation of items a and b as their evidence states it (co-purchases, lift, text, category)."""
+    n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
+    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
+    return _relation(snap, a, b, n_ab, pair_measures(n_ab, n_a, n_b, n)["lift"], sim, model_ev)
+
+
 def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
-            model: str | None, n: int, filt: ItemFilter, explain: bool) -> dict[str, Any]:
-    """Items a model finds most similar to `item_id` (substitutes / alternatives)."""
+            model: str | None, n: int, filt: ItemFilter, explain: bool, relation: str | None = None
+            ) -> dict[str, Any]:
+    """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
+    one relation to it ("instead of": substitute; "goes with": complement)."""
     require_item(snap, item_id)
     name, rec = _model(snap, model)
-    out = rec.similar_items([item_id], n=n if filt.empty else rec.n_items_)[0]
-    return similar_body(snap, item_id, name, out, n, filt, online if explain else None, semantic)
+    from itemaffinity.models.explain import RELATION_SCAN
+
+    depth = n if filt.empty and relation is None else (rec.n_items_ if relation is None else RELATION_SCAN)
+    out = rec.similar_items([item_id], n=depth)[0]
+    return similar_body(snap, item_id, name, out, n, filt, online if explain else None, semantic,
+                        relation=relation, relation_online=online)
 
 
 def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,
-                 online: OnlineState | None = None, semantic: SemanticSearch | None = None) -> dict[str, Any]:
-    """The `similar` answer from a model's ranking of `item_id`'s neighbours (evidence with `online`)."""
+                 online: OnlineState | None = None, semantic: SemanticSearch | None = None, *,
+                 relation: str | None = None, relation_online: OnlineState | None = None) -> dict[str, Any]:
+    """The `similar` answer from a model's ranking of `item_id`'s neighbours (evidence with `online`; only
+    items in `relation` to it, judged with `relation_online`'s co-counts, when given)."""
     a = snap.item_index(item_id)
     idx = _recs_to_idx(snap, out.item_ids)
     pos = np.flatnonzero(idx >= 0)
     if not filt.empty:
         pos = pos[filt.mask(snap)[idx[pos]]]
+    if relation is not None:
+        evs = out.evidence
+        pos = (p for p in pos if pair_relation(snap, relation_online, semantic, a, int(idx[p]),
+                                               evs[p] if evs is not None else None) == relation)
     items = []
-    for p in pos[:n]:
+    for p in islice(pos, n):
         b = int(idx[p])
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
         if online is not None:
@@ -292,13 +313,22 @@ def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSear
 
 
 def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
-                    n: int, filt: ItemFilter, explain: bool, n_bundles: int = 5) -> dict[str, Any]:
-    """Complements from pair statistics (shrunk lift), and bundles from frequent itemsets."""
+                    n: int, filt: ItemFilter, explain: bool, n_bundles: int = 5,
+                    relation: str | None = None) -> dict[str, Any]:
+    """Complements from pair statistics (shrunk lift), optionally only those in one relation to the item, and
+    bundles from frequent itemsets."""
     a = require_item(snap, item_id)
     rows = online.pairs(a)
     pos = np.arange(len(rows))
     if not filt.empty:
         pos = pos[filt.mask(snap)[rows.partner]]
+    if relation is not None:
+        def related(p: int) -> bool:
+            b = int(rows.partner[p])
+            sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
+            return _relation(snap, a, b, int(rows.n_ab[p]), float(rows.lift[p]), sim) == relation
+
+        pos = np.array([p for p in pos if related(p)], dtype=np.int64)
     items = []
     for p in pos[:n]:
         b = int(rows.partner[p])

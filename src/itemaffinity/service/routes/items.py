@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from itemaffinity.service import queries
-from itemaffinity.service.deps import (Current, Explain, Filters, Limit, ModelName, N, Offset, State, cached_json,
-                                       dumps, json_response)
+from itemaffinity.service.deps import (Current, Explain, Filters, Limit, ModelName, N, Offset, Relation, State,
+                                       cached_json, dumps, json_response)
 from itemaffinity.service.routes import problems
 from itemaffinity.service.schemas import BoughtTogetherOut, ItemDetailOut, SearchOut, SimilarOut
 
@@ -39,23 +39,25 @@ async def item(item_id: ItemPath, serving: Current) -> Response:
 @router.get("/{item_id}/similar", response_model=SimilarOut, responses=problems(404, 422),
             summary="Similar products (substitutes, alternatives)")
 async def similar(request: Request, item_id: ItemPath, state: State, serving: Current, filters: Filters,
-                  model: ModelName = None, n: N = 10, explain: Explain = False) -> Response:
+                  model: ModelName = None, n: N = 10, explain: Explain = False, relation: Relation = None) -> Response:
     """Items a fitted model scores as most similar to this one."""
     snap, online = serving.snap, serving.online
     idx = queries.require_item(snap, item_id)
     body = dumps(queries.similar(snap, online, state.semantic, item_id, model=model, n=n, filt=filters,
-                                 explain=explain))
-    # Model scores change only with the snapshot; the evidence's co-counts also with posted baskets.
-    return cached_json(request, state, serving, body, idx if explain else -1, text=explain)
+                                 explain=explain, relation=relation))
+    # Model scores change only with the snapshot; the evidence's co-counts and relations also with posted baskets.
+    by_pairs = explain or relation is not None
+    return cached_json(request, state, serving, body, idx if by_pairs else -1, text=by_pairs)
 
 
 @router.get("/{item_id}/bought-together", response_model=BoughtTogetherOut, responses=problems(404, 422),
             summary="Bought together (complements) and bundles")
 async def bought_together(request: Request, item_id: ItemPath, state: State, serving: Current, filters: Filters,
-                          n: N = 10, explain: Explain = False) -> Response:
+                          n: N = 10, explain: Explain = False, relation: Relation = None) -> Response:
     """Partners ranked by shrunk lift from the pair statistics (posted baskets included), and the
     frequent itemsets holding the item."""
     snap, online = serving.snap, serving.online
     idx = queries.require_item(snap, item_id)
-    body = dumps(queries.bought_together(snap, online, state.semantic, item_id, n=n, filt=filters, explain=explain))
-    return cached_json(request, state, serving, body, idx, text=explain)
+    body = dumps(queries.bought_together(snap, online, state.semantic, item_id, n=n, filt=filters, explain=explain,
+                                         relation=relation))
+    return cached_json(request, state, serving, body, idx, text=explain or relation is not None)
