@@ -44,6 +44,20 @@ def test_product_filters_limit_the_suggestions(page):
     assert prices and max(prices) <= 1.0
 
 
+def test_similar_products_can_show_only_substitutes_or_complements(page, server):
+    # A best seller that the served model finds substitutes for (alike, not bought together more than chance).
+    best = httpx.get(server.url + "/v1/items", params={"limit": 30}).json()["items"]
+    item = next(i["item_id"] for i in best if httpx.get(
+        f"{server.url}/v1/items/{i['item_id']}/similar", params={"relation": "substitute", "n": 1}).json()["items"])
+    page.goto(f"/#/item/{item}")
+    page.wait_for_selector("#similar [data-testid=substitute]")
+    for relation in ("substitute", "complement"):
+        page.select_option("#relation-select", relation)
+        expect(page.locator("#similar [data-testid=substitute] .chip.tag", has_text=relation).first).to_be_visible()
+        shown = page.locator("#similar [data-testid=substitute]").all_inner_texts()
+        assert shown and all(relation in text for text in shown)
+
+
 def test_rules_explorer_filters_sorts_and_exports(page, server, shots):
     page.goto("/#/rules")
     page.wait_for_selector("[data-testid=rule-row]")

@@ -175,13 +175,17 @@
     const similar = h("div", { id: "similar" });
     const bundles = h("div", { id: "bundles" });
     const modelSel = h("select", { id: "model-select", "aria-label": "Model for similar products" });
+    const relationSel = h("select", { id: "relation-select", "aria-label": "Which similar products" },
+      h("option", { value: "" }, "all of them"), h("option", { value: "substitute" }, "only what could replace it (substitutes)"),
+      h("option", { value: "complement" }, "only what goes with it (complements)"));
+    relationSel.onchange = () => loadSimilar();
     page("Product", null, head,
       h("div", { class: "card" }, filterBar(filters, (f) => { location.hash = itemHref(id) + query(f); })),
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "h-comp" }, h("h2", { id: "h-comp", text: "Bought together (complements)" }),
           h("p", { class: "hint", text: "Products found in the same baskets much more often than chance. Good for cross-selling and “frequently bought together”." }), complements),
         h("section", { class: "card", "aria-labelledby": "h-sim" }, h("h2", { id: "h-sim", text: "Similar products (substitutes)" }),
-          h("p", { class: "hint" }, "Alternatives a shopper might take instead, according to the model ", modelSel, "."), similar)),
+          h("p", { class: "hint" }, "Alternatives a shopper might take instead, according to the model ", modelSel, "; show ", relationSel, "."), similar)),
       h("section", { class: "card", "aria-labelledby": "h-bun" }, h("h2", { id: "h-bun", text: "Bundles" }),
         h("p", { class: "hint", text: "Groups of products bought together as a whole — candidates for bundle offers." }), bundles));
     const f = { min_price: filters.min_price, max_price: filters.max_price, category: filters.category, exclude_category: filters.exclude_category };
@@ -214,8 +218,8 @@
     });
     function loadSimilar() {
       fill(similar, async () => {
-        const r = await api(`/v1/items/${encodeURIComponent(id)}/similar`, { n: 10, explain: true, model: modelSel.value || null, ...f });
-        if (!r.items.length) return empty("The model has nothing similar to show" + (f.category || f.min_price || f.max_price ? " with these filters." : "."));
+        const r = await api(`/v1/items/${encodeURIComponent(id)}/similar`, { n: 10, explain: true, model: modelSel.value || null, relation: relationSel.value || null, ...f });
+        if (!r.items.length) return empty("The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
         return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
             [fmt.int(x.evidence.co_count) + " shared baskets"], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
