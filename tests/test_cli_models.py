@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -117,6 +118,20 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
         assert kept and {rel for _, rel in kept} == {relation}
         assert [i for i, rel in every.items() if rel == relation] == [i for i, _ in kept][:sum(
             rel == relation for rel in every.values())]
+
+
+def test_a_store_held_by_another_process_is_named_with_what_to_do(shop, cli, tmp_path) -> None:
+    """DuckDB lets one process write a file; the usual holder is a running service. The CLI says so in one line
+    (exit 2), not as an internal error."""
+    import duckdb
+
+    store = tmp_path / "held.duckdb"
+    assert cli("ingest", shop["orders"], "--map", shop["map"], "--store", store).returncode == 0
+    with duckdb.connect(str(store)):
+        res = cli("similar", "85123A", "--store", store, "--model", "itemknn")
+    assert res.returncode == 2 and "internal error" not in res.stderr
+    assert f"the store {store} is open in another process (PID {os.getpid()})" in res.stderr
+    assert "itemaffinity serve" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_recommend_baskets_fold_ids_as_the_store_does(shop, cli, tmp_path) -> None:

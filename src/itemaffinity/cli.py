@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -73,6 +74,12 @@ def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("ITEMAFFINITY_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
+            locked = re.search(r'Could not set lock on file "(.+?)".*?\(PID (\d+)\)', first)
+            if locked:  # DuckDB lets one process write a file: most often a running `itemaffinity serve`
+                click.echo(f"itemaffinity: error: the store {locked[1]} is open in another process (PID {locked[2]}), "
+                           "such as a running 'itemaffinity serve': stop it first, or send events to the service "
+                           "(POST /v1/events, then /v1/admin/rebuild)", err=True)
+                sys.exit(2)
             click.echo(f"itemaffinity: internal error: {type(exc).__name__}: {first} "
                        f"(set ITEMAFFINITY_DEBUG=1 for the traceback)", err=True)
             sys.exit(1)
