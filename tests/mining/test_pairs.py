@@ -35,6 +35,18 @@ def test_counts_and_measures_on_a_tiny_example(csr_from_sets):
     assert table.column("lift").to_pylist() == pytest.approx(pairs.measure("lift").tolist())
 
 
+def test_a_measure_undefined_for_a_never_bought_item_is_null(recwarn):
+    """The analysis stores each item's text neighbours beside its co-purchase partners, never-bought products'
+    too: their lift is 0 / 0, stored as null (NaN would sort above every lift in SQL), with no warning."""
+    from itemaffinity.mining import PairStats
+
+    pairs = PairStats(np.array([0, 0]), np.array([1, 2]), np.array([2, 0]), np.array([4, 4]), np.array([3, 0]), 10)
+    table = pairs.to_arrow()
+    assert table.column("lift").to_pylist() == [pytest.approx(20 / 12), None]
+    assert table.column("support").to_pylist() == [0.2, 0.0]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_weights_and_duplicates_are_binarised(csr_from_sets):
     import scipy.sparse as sp
 
