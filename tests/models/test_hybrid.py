@@ -204,6 +204,33 @@ def test_items_no_component_proposes_follow_category_then_popularity(split) -> N
         assert np.ptp(pop[group]) > 0 and (np.diff(pop[group]) <= 1e-6).all(), "then by popularity"
 
 
+def test_a_product_nobody_has_bought_gets_look_alikes_then_its_category() -> None:
+    """A new product's similar items come from the fallback chain content → category → popularity, not from the
+    rankers, which learnt on bought items and put best sellers first."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    warm = [f"w{k:02d}" for k in range(20)]
+    baskets = [rng.choice(10, 3, replace=False) + 10 * (b % 2) for b in range(300)]  # each half bought together
+    events = pa.table({"basket_id": [f"b{b}" for b, items in enumerate(baskets) for _ in items],
+                       "user_id": [f"u{b % 40}" for b, items in enumerate(baskets) for _ in items],
+                       "item_id": [warm[i] for items in baskets for i in items]})
+    # Ids sorting after the bought items', so that ties among the components' zero scores do not make them candidates.
+    new = {"z1": ("enamel camping kettle green", "set 1"), "z2": ("enamel camping kettle green, large", "set 2"),
+           "z3": ("enamel camping mug", "set 2"), "z4": ("linen apron", "set 1")}
+    catalog = pa.table({"item_id": warm + list(new),
+                        "title": [f"widget {k}" for k in range(20)] + [t for t, _ in new.values()],
+                        "category": ["set 1"] * 10 + ["set 2"] * 10 + [c for _, c in new.values()]})
+    data = InteractionData.from_tables(events, catalog)
+    model = create_model("hybrid", components=("ease", "itemknn"), n_candidates=5, validation="random",
+                         validation_slices=1, validation_share=0.3, n_estimators=20, text_model=None).fit(data)
+    ranked = list(model.similar_items(["z1"], n=data.n_items)[0].item_ids)
+    assert ranked[:2] == ["z2", "z3"], "the look-alike titles first, the closest first"
+    assert ranked.index("z4") < min(ranked.index(w) for w in warm[10:]), "then its category, before popularity"
+    assert model.recommend(basket=["z1"], n=1).item_ids == ("z2",)
+    assert model.recommend(basket=["w01", "w02"], n=3).item_ids[0] in warm[:10], "a bought item's query: the rankers"
+
+
 def test_components_from_the_command_line() -> None:
     from itemaffinity.evaluation.experiment import parse_models
 

@@ -17,9 +17,11 @@ Fit (all inside the training data, never the test split):
 4. refit the components on all the training data. `refresh(data)` repeats only this step on new data,
    keeping the rankers.
 Items no component proposes rank after every candidate: those sharing a category with a query item
-first, then by popularity. With a text component among the components (tfidf, content), which
-proposes look-alikes of an item nobody has bought yet, that is the fallback chain content →
-category → popularity; a query with no known items gets popularity: every query gets an answer.
+first, then by popularity. A query whose items nobody has bought yet (a new product's "similar items")
+is not ranked by the rankers, which learnt from bought items and would put best sellers first: it
+takes the fallback chain content → category → popularity, its items' text cosine (sentence embeddings,
+else TF-IDF) before the category step and popularity. A query with no known items gets popularity:
+every query gets an answer.
 
 Features are built the same way for validation and for serving: popularity "recently" means the
 `recent_days` before the query's time — a validation basket's own timestamp, and the end of the
@@ -62,6 +64,10 @@ RANKER_STATE = ("booster_", "booster_sizes_", "candidate_recall_", "rankers_unti
 FALLBACK = -1e3
 """Base score of the items no component proposes: below any ranker score, and small enough for float32
 to keep the popularity shares (0–1) and the category step (+2) added to it apart."""
+
+COLD_TEXT_WEIGHT = 10.0
+"""Weight of the text cosine (0–1) in a cold query's fallback scores: a look-alike (cosine ≥ 0.3) comes before
+an item sharing only a category (+2), and both before popularity (0–1)."""
 
 COMPONENT_FEATURES = ("score / query's best score", "rank in the component's top n_candidates (n+1 if absent)")
 FEATURES = (
@@ -608,13 +614,36 @@ class Hybrid(Recommender):
                     p -= mean
                     p /= sd + 1e-9
             out[rows, cand[valid]] = np.mean(preds, axis=0)
+        cold = self._cold_rows(queries)
+        if cold.any():
+            out[cold] = self._category_popularity(queries[cold]) + COLD_TEXT_WEIGHT * self._text_cosine(queries[cold])
         return out
 
+    def _cold_rows(self, queries: sp.csr_matrix) -> np.ndarray:
+        """(q,) bool: the rows with items, none of which was bought in the training data."""
+        qb = sp.csr_matrix(queries > 0, dtype=np.float32)
+        warm = qb @ (np.asarray(self.item_counts_).ravel() > 0).astype(np.float32)
+        return (np.diff(qb.indptr) > 0) & (warm == 0)
+
+    def _text_cosine(self, queries: sp.csr_matrix) -> np.ndarray:
+        """(q, n_items) largest cosine of each item's text to a query item's (sentence embeddings, else TF-IDF)."""
+        vectors = self.sentence_vectors_ if self.sentence_vectors_.shape[1] else self.text_vectors_
+        out = np.zeros(queries.shape, np.float32)
+        for r in range(queries.shape[0]):
+            items = queries.indices[queries.indptr[r]:queries.indptr[r + 1]]
+            sims = vectors[items] @ vectors.T
+            out[r] = np.asarray(sims.todense() if sp.issparse(sims) else sims).max(axis=0)
+        return np.maximum(out, 0.0)
+
     def _fallback_scores(self, queries: sp.csr_matrix) -> np.ndarray:
-        """(q, n_items) scores of the items no component proposes: FALLBACK, + 2 for an item sharing a
-        category with one of the query's items, + its popularity share (0–1)."""
+        """(q, n_items) scores of the items no component proposes: FALLBACK + `_category_popularity`."""
+        return self._category_popularity(queries, FALLBACK)
+
+    def _category_popularity(self, queries: sp.csr_matrix, base: float = 0.0) -> np.ndarray:
+        """(q, n_items) `base`, + 2 for an item sharing a category with one of the query's items, + its popularity
+        share (0–1)."""
         pop = self.popularity_.ravel()
-        out = np.tile(FALLBACK + pop / max(float(pop.max()), 1e-9), (queries.shape[0], 1)).astype(np.float32)
+        out = np.tile(base + pop / max(float(pop.max()), 1e-9), (queries.shape[0], 1)).astype(np.float32)
         query_cats = sp.csr_matrix(queries > 0, dtype=np.float32) @ self.item_category_
         out += 2.0 * ((query_cats @ self.item_category_.T).toarray() > 0)
         return out
