@@ -252,21 +252,20 @@ def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None
             ) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
     one relation to it ("instead of": substitute; "goes with": complement)."""
-    require_item(snap, item_id)
-    name, rec = _model(snap, model)
     from itemaffinity.models.explain import RELATION_SCAN
 
+    require_item(snap, item_id)
+    name, rec = _model(snap, model)
     depth = n if filt.empty and relation is None else (rec.n_items_ if relation is None else RELATION_SCAN)
     out = rec.similar_items([item_id], n=depth)[0]
-    return similar_body(snap, item_id, name, out, n, filt, online if explain else None, semantic,
-                        relation=relation, relation_online=online)
+    return similar_body(snap, item_id, name, out, n, filt, online, semantic, explain=explain, relation=relation)
 
 
 def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,
                  online: OnlineState | None = None, semantic: SemanticSearch | None = None, *,
-                 relation: str | None = None, relation_online: OnlineState | None = None) -> dict[str, Any]:
-    """The `similar` answer from a model's ranking of `item_id`'s neighbours (evidence with `online`; only
-    items in `relation` to it, judged with `relation_online`'s co-counts, when given)."""
+                 explain: bool = False, relation: str | None = None) -> dict[str, Any]:
+    """The `similar` answer from a model's ranking of `item_id`'s neighbours: with the evidence (`explain`), and
+    only the items in `relation` to it; both read `online`'s co-counts."""
     a = snap.item_index(item_id)
     idx = _recs_to_idx(snap, out.item_ids)
     pos = np.flatnonzero(idx >= 0)
@@ -274,13 +273,13 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
         pos = pos[filt.mask(snap)[idx[pos]]]
     if relation is not None:
         evs = out.evidence
-        pos = (p for p in pos if pair_relation(snap, relation_online, semantic, a, int(idx[p]),
+        pos = (p for p in pos if pair_relation(snap, online, semantic, a, int(idx[p]),
                                                evs[p] if evs is not None else None) == relation)
     items = []
     for p in islice(pos, n):
         b = int(idx[p])
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
-        if online is not None:
+        if explain:
             model_ev = out.evidence[p] if out.evidence is not None else None
             row["evidence"] = similar_evidence(snap, online, semantic, a, b, model, float(out.scores[p]), model_ev)
         items.append(row)
