@@ -54,6 +54,22 @@ def test_search_by_words_id_and_popularity(api, store):
     assert ok(api.get("/v1/items", params={"q": "zzqqxx-no-such-thing"}))["total"] == 0
 
 
+def test_search_puts_the_closest_of_the_full_matches_first(api, store):
+    """Of the many titles holding every word of the query, those closest in meaning come first (by the server's
+    text search, TF-IDF here), and only then the best sellers: "salt" finds Salt before Salted Butter."""
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.service.search import load_semantic
+
+    data = InteractionData.from_store(store.path)
+    text = load_semantic(data, "tfidf")
+    for q in ("heart holder", "cake stand", "lunch bag"):
+        found = ok(api.get("/v1/items", params={"q": q, "limit": 5}))["items"]
+        assert all(i["match"] == "title+semantic" and i["score"] == 1.0 for i in found), "full matches first"
+        holds_every_word = lambda item: all(w in data.titles[data.items.index(item)] for w in q.upper().split())  # noqa: E731
+        closest = [item for item, _ in text.search(q, 50) if holds_every_word(item)]
+        assert [i["item_id"] for i in found] == closest[:5], q
+
+
 def test_item_record_has_statistics(api, store):
     item = ok(api.get(f"/v1/items/{store.facts['top_item']}"))
     assert item["stats"]["baskets"] == store.facts["top_item_baskets"]

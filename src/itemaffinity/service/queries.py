@@ -128,6 +128,7 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
         hit, lex = lexical.search(q)
         combined = {int(i): float(s) for i, s in zip(hit, lex)}
         match = {i: ("id" if lexical.ids[i] == q.upper() else "title") for i in combined}
+        closeness: dict[int, float] = {}  # semantic cosine: orders equally strong lexical matches
         if semantic is not None:
             for item_id, cos in semantic.search(q, 50):
                 i = snap.item_index(item_id)
@@ -135,10 +136,14 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
                     continue
                 # Semantic matches rank below full lexical matches of the same strength.
                 combined[i] = max(combined.get(i, 0.0), 0.95 * cos)
+                closeness[i] = cos
                 match[i] = match[i] + "+semantic" if i in match else "semantic"
         idx = np.fromiter(combined.keys(), np.int64, len(combined))
         scores = np.fromiter(combined.values(), np.float64, len(combined))
-        order = idx[np.lexsort((-snap.data.item_baskets[idx], -scores))] if len(idx) else idx
+        close = np.array([closeness.get(int(i), 0.0) for i in idx])
+        # Of the titles holding every word, those closest in meaning first ("salt": Salt before Salted Butter),
+        # then the best sellers.
+        order = idx[np.lexsort((-snap.data.item_baskets[idx], -close, -scores))] if len(idx) else idx
         scores = np.array([combined[int(i)] for i in order])
     page = order[offset:offset + limit]
     items = [{**item_summary(snap, int(i)), "score": float(s), "match": match.get(int(i), "popular"),
