@@ -64,3 +64,21 @@ def test_a_label_is_never_a_piece_of_one_title() -> None:
     assert _label(titles[:2], background, len(titles)) == "耳机"
     assert _label(titles[:1], background, len(titles)) == "无线蓝牙耳机"
     assert _label(titles[2:], background, len(titles)) == "紫砂茶杯 套装"
+
+
+def test_customers_alike_in_a_measure_get_one_rfm_score(or_store) -> None:
+    """Online Retail's one-basket customers (about a third) share one frequency score, and customers with equal
+    recency, frequency and spend share a segment: the scores used to spread ties by the order of the ids."""
+    import duckdb
+
+    from itemaffinity.models.cluster import customer_segments
+
+    data = InteractionData.from_store(str(or_store[0]))
+    with duckdb.connect(str(or_store[0]), read_only=True) as con:
+        seg = customer_segments(con, data, product_groups(data))
+    once = seg["frequency"] == 1
+    assert 0.2 < once.mean() < 0.5 and len(set(seg["f"][once].tolist())) == 1
+    key = np.stack([seg["recency_days"], seg["frequency"], seg["monetary"]], axis=1)
+    _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    assert (seg["segment"] == seg["segment"][first][group.ravel()]).all()
+    assert set(seg["segment"].tolist()) >= {"Champions", "Loyal customers", "At risk", "Lost"}

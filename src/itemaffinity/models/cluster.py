@@ -115,8 +115,12 @@ RFM_SEGMENTS = (  # (name, condition on recency score r and frequency-monetary s
 
 
 def _quintile(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
-    ranks = np.argsort(np.argsort(values if higher_is_better else -values, kind="stable"), kind="stable")
-    return 1 + (ranks * 5 // max(len(values), 1))
+    """Score 1–5 by quintile of rank; tied values share their mean rank, so customers alike in a measure (the many
+    one-basket customers' frequency) get one score, not scores spread by the order of their ids."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(values if higher_is_better else -values, method="average") - 1
+    return (1 + np.floor(ranks * 5 / max(len(values), 1))).astype(int)
 
 
 def customer_segments(con: duckdb.DuckDBPyConnection, data: InteractionData, groups: ProductGroups,
