@@ -82,3 +82,22 @@ def test_customers_alike_in_a_measure_get_one_rfm_score(or_store) -> None:
     _, first, group = np.unique(key, axis=0, return_index=True, return_inverse=True)
     assert (seg["segment"] == seg["segment"][first][group.ravel()]).all()
     assert set(seg["segment"].tolist()) >= {"Champions", "Loyal customers", "At risk", "Lost"}
+
+
+def test_customers_without_purchase_times_get_no_rfm_name() -> None:
+    """Without purchase times recency is unknown (Instacart's sample): those customers are "No purchase dates", not
+    "Loyal customers" as ties in every measure made all 974 of them; customers with times are named as before."""
+    import duckdb
+
+    from itemaffinity.models.cluster import NO_DATES, customer_segments
+
+    events = pa.table({"user_id": ["u1", "u1", "u2", "u3", "u4"], "basket_id": ["b1", "b2", "b3", "b4", "b5"],
+                       "item_id": ["A", "B", "A", "B", "A"], "event": ["purchase"] * 5, "value": [5.0, 3.0, 1.0, 2.0, 9.0],
+                       "ts": pa.array([None, None, None, "2024-03-01", "2024-01-01"], pa.string()).cast(pa.timestamp("s"))})
+    data = InteractionData.from_tables(events)
+    con = duckdb.connect()
+    con.register("events", events)
+    seg = customer_segments(con, data, product_groups(data))
+    named = dict(zip(seg["user_id"].tolist(), seg["segment"].tolist()))
+    assert named["u1"] == named["u2"] == NO_DATES
+    assert NO_DATES not in (named["u3"], named["u4"]) and named["u3"] != named["u4"]

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from collections import Counter
@@ -103,6 +102,8 @@ def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -
     return ProductGroups(cluster, labels, np.bincount(km.labels_, minlength=k))
 
 
+NO_DATES = "No purchase dates"
+"""The segment of a customer whose purchases have no times: recency, and so an RFM segment, is unknown."""
 RFM_SEGMENTS = (  # (name, condition on recency score r and frequency-monetary score fm, each 1..5)
     ("Champions", lambda r, fm: (r >= 4) & (fm >= 4)),
     ("Loyal customers", lambda r, fm: (r >= 3) & (fm >= 3)),
@@ -130,19 +131,20 @@ def customer_segments(con: duckdb.DuckDBPyConnection, data: InteractionData, gro
     Returns:
         dict with user_id, recency_days, frequency, monetary, r, f, m, segment, behaviour arrays.
     """
-    rows = con.execute("""SELECT user_id, max(ts) AS last_ts, count(DISTINCT basket_id) AS frequency,
-            sum(coalesce(value, 0)) AS monetary FROM events WHERE event = 'purchase' AND user_id IS NOT NULL
-            GROUP BY user_id ORDER BY user_id""").fetchnumpy()
+    # Days from each customer's last purchase to the last purchase of all; NULL (no purchase times) is unknown.
+    rows = con.execute("""WITH p AS (SELECT * FROM events WHERE event = 'purchase' AND user_id IS NOT NULL)
+        SELECT user_id, epoch((SELECT max(ts) FROM p)) - epoch(max(ts)) AS recency_s,
+               count(DISTINCT basket_id) AS frequency, sum(coalesce(value, 0)) AS monetary
+        FROM p GROUP BY user_id ORDER BY user_id""").fetchnumpy()
     users = rows["user_id"].astype(object)
-    last = np.asarray(rows["last_ts"], dtype="datetime64[s]")
-    ref = last.max() if len(last) and not np.isnat(last).all() else np.datetime64(dt.datetime.now(), "s")
-    recency = np.where(np.isnat(last), np.inf, (ref - last).astype("timedelta64[s]").astype(np.float64) / 86400.0)
+    recency = np.ma.filled(np.ma.asarray(rows["recency_s"], dtype=np.float64), np.inf) / 86400.0
     freq = np.asarray(rows["frequency"], dtype=np.float64)
     money = np.asarray(rows["monetary"], dtype=np.float64)
     r, f, m = _quintile(recency, higher_is_better=False), _quintile(freq), _quintile(money)
     fm = np.rint((f + m) / 2).astype(int)
     segment = np.empty(len(users), dtype=object)
     segment[:] = None
+    segment[np.isinf(recency)] = NO_DATES  # recency unknown: no RFM name would be true
     for name, cond in RFM_SEGMENTS:
         pick = (segment == None) & cond(r, fm)  # noqa: E711 - elementwise on an object array
         segment[pick] = name
