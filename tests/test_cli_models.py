@@ -119,6 +119,13 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
         assert [i for i, rel in every.items() if rel == relation] == [i for i, _ in kept][:sum(
             rel == relation for rel in every.values())]
 
+    orders = tmp_path / "two-kinds.csv"  # A goes with B; nothing is like A
+    orders.write_text("order,sku,title\n" + "".join(f"o{k},A,Anvil\no{k},B,Bellows\nq{k},C,Candle\n" for k in range(5)))
+    store = tmp_path / "two-kinds.duckdb"
+    assert cli("ingest", orders, "--col", "basket_id=order", "--col", "item_id=sku", "--store", store).returncode == 0
+    res = cli("similar", "A", "--store", store, "--model", "itemknn", "--relation", "substitute")
+    assert res.returncode == 0 and "no substitute among the model's first 2,000 similar items" in res.stdout
+
 
 def test_a_store_held_by_another_process_is_named_with_what_to_do(shop, cli, tmp_path) -> None:
     """DuckDB lets one process write a file; the usual holder is a running service. The CLI says so in one line
