@@ -31,7 +31,7 @@ def relation(co_count: int, lift: float, text_similarity: float | None, same_cat
     if co_count >= COMPLEMENT_MIN_COUNT and lift >= COMPLEMENT_MIN_LIFT:
         return "complement"
     alike = (text_similarity is not None and text_similarity >= SUBSTITUTE_MIN_TEXT) or same_category
-    if alike and lift < COMPLEMENT_MIN_LIFT:
+    if alike and not lift >= COMPLEMENT_MIN_LIFT:  # NaN, a product never bought, is no sign of going together
         return "substitute"
     return "related"
 
@@ -42,7 +42,7 @@ def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarra
     out = np.full(len(co_count), "related", dtype=object)
     complement = (co_count >= COMPLEMENT_MIN_COUNT) & (lift >= COMPLEMENT_MIN_LIFT)
     alike = (np.nan_to_num(text_similarity, nan=-1.0) >= SUBSTITUTE_MIN_TEXT) | same_category
-    out[~complement & alike & (lift < COMPLEMENT_MIN_LIFT)] = "substitute"
+    out[~complement & alike & ~(lift >= COMPLEMENT_MIN_LIFT)] = "substitute"
     out[complement] = "complement"
     return out
 

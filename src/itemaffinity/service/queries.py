@@ -167,8 +167,10 @@ def pair_counts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[in
 
 
 def pair_measures(n_ab: int, n_a: int, n_b: int, n: int) -> dict[str, float]:
+    """Confidence and lift of a pair; NaN (null in JSON) for a product never bought."""
     args = (np.asarray([n_ab]), np.asarray([n_a]), np.asarray([n_b]), n)
-    return {m: float(MEASURES[m](*args)[0]) for m in ("confidence", "lift")}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {m: float(MEASURES[m](*args)[0]) for m in ("confidence", "lift")}
 
 
 def _short(title: str | None, item_id: str) -> str:
@@ -399,12 +401,14 @@ def _rules_for_basket(snap: Snapshot, basket_ids: set[str]) -> dict[str, tuple[i
 
 
 def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int, filt: ItemFilter, explain: bool,
-              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history") -> dict[str, Any]:
+              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history",
+              semantic: SemanticSearch | None = None) -> dict[str, Any]:
     """Recommendations for a known user (its history plus posted events) or an item list.
 
     Args:
         mode: "basket" (complete a basket: reasons name rules and items bought together) or
             "history" (a shopper's history).
+        semantic: the text layer, for evidence that names look alike (None: none).
     """
     name, rec = _model(snap, model)
     fallback = None
@@ -448,7 +452,8 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     for b, score, model_ev in picked:
         row = {**item_summary(snap, b), "score": score}
         if explain:
-            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback)
+            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback,
+                                                 semantic)
         items.append(row)
     return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
             "history_size": len(anchors)}
@@ -456,7 +461,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
 
 def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, model: str,
                        score: float, model_ev: dict[str, Any] | None, rules: dict[str, tuple[int, float]],
-                       mode: str, fallback: str | None) -> dict[str, Any]:
+                       mode: str, fallback: str | None, semantic: SemanticSearch | None = None) -> dict[str, Any]:
     if fallback:
         return {"model": None, "model_score": score, "contributing": [],
                 "reason": f"Nothing to go on yet, so this is one of the most bought products ({int(score):,} baskets)."}
@@ -479,8 +484,16 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
                           for x in contrib)
         parts.append(f"Bought together with items in {who}: {names}.")
     else:
-        parts.append(f"No item in the {'basket' if mode == 'basket' else 'history'} was bought with it directly; "
-                     f"the {model} model links them through similar shoppers.")
+        where = "basket" if mode == "basket" else "history"
+        alike = _most_alike(snap, semantic, anchors[:50], b)
+        if alike is not None:  # a product nobody has bought with them, e.g. a new one: its name says why
+            a, sim = alike
+            ev["text_similarity"] = sim
+            parts.append(f"No item in the {where} was bought with it yet; its name is like "
+                         f"{_short(snap.title(a), snap.data.items.id(a))}'s (text similarity {sim:.2f}).")
+        else:
+            parts.append(f"No item in the {where} was bought with it directly; the {model} model links them "
+                         "indirectly, through other products or similar shoppers.")
     if contrib:
         top = snap.item_index(contrib[0]["item_id"])
         relation = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"], None, model_ev)
@@ -488,6 +501,19 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
             ev["relation"] = relation
     ev["reason"] = " ".join(parts)
     return ev
+
+
+def _most_alike(snap: Snapshot, semantic: SemanticSearch | None, anchors: Sequence[int], b: int
+                ) -> tuple[int, float] | None:
+    """The anchor whose text is most like item b's, and the cosine, when it reaches SUBSTITUTE_MIN_TEXT."""
+    from itemaffinity.models.explain import SUBSTITUTE_MIN_TEXT
+
+    if semantic is None:
+        return None
+    b_id = snap.data.items.id(b)
+    sims = [(a, semantic.similarity(snap.data.items.id(a), b_id)) for a in anchors]
+    a, sim = max(((a, s) for a, s in sims if s is not None), key=lambda x: x[1], default=(None, None))
+    return (a, sim) if sim is not None and sim >= SUBSTITUTE_MIN_TEXT else None
 
 
 # -- rules, segments, data quality ----------------------------------------------------------------

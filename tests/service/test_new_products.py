@@ -1,0 +1,47 @@
+"""A product nobody has bought yet (in the catalog, not in any basket): the service's answers for it come from its
+text, and say so."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models import create_model
+from itemaffinity.service import queries
+from itemaffinity.service.online import OnlineState
+from itemaffinity.service.queries import ItemFilter
+from itemaffinity.service.search import load_semantic
+from itemaffinity.service.snapshot import build_snapshot
+
+NEW = {"z1": "enamel camping kettle green", "z2": "enamel camping kettle green large", "z3": "linen apron"}
+
+
+def test_a_new_product_is_completed_and_explained_by_its_name(write, ingest, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["order,sku,title"]
+    for b in range(300):  # two halves of 10 widgets each, bought together within their half
+        rows += [f"o{b},w{k + 10 * (b % 2):02d},widget {k + 10 * (b % 2)}" for k in rng.choice(10, 3, replace=False)]
+    catalog = write("catalog.csv", "item_id,title\n" + "".join(f"{i},{t}\n" for i, t in NEW.items()))
+    store = tmp_path / "shop.duckdb"
+    ingest(write("orders.csv", "\n".join(rows) + "\n"), cols=["basket_id=order", "item_id=sku"], catalog=catalog,
+           store=store)
+    data = InteractionData.from_store(store)
+    hybrid = create_model("hybrid", components=("ease", "itemknn"), n_candidates=5, validation="random",
+                          validation_slices=1, validation_share=0.3, n_estimators=20, text_model=None).fit(data)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={"hybrid": hybrid})
+    online, semantic = OnlineState(snap), load_semantic(snap.data, "tfidf")
+
+    basket = queries.recommend(snap, online, model="hybrid", n=2, filt=ItemFilter(), explain=True, history=["z1"],
+                               mode="basket", semantic=semantic)
+    first = basket["items"][0]
+    assert first["item_id"] == "z2" and first["evidence"]["text_similarity"] >= 0.5
+    assert "its name is like enamel camping kettle green (z1)'s" in first["evidence"]["reason"]
+
+    similar = queries.similar(snap, online, semantic, "z1", model="hybrid", n=2, filt=ItemFilter(), explain=True,
+                              relation="substitute")
+    assert [i["item_id"] for i in similar["items"]][:1] == ["z2"], "a look-alike nobody has bought: a substitute"
+    assert math.isnan(similar["items"][0]["evidence"]["lift"]), "the lift of products never bought is undefined"
