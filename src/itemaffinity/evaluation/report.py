@@ -234,7 +234,9 @@ def mining_section(report: Report, data: InteractionData, rules_table, pairs_tab
     rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
                   r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
     unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
-    top_pairs = unordered.sort_by([("n_ab", "descending")]).slice(0, n).to_pylist()
+    # bought together at least once: the table also holds text neighbours never bought together
+    top_pairs = unordered.filter(pc.greater(unordered["n_ab"], 0)).sort_by([("n_ab", "descending")]) \
+        .slice(0, n).to_pylist()
     pair_rows = [[title(p["item_a"]), title(p["item_b"]), p["n_ab"], p["support"], p["confidence"], p["lift"],
                   p["significance"]] for p in top_pairs]
     strong = unordered.filter(pc.greater_equal(unordered["n_ab"], 30)).sort_by([("shrunk_lift", "descending")]) \
