@@ -7,8 +7,8 @@ Every measure takes four broadcastable arrays of counts over the same `n` transa
     n_b:  transactions holding b (the consequent),
     n:    all transactions,
 
-and returns a float64 array. They are looked up by name in `MEASURES`; callers never branch on
-the name. Higher means a stronger association for every measure except `fisher_p` (a p-value,
+and returns a float64 array (NaN or ±inf, without warnings, where a count in a denominator is 0). They
+are looked up by name in `MEASURES`; callers never branch on the name. Higher means a stronger association for every measure except `fisher_p` (a p-value,
 listed in `LOWER_IS_STRONGER`).
 
 Rule measures follow mlxtend's `association_rules` definitions (support, confidence, lift,
@@ -17,6 +17,7 @@ leverage, conviction) so results can be checked against it.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -189,7 +190,17 @@ def shrunk_lift(n_ab, n_a, n_b, n, prior: float = SHRINK_PRIOR) -> np.ndarray:
     return (n_ab + prior) / (n_a * n_b / n + prior)
 
 
-MEASURES: dict[str, Measure] = {
+def _quiet(fn: Measure) -> Measure:
+    """`fn` without numpy's divide warnings: a zero count in a denominator (a product never bought, among an
+    item's text neighbours) gives NaN or ±inf, which is the answer, not an accident to report."""
+    @functools.wraps(fn)
+    def wrapper(n_ab, n_a, n_b, n) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn(n_ab, n_a, n_b, n)
+    return wrapper
+
+
+MEASURES: dict[str, Measure] = {name: _quiet(fn) for name, fn in {
     "support": support,
     "confidence": confidence,
     "confidence_reverse": confidence_reverse,
@@ -203,7 +214,7 @@ MEASURES: dict[str, Measure] = {
     "fisher_p": fisher_p,
     "significance": significance,
     "shrunk_lift": shrunk_lift,
-}
+}.items()}
 
 #: Measures where a smaller value means a stronger association.
 LOWER_IS_STRONGER = frozenset({"fisher_p"})

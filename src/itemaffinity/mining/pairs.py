@@ -57,8 +57,7 @@ class PairStats:
         """Columns item_a, item_b, n_ab, n_a, n_b, then one column per measure; a measure undefined for a pair
         (the lift of an item never bought: 0 / 0) is null, which SQL leaves out, where NaN sorts above every
         number."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = {m: pa.array(self.measure(m), pa.float64(), from_pandas=True) for m in measures}
+        values = {m: pa.array(self.measure(m), pa.float64(), from_pandas=True) for m in measures}
         return pa.table({"item_a": self.item_a, "item_b": self.item_b, "n_ab": self.n_ab,
                          "n_a": self.n_a, "n_b": self.n_b, **values})
 

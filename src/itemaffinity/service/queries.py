@@ -169,8 +169,7 @@ def pair_counts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[in
 def pair_measures(n_ab: int, n_a: int, n_b: int, n: int) -> dict[str, float]:
     """Confidence and lift of a pair; NaN (null in JSON) for a product never bought."""
     args = (np.asarray([n_ab]), np.asarray([n_a]), np.asarray([n_b]), n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {m: float(MEASURES[m](*args)[0]) for m in ("confidence", "lift")}
+    return {m: float(MEASURES[m](*args)[0]) for m in ("confidence", "lift")}
 
 
 def _short(title: str | None, item_id: str) -> str:
