@@ -597,6 +597,19 @@ class Hybrid(Recommender):
         return self._boosters
 
     def _rank(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        """(q, n_items) scores: the rankers' for candidates, then the fallbacks; a row whose items nobody has
+        bought takes the fallback chain content → category → popularity without the rankers."""
+        cold = self._cold_rows(queries)
+        if not cold.any():
+            return self._ranker_scores(queries, users)
+        out = np.empty(queries.shape, np.float32)
+        out[cold] = self._cold_scores(queries[cold])
+        warm = ~cold
+        if warm.any():
+            out[warm] = self._ranker_scores(queries[warm], None if users is None else users[warm])
+        return out
+
+    def _ranker_scores(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         f, cand = self._features(self.components_, None, queries, users, None)
         q = f.shape[0]
         out = self._fallback_scores(queries)
@@ -614,9 +627,6 @@ class Hybrid(Recommender):
                     p -= mean
                     p /= sd + 1e-9
             out[rows, cand[valid]] = np.mean(preds, axis=0)
-        cold = self._cold_rows(queries)
-        if cold.any():
-            out[cold] = self._category_popularity(queries[cold]) + COLD_TEXT_WEIGHT * self._text_cosine(queries[cold])
         return out
 
     def _cold_rows(self, queries: sp.csr_matrix) -> np.ndarray:
@@ -625,15 +635,14 @@ class Hybrid(Recommender):
         warm = qb @ (np.asarray(self.item_counts_).ravel() > 0).astype(np.float32)
         return (np.diff(qb.indptr) > 0) & (warm == 0)
 
-    def _text_cosine(self, queries: sp.csr_matrix) -> np.ndarray:
-        """(q, n_items) largest cosine of each item's text to a query item's (sentence embeddings, else TF-IDF)."""
+    def _cold_scores(self, queries: sp.csr_matrix) -> np.ndarray:
+        """The fallback chain: the largest text cosine to a query item (sentence embeddings, else TF-IDF) ×
+        COLD_TEXT_WEIGHT, + `_category_popularity`."""
+        from itemaffinity.text.models import content_scores
+
         vectors = self.sentence_vectors_ if self.sentence_vectors_.shape[1] else self.text_vectors_
-        out = np.zeros(queries.shape, np.float32)
-        for r in range(queries.shape[0]):
-            items = queries.indices[queries.indptr[r]:queries.indptr[r + 1]]
-            sims = vectors[items] @ vectors.T
-            out[r] = np.asarray(sims.todense() if sp.issparse(sims) else sims).max(axis=0)
-        return np.maximum(out, 0.0)
+        text = np.maximum(content_scores(queries, vectors, aggregate="max"), 0.0)
+        return self._category_popularity(queries) + COLD_TEXT_WEIGHT * text
 
     def _fallback_scores(self, queries: sp.csr_matrix) -> np.ndarray:
         """(q, n_items) scores of the items no component proposes: FALLBACK + `_category_popularity`."""
