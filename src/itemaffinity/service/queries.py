@@ -245,12 +245,19 @@ def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
     return snap.data.items.indices(item_ids)  # a model's own ids: nothing to fold
 
 
+def _pair_facts(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int
+                ) -> tuple[int, dict[str, float], float | None]:
+    """Co-count, confidence and lift (snapshot + online), and text similarity (None without the text layer)."""
+    n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
+    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
+    return n_ab, pair_measures(n_ab, n_a, n_b, n), sim
+
+
 def pair_relation(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
                   model_ev: dict[str, Any] | None = None) -> str | None:
     """The relation of items a and b as their evidence states it (co-purchases, lift, text, category)."""
-    n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
-    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
-    return _relation(snap, a, b, n_ab, pair_measures(n_ab, n_a, n_b, n)["lift"], sim, model_ev)
+    n_ab, m, sim = _pair_facts(snap, online, semantic, a, b)
+    return _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
 
 
 def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
@@ -262,7 +269,7 @@ def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None
 
     require_item(snap, item_id)
     name, rec = _model(snap, model)
-    depth = n if filt.empty and relation is None else (rec.n_items_ if relation is None else RELATION_SCAN)
+    depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
     return similar_body(snap, item_id, name, out, n, filt, online, semantic, explain=explain, relation=relation)
 
@@ -294,15 +301,13 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
 
 def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
                      model: str, score: float, model_ev: dict[str, Any] | None) -> dict[str, Any]:
-    n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
-    m = pair_measures(n_ab, n_a, n_b, n)
+    n_ab, m, sim = _pair_facts(snap, online, semantic, a, b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
     parts = [f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
-    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
     if sim is not None:
         ev["text_similarity"] = sim
         if sim >= 0.5:
