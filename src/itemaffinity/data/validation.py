@@ -112,13 +112,22 @@ def _num_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str) 
     if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
         return f"CAST({q(col)} AS DOUBLE)"
     text = f"regexp_replace(trim(CAST({q(col)} AS VARCHAR)), '{CURRENCY}', '', 'gi')"
-    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
-    comma, point = con.execute(f"SELECT count(nullif(regexp_full_match(v, {_sql_str(COMMA_DECIMAL)}), false)), "
-                               f"count(nullif(regexp_full_match(v, {_sql_str(POINT_DECIMAL)}), false)) "
-                               f"FROM {sample}").fetchone()
+    comma, point = _sample_counts(con, table, col, text, [_matches(COMMA_DECIMAL), _matches(POINT_DECIMAL)])
     if comma > point:
         return f"TRY_CAST(replace(regexp_replace({text}, '[. ]', '', 'g'), ',', '.') AS DOUBLE)"
     return f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
+
+
+def _sample_counts(con: duckdb.DuckDBPyConnection, table: str, col: str, text: str, tests: list[str]) -> tuple:
+    """For each SQL test over `v` (non-null when it holds), how many of a sample of the column's present values,
+    read through the expression `text`, pass it: how a column is written, judged before parsing all of it."""
+    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
+    return con.execute("SELECT " + ", ".join(f"count({t})" for t in tests) + f" FROM {sample}").fetchone()
+
+
+def _matches(pattern: str) -> str:
+    """SQL test of `_sample_counts`: v is wholly matched by the regular expression."""
+    return f"nullif(regexp_full_match(v, {_sql_str(pattern)}), false)"
 
 
 def _present(col: str) -> str:
@@ -145,10 +154,8 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
             raise InputError(f"invalid timestamp format {fmt!r}: {str(exc).splitlines()[0]}",
                              file=file, column=col) from None
         return f"try_strptime({text}, {_sql_str(fmt)})"
-    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
-    counts = con.execute("SELECT " + ", ".join(
-        [f"count(TRY_CAST(v AS TIMESTAMP))"] + [f"count(try_strptime(v, {_sql_str(f)}))" for f in TS_FORMATS]
-        + [f"count(nullif(regexp_full_match(v, {_sql_str(EPOCH_TEXT)}), false))"]) + f" FROM {sample}").fetchone()
+    counts = _sample_counts(con, table, col, text, ["TRY_CAST(v AS TIMESTAMP)"]
+                            + [f"try_strptime(v, {_sql_str(f)})" for f in TS_FORMATS] + [_matches(EPOCH_TEXT)])
     best = max(range(len(counts)), key=lambda i: counts[i])
     if best == len(counts) - 1 and counts[best]:
         return (f"CASE WHEN regexp_full_match({text}, {_sql_str(EPOCH_TEXT)}) "
