@@ -7,6 +7,7 @@ Explanations ("evidence") say in plain words why an item is shown, from the co-p
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from itertools import islice
@@ -332,13 +333,16 @@ def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearc
     pos = np.arange(len(rows))
     if not filt.empty:
         pos = pos[filt.mask(snap)[rows.partner]]
-    if relation is not None:
-        def related(p: int) -> bool:
-            b = int(rows.partner[p])
-            sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
-            return _relation(snap, a, b, int(rows.n_ab[p]), float(rows.lift[p]), sim) == relation
 
-        pos = np.array([p for p in pos if related(p)], dtype=np.int64)
+    @functools.cache
+    def text_and_relation(p: int) -> tuple[float | None, str | None]:
+        """The partner's text similarity and relation, once for the filter and the evidence."""
+        b = int(rows.partner[p])
+        sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
+        return sim, _relation(snap, a, b, int(rows.n_ab[p]), float(rows.lift[p]), sim)
+
+    if relation is not None:
+        pos = np.array([p for p in pos if text_and_relation(int(p))[1] == relation], dtype=np.int64)
     items = []
     for p in pos[:n]:
         b = int(rows.partner[p])
@@ -351,12 +355,11 @@ def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearc
                   "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
                                     "confidence": conf, "lift": lift}],
                   "reason": pair_reason(snap, a, b, n_ab, conf, lift)}
-            sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
+            sim, pair_rel = text_and_relation(int(p))
             if sim is not None:
                 ev["text_similarity"] = sim
-            relation = _relation(snap, a, b, n_ab, lift, sim)
-            if relation:
-                ev["relation"] = relation
+            if pair_rel:
+                ev["relation"] = pair_rel
             items.append({**row, "evidence": ev})
         else:
             items.append(row)
