@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, TfidfEncoder, catalog_text, catalog_texts,
-                                        item_texts, resolve_model)
+                                        item_texts, resolve_model, tfidf_vectors)
 
 
 def test_catalog_text_joins_what_is_present() -> None:
@@ -39,6 +39,20 @@ def test_tfidf_shapes_normalisation_and_empty_rows(retail_catalog: pa.Table) -> 
     assert np.allclose(norms[:-1], 1.0, atol=1e-5) and norms[-1] == 0.0
     with pytest.raises(RuntimeError):
         TfidfEncoder().encode(["not fitted"])
+
+
+def test_tfidf_vectors_are_fitted_once_per_catalog_and_settings(retail_catalog: pa.Table, monkeypatch) -> None:
+    """The hybrid fits its tfidf component on every validation fold of one catalog: the vectors are kept."""
+    titles = retail_catalog.column("title").to_pylist()
+    fits = []
+    real_fit = TfidfEncoder.fit
+    monkeypatch.setattr(TfidfEncoder, "fit", lambda self, texts: fits.append(len(texts)) or real_fit(self, texts))
+    first = tfidf_vectors(titles)
+    assert tfidf_vectors(list(titles), char_weight=0.5) is first and fits == [len(titles)]  # defaults named or not
+    expected = TfidfEncoder().fit(titles).encode(titles)
+    assert (first != expected).nnz == 0
+    assert tfidf_vectors(titles, char_weight=0.2) is not first and tfidf_vectors(titles[1:]).shape[0] == len(titles) - 1
+    assert len(fits) == 4
 
 
 def test_default_model_resolves_to_the_bundled_copy() -> None:

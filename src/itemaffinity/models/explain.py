@@ -49,10 +49,9 @@ def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarra
 
 def text_vectors(data: InteractionData) -> sp.csr_matrix:
     """Unit-norm TF-IDF (word + character n-gram) vectors of every item's catalog text."""
-    from itemaffinity.text.encoders import TfidfEncoder, item_texts
+    from itemaffinity.text.encoders import item_texts, tfidf_vectors
 
-    texts = item_texts(data)
-    return TfidfEncoder().fit(texts).encode(texts)
+    return tfidf_vectors(item_texts(data))
 
 
 class Explainer:

@@ -360,10 +360,10 @@ class Hybrid(Recommender):
         return [_Fold(sub, hist, users, targets, np.full(len(users), np.datetime64("NaT"), "datetime64[s]"))]
 
     def _fit(self, data: InteractionData) -> None:
-        from itemaffinity.text.encoders import TfidfEncoder, item_texts
+        from itemaffinity.text.encoders import item_texts, tfidf_vectors
 
         texts = item_texts(data)
-        self.text_vectors_ = sp.csr_matrix(TfidfEncoder().fit(texts).encode(texts), dtype=np.float32)
+        self.text_vectors_ = tfidf_vectors(texts)
         self.sentence_vectors_ = self._sentence_vectors(texts)
         kept = vars(self).pop("_kept_rankers", None)
         if kept is not None:  # a refresh: the rankers of an earlier fit

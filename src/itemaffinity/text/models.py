@@ -27,7 +27,8 @@ from pydantic import Field
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models._sparse import row_blocks
 from itemaffinity.models.base import ModelConfig, Recommender
-from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder, default_text_model, item_texts
+from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, default_text_model, item_texts,
+                                        tfidf_vectors)
 from itemaffinity.text.finetune import FinetuneConfig, finetune_on_baskets
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,5 @@ class TfidfModel(ContentModel):
 
     def _fit(self, data: InteractionData) -> None:
         cfg = self.config
-        encoder = TfidfEncoder(word_ngrams=cfg.word_ngrams, char_ngrams=cfg.char_ngrams,
-                               char_weight=cfg.char_weight, min_df=cfg.min_df)
-        texts = item_texts(data)
-        self.item_vectors_ = encoder.fit(texts).encode(texts)
+        self.item_vectors_ = tfidf_vectors(item_texts(data), word_ngrams=cfg.word_ngrams, char_ngrams=cfg.char_ngrams,
+                                           char_weight=cfg.char_weight, min_df=cfg.min_df)
