@@ -123,6 +123,35 @@ def test_largest_over_query_known_answer() -> None:
         assert not tf[0].any() and not sen[2].any()
 
 
+def test_largest_over_query_takes_products_over_the_candidates_only(or_store) -> None:
+    """The link features multiply each query item by the block's candidates, not by the whole catalog (which can
+    be 50 times larger): on Online Retail they are what the products over every item give."""
+    from itemaffinity.mining import transactions
+    from itemaffinity.models.hybrid import _ItemStats
+    from itemaffinity.text.encoders import tfidf_vectors
+
+    data = InteractionData.from_store(or_store[0])
+    stats, tfidf = _ItemStats.of(data), tfidf_vectors(item_texts(data))
+    rng = np.random.default_rng(0)
+    sentence = rng.standard_normal((data.n_items, 16)).astype(np.float32)  # stands in for sentence vectors
+    x = sp.csr_matrix(transactions(data) > 0, dtype=np.float32)
+    queries = x[rng.choice(x.shape[0], 400, replace=False)]
+    cand = np.sort(rng.choice(data.n_items, (400, 60)), axis=1)
+    largest, means = _largest_over_query(queries, cand, stats.cooccur, stats.counts, float(stats.n_transactions),
+                                         tfidf, sentence, max_rows=256)
+    cnt = np.maximum(stats.counts, 1.0).astype(np.float32)
+    for r in range(0, 400, 40):
+        items, c = queries.indices[queries.indptr[r]:queries.indptr[r + 1]], cand[r]
+        co = stats.cooccur[items].toarray()[:, c]
+        ci, cc = cnt[items][:, None], cnt[c][None, :]
+        text = (tfidf[items] @ tfidf.T).toarray()[:, c]
+        whole = (co / ci, co / cc, np.log1p(co * float(stats.n_transactions) / ci / cc), co / (ci + cc - co), text)
+        for got, want in zip(largest, whole):
+            np.testing.assert_array_equal(got[r], want.max(axis=0))
+        np.testing.assert_allclose(largest[5][r], (sentence[items] @ sentence.T)[:, c].max(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(means[0][r], text.mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
 def test_standardised_over_each_querys_candidates_only() -> None:
     """Mean 0 and sd 1 over a query's real candidates; the padding neither counts nor gets a value."""
     x = np.array([[1.0, 2.0, 3.0, 99.0], [5.0, 5.0, 5.0, 5.0], [7.0, 0.0, 0.0, 0.0]], np.float32)

@@ -216,11 +216,14 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
         if len(items):
             owner = np.repeat(np.arange(end - start), sizes)
             c = cand[start:end][owner]  # (k, C) each query item's row of candidates
-            co = np.take_along_axis(cooccur[items].toarray(), c, axis=1)
+            # pairs with the block's candidates only: a catalog can be 50 times larger
+            cols, pos = np.unique(c, return_inverse=True)
+            pos = pos.reshape(c.shape)
+            co = np.take_along_axis(cooccur[items][:, cols].toarray(), pos, axis=1)
             ci, cc = cnt[items][:, None], cnt[c]
             values = (co / ci, co / cc, np.log1p(co * n / ci / cc), co / (ci + cc - co),
-                      np.take_along_axis((tfidf[items] @ tfidf.T).toarray(), c, axis=1),
-                      np.take_along_axis(sentence[items] @ sentence.T, c, axis=1))
+                      np.take_along_axis((tfidf[items] @ tfidf[cols].T).toarray(), pos, axis=1),
+                      np.take_along_axis(sentence[items] @ sentence[cols].T, pos, axis=1))
             first = (ptr[start:end] - ptr[start])[rows]
             for o, v in zip(out, values):
                 o[start + rows] = np.maximum.reduceat(v, first, axis=0)
