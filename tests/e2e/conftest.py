@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
@@ -32,6 +34,10 @@ def e2e_store(tmp_path_factory: pytest.TempPathFactory) -> StoreInfo:
 def server(e2e_store: StoreInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(e2e_store.copy(tmp_path_factory.mktemp("e2e-server")), semantic="tfidf")
     with running(s):
+        # Search ranks by the text layer once it has loaded (by sales before): the pages are tested with it.
+        deadline = time.monotonic() + 120
+        while httpx.get(s.url + "/health").json()["semantic"] == "loading" and time.monotonic() < deadline:
+            time.sleep(0.2)
         yield s
 
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 def test_search_then_product_page_shows_complements_with_reasons(page, shots):
     page.goto("/")
-    page.fill("#search-input", "heart holder")
+    page.fill("#search-input", "white hanging heart")
     page.click("#search-button")
     page.wait_for_selector("[data-testid=search-result]")
     rows = page.locator("[data-testid=search-result]")
