@@ -276,3 +276,22 @@ def test_relation_filter_keeps_what_goes_with_or_replaces_the_product(api, store
         scores = [i["score"] for i in kept]
         assert scores == sorted(scores, reverse=True)
     assert api.get(f"/v1/items/{top}/{route}", params={"relation": "rival"}).status_code == 422
+
+
+def test_pair_evidence_states_the_stored_text_similarity_and_relation(servers, store):
+    """analyze stores each pair's text similarity (TF-IDF cosine) and relation, and the CLI shows them; the service
+    states the same, also when it has no text search layer (the nokeys server runs without one)."""
+    import duckdb
+
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        item = con.execute("SELECT item_a FROM pairs WHERE n_ab >= 2 GROUP BY 1 HAVING count(DISTINCT relation) = 3 "
+                           "ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+        stored = {b: (sim, rel) for b, sim, rel in con.execute(
+            "SELECT item_b, text_similarity, relation FROM pairs WHERE item_a = ? AND n_ab >= 2", [item]).fetchall()}
+    got = ok(httpx.get(f"{servers['nokeys'].url}/v1/items/{item}/bought-together",
+                       params={"n": 100, "explain": "true"}))["items"]
+    assert len(got) == min(len(stored), 100) and {i["evidence"]["relation"] for i in got} >= {"substitute"}
+    for i in got:
+        sim, relation = stored[i["item_id"]]
+        assert i["evidence"]["relation"] == relation
+        assert i["evidence"]["text_similarity"] == pytest.approx(sim, abs=1e-6)

@@ -13,7 +13,6 @@ from itemaffinity.models import create_model
 from itemaffinity.service import queries
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.queries import ItemFilter
-from itemaffinity.service.search import load_semantic
 from itemaffinity.service.snapshot import build_snapshot
 
 NEW = {"z1": "enamel camping kettle green", "z2": "enamel camping kettle green large", "z3": "linen apron"}
@@ -33,15 +32,15 @@ def test_a_new_product_is_completed_and_explained_by_its_name(write, ingest, tmp
                           validation_slices=1, validation_share=0.3, n_estimators=20, text_model=None).fit(data)
     with duckdb.connect(str(store), read_only=True) as con:
         snap = build_snapshot(con, str(store), version=1, models={"hybrid": hybrid})
-    online, semantic = OnlineState(snap), load_semantic(snap.data, "tfidf")
+    online = OnlineState(snap)
 
     basket = queries.recommend(snap, online, model="hybrid", n=2, filt=ItemFilter(), explain=True, history=["z1"],
-                               mode="basket", semantic=semantic)
+                               mode="basket")
     first = basket["items"][0]
     assert first["item_id"] == "z2" and first["evidence"]["text_similarity"] >= 0.5
     assert "its name is like enamel camping kettle green (z1)'s" in first["evidence"]["reason"]
 
-    similar = queries.similar(snap, online, semantic, "z1", model="hybrid", n=2, filt=ItemFilter(), explain=True,
+    similar = queries.similar(snap, online, "z1", model="hybrid", n=2, filt=ItemFilter(), explain=True,
                               relation="substitute")
     assert [i["item_id"] for i in similar["items"]][:1] == ["z2"], "a look-alike nobody has bought: a substitute"
     assert math.isnan(similar["items"][0]["evidence"]["lift"]), "the lift of products never bought is undefined"

@@ -75,13 +75,13 @@ def json_response(body: bytes | Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
-def cached_json(request: Request, state: ServiceState, serving: Serving, body: bytes, item_idx: int = -1,
-                text: bool = False) -> Response:
+def cached_json(request: Request, state: ServiceState, serving: Serving, body: bytes, item_idx: int = -1
+                ) -> Response:
     """Answer with `body` and keep it for identical GETs while the snapshot (and, with `item_idx`,
-    the item's online pair list) stays the same; `text`: it holds text similarities."""
+    the item's online pair list) stays the same."""
     from itemaffinity.service.middleware import cache_key
 
     route = request.scope["route"].path
     gen = serving.online.item_generation(item_idx) if item_idx >= 0 else 0
-    state.cache.put(cache_key(request.scope), CachedResponse(body, route, serving.snap.version, item_idx, gen, text))
+    state.cache.put(cache_key(request.scope), CachedResponse(body, route, serving.snap.version, item_idx, gen))
     return json_response(body)

@@ -217,14 +217,12 @@ def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
 
 
 def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_similarity: float | None,
-              model_evidence: dict[str, Any] | None = None) -> str | None:
-    """complement | substitute | related, as the models layer labels a pair (None without it)."""
+              model_evidence: dict[str, Any] | None = None) -> str:
+    """complement | substitute | related, as the models layer labels a pair."""
+    from itemaffinity.models.explain import relation
+
     if model_evidence and model_evidence.get("relation"):
         return model_evidence["relation"]
-    try:
-        from itemaffinity.models.explain import relation
-    except ImportError:
-        return None
     cats = snap.data.categories
     return relation(n_ab, lift, text_similarity, bool(cats[a] is not None and cats[a] == cats[b]))
 
@@ -246,22 +244,20 @@ def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
     return snap.data.items.indices(item_ids)  # a model's own ids: nothing to fold
 
 
-def _pair_facts(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int
-                ) -> tuple[int, dict[str, float], float | None]:
-    """Co-count, confidence and lift (snapshot + online), and text similarity (None without the text layer)."""
+def _pair_facts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[int, dict[str, float], float | None]:
+    """Co-count, confidence and lift (snapshot + online), and text similarity (None when either has no text)."""
     n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
-    sim = semantic.similarity(snap.data.items.id(a), snap.data.items.id(b)) if semantic is not None else None
-    return n_ab, pair_measures(n_ab, n_a, n_b, n), sim
+    return n_ab, pair_measures(n_ab, n_a, n_b, n), snap.text_similarity(a, b)
 
 
-def pair_relation(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
-                  model_ev: dict[str, Any] | None = None) -> str | None:
+def pair_relation(snap: Snapshot, online: OnlineState, a: int, b: int, model_ev: dict[str, Any] | None = None
+                  ) -> str:
     """The relation of items a and b as their evidence states it (co-purchases, lift, text, category)."""
-    n_ab, m, sim = _pair_facts(snap, online, semantic, a, b)
+    n_ab, m, sim = _pair_facts(snap, online, a, b)
     return _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
 
 
-def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
+def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
             model: str | None, n: int, filt: ItemFilter, explain: bool, relation: str | None = None
             ) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
@@ -272,12 +268,12 @@ def similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
-    return similar_body(snap, item_id, name, out, n, filt, online, semantic, explain=explain, relation=relation)
+    return similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
 
 
 def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,
-                 online: OnlineState | None = None, semantic: SemanticSearch | None = None, *,
-                 explain: bool = False, relation: str | None = None) -> dict[str, Any]:
+                 online: OnlineState | None = None, *, explain: bool = False, relation: str | None = None
+                 ) -> dict[str, Any]:
     """The `similar` answer from a model's ranking of `item_id`'s neighbours: with the evidence (`explain`), and
     only the items in `relation` to it; both read `online`'s co-counts."""
     a = snap.item_index(item_id)
@@ -287,7 +283,7 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
         pos = pos[filt.mask(snap)[idx[pos]]]
     if relation is not None:
         evs = out.evidence
-        pos = (p for p in pos if pair_relation(snap, online, semantic, a, int(idx[p]),
+        pos = (p for p in pos if pair_relation(snap, online, a, int(idx[p]),
                                                evs[p] if evs is not None else None) == relation)
     items = []
     for p in islice(pos, n):
@@ -295,14 +291,14 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
         if explain:
             model_ev = out.evidence[p] if out.evidence is not None else None
-            row["evidence"] = similar_evidence(snap, online, semantic, a, b, model, float(out.scores[p]), model_ev)
+            row["evidence"] = similar_evidence(snap, online, a, b, model, float(out.scores[p]), model_ev)
         items.append(row)
     return {"item": item_summary(snap, a), "model": model, "items": items}
 
 
-def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, a: int, b: int,
-                     model: str, score: float, model_ev: dict[str, Any] | None) -> dict[str, Any]:
-    n_ab, m, sim = _pair_facts(snap, online, semantic, a, b)
+def similar_evidence(snap: Snapshot, online: OnlineState, a: int, b: int, model: str, score: float,
+                     model_ev: dict[str, Any] | None) -> dict[str, Any]:
+    n_ab, m, sim = _pair_facts(snap, online, a, b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
@@ -314,16 +310,14 @@ def similar_evidence(snap: Snapshot, online: OnlineState, semantic: SemanticSear
         if sim >= 0.5:
             parts.append(f"Their names are alike (text similarity {sim:.2f}).")
     parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
-    relation = _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
-    if relation:
-        ev["relation"] = relation
-        if RELATION_WORDS.get(relation):
-            parts.append(RELATION_WORDS[relation])
+    ev["relation"] = relation = _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
+    if RELATION_WORDS.get(relation):
+        parts.append(RELATION_WORDS[relation])
     ev["reason"] = " ".join(parts)
     return ev
 
 
-def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None, item_id: str, *,
+def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
                     n: int, filt: ItemFilter, explain: bool, n_bundles: int = 5,
                     relation: str | None = None) -> dict[str, Any]:
     """Complements from pair statistics (shrunk lift), optionally only those in one relation to the item, and
@@ -335,10 +329,10 @@ def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearc
         pos = pos[filt.mask(snap)[rows.partner]]
 
     @functools.cache
-    def text_and_relation(p: int) -> tuple[float | None, str | None]:
+    def text_and_relation(p: int) -> tuple[float | None, str]:
         """The partner's text similarity and relation, once for the filter and the evidence."""
         b = int(rows.partner[p])
-        sim = semantic.similarity(item_id, snap.data.items.id(b)) if semantic is not None else None
+        sim = snap.text_similarity(a, b)
         return sim, _relation(snap, a, b, int(rows.n_ab[p]), float(rows.lift[p]), sim)
 
     if relation is not None:
@@ -358,8 +352,7 @@ def bought_together(snap: Snapshot, online: OnlineState, semantic: SemanticSearc
             sim, pair_rel = text_and_relation(int(p))
             if sim is not None:
                 ev["text_similarity"] = sim
-            if pair_rel:
-                ev["relation"] = pair_rel
+            ev["relation"] = pair_rel
             items.append({**row, "evidence": ev})
         else:
             items.append(row)
@@ -408,14 +401,13 @@ def _rules_for_basket(snap: Snapshot, basket_ids: set[str]) -> dict[str, tuple[i
 
 
 def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int, filt: ItemFilter, explain: bool,
-              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history",
-              semantic: SemanticSearch | None = None) -> dict[str, Any]:
+              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history"
+              ) -> dict[str, Any]:
     """Recommendations for a known user (its history plus posted events) or an item list.
 
     Args:
         mode: "basket" (complete a basket: reasons name rules and items bought together) or
             "history" (a shopper's history).
-        semantic: the text layer, for evidence that names look alike (None: none).
     """
     name, rec = _model(snap, model)
     fallback = None
@@ -459,8 +451,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     for b, score, model_ev in picked:
         row = {**item_summary(snap, b), "score": score}
         if explain:
-            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback,
-                                                 semantic)
+            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback)
         items.append(row)
     return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
             "history_size": len(anchors)}
@@ -468,7 +459,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
 
 def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, model: str,
                        score: float, model_ev: dict[str, Any] | None, rules: dict[str, tuple[int, float]],
-                       mode: str, fallback: str | None, semantic: SemanticSearch | None = None) -> dict[str, Any]:
+                       mode: str, fallback: str | None) -> dict[str, Any]:
     if fallback:
         return {"model": None, "model_score": score, "contributing": [],
                 "reason": f"Nothing to go on yet, so this is one of the most bought products ({int(score):,} baskets)."}
@@ -492,7 +483,7 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         parts.append(f"Bought together with items in {who}: {names}.")
     else:
         where = "basket" if mode == "basket" else "history"
-        alike = _most_alike(snap, semantic, anchors[:50], b)
+        alike = _most_alike(snap, anchors[:50], b)
         if alike is not None:  # a product nobody has bought with them, e.g. a new one: its name says why
             a, sim = alike
             ev["text_similarity"] = sim
@@ -503,22 +494,17 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
                          "indirectly, through other products or similar shoppers.")
     if contrib:
         top = snap.item_index(contrib[0]["item_id"])
-        relation = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"], None, model_ev)
-        if relation:
-            ev["relation"] = relation
+        ev["relation"] = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"],
+                                   snap.text_similarity(top, b), model_ev)
     ev["reason"] = " ".join(parts)
     return ev
 
 
-def _most_alike(snap: Snapshot, semantic: SemanticSearch | None, anchors: Sequence[int], b: int
-                ) -> tuple[int, float] | None:
+def _most_alike(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[int, float] | None:
     """The anchor whose text is most like item b's, and the cosine, when it reaches SUBSTITUTE_MIN_TEXT."""
     from itemaffinity.models.explain import SUBSTITUTE_MIN_TEXT
 
-    if semantic is None:
-        return None
-    b_id = snap.data.items.id(b)
-    sims = [(a, semantic.similarity(snap.data.items.id(a), b_id)) for a in anchors]
+    sims = [(a, snap.text_similarity(a, b)) for a in anchors]
     a, sim = max(((a, s) for a, s in sims if s is not None), key=lambda x: x[1], default=(None, None))
     return (a, sim) if sim is not None and sim >= SUBSTITUTE_MIN_TEXT else None
 

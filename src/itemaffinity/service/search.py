@@ -1,8 +1,9 @@
 """Product search: lexical over item ids and titles, plus semantic search when the text layer offers it.
 
 The seam to the text layer (`itemaffinity.text`) is `load_semantic`: it returns an object with
-`search(query, k) -> [(item_id, score)]` and `similarity(item_a, item_b) -> float | None`, or
-None when the layer (or its models) is not available, in which case search is lexical only.
+`search(query, k) -> [(item_id, score)]`, or None when the layer (or its models) is not available, in which
+case search is lexical only. A pair's text similarity (its evidence and relation) is not the search layer's but
+the snapshot's TF-IDF cosine, the one `analyze` stores with the pair.
 """
 
 from __future__ import annotations
@@ -26,9 +27,6 @@ class SemanticSearch(Protocol):
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The k items closest to a free-text query: (item_id, cosine), best first."""
-
-    def similarity(self, item_a: str, item_b: str) -> float | None:
-        """Cosine similarity of two items' texts (None when either has no text)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,20 +84,10 @@ class TextLayerSearch:
     def __init__(self, product_search, kind: str) -> None:
         self._ps = product_search
         self.kind = kind
-        self._pos = {str(i): k for k, i in enumerate(product_search.item_ids.tolist())}
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         recs = self._ps.search(query, k)
         return [(str(i), float(s)) for i, s in zip(recs.item_ids, recs.scores)]
-
-    def similarity(self, item_a: str, item_b: str) -> float | None:
-        a, b = self._pos.get(item_a), self._pos.get(item_b)
-        if a is None or b is None:
-            return None
-        v = self._ps.vectors
-        x, y = v[a], v[b]
-        dot = float(x.multiply(y).sum()) if hasattr(x, "multiply") else float(np.dot(x, y))
-        return dot if dot != 0.0 else None
 
 
 def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: str | None = None

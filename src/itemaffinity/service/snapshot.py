@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
+from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
 from itemaffinity.store.duckdb_store import ingest_mapping
 
@@ -111,6 +112,8 @@ class Snapshot:
         models: loaded models by name; default_model: the store's default (set by analyze), else
             the best on the leaderboard, else ease.
         popularity_order: item indices by baskets, most bought first.
+        text_vectors: TF-IDF vectors of the catalog texts. A pair's text similarity is their cosine everywhere:
+            in its evidence and relation here, in the store's pairs table and on the CLI.
     """
 
     version: int
@@ -134,6 +137,7 @@ class Snapshot:
     default_model: str | None
     popularity_order: np.ndarray
     category_keys: np.ndarray = field(repr=False)
+    text_vectors: sp.csr_matrix = field(repr=False)
 
     @property
     def n_items(self) -> int:
@@ -154,6 +158,13 @@ class Snapshot:
     def price(self, item_idx: int) -> float | None:
         p = self.data.prices[item_idx]
         return None if np.isnan(p) else float(p)
+
+    def text_similarity(self, a: int, b: int) -> float | None:
+        """Cosine of items a and b's catalog texts (None when either has none)."""
+        v = self.text_vectors
+        if v.indptr[a] == v.indptr[a + 1] or v.indptr[b] == v.indptr[b + 1]:
+            return None
+        return float(v[a].multiply(v[b]).sum())
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -385,7 +396,8 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         evaluations=evaluations, rejects=rejects,
         reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=ingest_mapping(con), models=dict(models),
         default_model=default_model_name(evaluations, models, _stored_default(con)),
-        popularity_order=np.argsort(-data.item_baskets, kind="stable"), category_keys=cats)
+        popularity_order=np.argsort(-data.item_baskets, kind="stable"), category_keys=cats,
+        text_vectors=text_vectors(data))
     log.info("snapshot %d: %d items, %d pair rows, %d bundles, %d rules, models %s in %.1fs", version,
              data.n_items, len(pairs.partner), len(bundles.members), len(rules), ", ".join(snap.models) or "none",
              time.perf_counter() - t0)

@@ -50,7 +50,6 @@ class CachedResponse(NamedTuple):
         route: the route template (for metrics).
         version: the snapshot version it was computed on.
         item_idx, generation: the item whose online changes invalidate it (−1: none).
-        text: whether it holds text similarities (dropped when the text layer finishes loading).
     """
 
     body: bytes
@@ -58,7 +57,6 @@ class CachedResponse(NamedTuple):
     version: int
     item_idx: int = -1
     generation: int = 0
-    text: bool = False
 
 
 class ResponseCache:
@@ -94,9 +92,6 @@ class ResponseCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def drop_text_dependent(self) -> None:
-        self._entries = {k: e for k, e in self._entries.items() if not e.text}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -207,8 +202,6 @@ class ServiceState:
                 cache_con.close()
         self.semantic = found
         self.semantic_status = found.kind if found is not None else "unavailable"
-        if self.loop is not None and found is not None:
-            self.loop.call_soon_threadsafe(self.cache.drop_text_dependent)  # evidence lacked text similarity
 
     def swap(self, snap: Snapshot) -> None:
         """Make `snap` current, re-folding the events posted after its watermark (event loop only)."""

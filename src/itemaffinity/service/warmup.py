@@ -56,7 +56,7 @@ async def warm(state: "ServiceState", serving: "Serving") -> None:
                 body = queries.similar_body(snap, item_id, snap.default_model, recs, N, filt)
                 _put(state, serving, SIMILAR, item_id, dumps(body), -1)
         for item_id, idx in zip(ids, chunk):
-            body = queries.bought_together(snap, online, None, item_id, n=N, filt=filt, explain=False)
+            body = queries.bought_together(snap, online, item_id, n=N, filt=filt, explain=False)
             _put(state, serving, BOUGHT, item_id, dumps(body), idx)
         await asyncio.sleep(0)  # let requests through between slices
     state.warmed_version = snap.version

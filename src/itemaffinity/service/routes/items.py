@@ -43,11 +43,11 @@ async def similar(request: Request, item_id: ItemPath, state: State, serving: Cu
     """Items a fitted model scores as most similar to this one."""
     snap, online = serving.snap, serving.online
     idx = queries.require_item(snap, item_id)
-    body = dumps(queries.similar(snap, online, state.semantic, item_id, model=model, n=n, filt=filters,
+    body = dumps(queries.similar(snap, online, item_id, model=model, n=n, filt=filters,
                                  explain=explain, relation=relation))
     # Model scores change only with the snapshot; the evidence's co-counts and relations also with posted baskets.
     by_pairs = explain or relation is not None
-    return cached_json(request, state, serving, body, idx if by_pairs else -1, text=by_pairs)
+    return cached_json(request, state, serving, body, idx if by_pairs else -1)
 
 
 @router.get("/{item_id}/bought-together", response_model=BoughtTogetherOut, responses=problems(404, 422),
@@ -58,6 +58,6 @@ async def bought_together(request: Request, item_id: ItemPath, state: State, ser
     frequent itemsets holding the item."""
     snap, online = serving.snap, serving.online
     idx = queries.require_item(snap, item_id)
-    body = dumps(queries.bought_together(snap, online, state.semantic, item_id, n=n, filt=filters, explain=explain,
+    body = dumps(queries.bought_together(snap, online, item_id, n=n, filt=filters, explain=explain,
                                          relation=relation))
-    return cached_json(request, state, serving, body, idx, text=explain or relation is not None)
+    return cached_json(request, state, serving, body, idx)
