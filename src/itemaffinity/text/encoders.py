@@ -255,10 +255,12 @@ def tfidf_vectors(texts: Sequence[str], **params: Any) -> sp.csr_matrix:
     """
     settings = {name: p.default for name, p in inspect.signature(TfidfEncoder).parameters.items()} | params
     key = (tuple(sorted(settings.items())), hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest())
-    if key not in _LAST_TFIDF:
+    found = _LAST_TFIDF.get(key)
+    if found is None:  # (a service's rebuild thread may call this beside a request: no lookup after the clear)
+        found = TfidfEncoder(**params).fit(texts).encode(texts)
         _LAST_TFIDF.clear()
-        _LAST_TFIDF[key] = TfidfEncoder(**params).fit(texts).encode(texts)
-    return _LAST_TFIDF[key]
+        _LAST_TFIDF[key] = found
+    return found
 
 
 # -- sentence-transformers ---------------------------------------------------------------------
