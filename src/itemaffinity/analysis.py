@@ -43,7 +43,7 @@ def text_neighbours(vectors, k: int = 10, *, exact_max: int = TEXT_EXACT_MAX, co
     Exact up to `exact_max` items. Above, an exact product over every pair would take hours at 500,000
     products, so each item's `rescored` candidates are the items closest over its features that at most
     `common_df` items share, and their full cosine picks the k. On Instacart's 49,688 products that finds
-    99 % of the exact neighbours in a quarter of the time (benchmarks/bench_text_neighbours.py).
+    99 % of the exact neighbours in a fifth of the time (benchmarks/bench_large_catalog.py).
     """
     import scipy.sparse as sp
 
@@ -81,6 +81,7 @@ def text_neighbours(vectors, k: int = 10, *, exact_max: int = TEXT_EXACT_MAX, co
 
 
 def _exact_neighbours(vectors, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """`text_neighbours` from the products of every pair, `block` items at a time."""
     import scipy.sparse as sp
 
     n = vectors.shape[0]
