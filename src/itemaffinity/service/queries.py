@@ -17,6 +17,7 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
+from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -219,7 +220,7 @@ def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
 def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_similarity: float | None,
               model_evidence: dict[str, Any] | None = None) -> str:
     """complement | substitute | related, as the models layer labels a pair."""
-    from itemaffinity.models.explain import relation
+    from itemaffinity.models.explain import relation  # (the name is a parameter of the functions below)
 
     if model_evidence and model_evidence.get("relation"):
         return model_evidence["relation"]
@@ -262,8 +263,6 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
             ) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
     one relation to it ("instead of": substitute; "goes with": complement)."""
-    from itemaffinity.models.explain import RELATION_SCAN
-
     require_item(snap, item_id)
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
@@ -307,7 +306,7 @@ def similar_evidence(snap: Snapshot, online: OnlineState, a: int, b: int, model:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
     if sim is not None:
         ev["text_similarity"] = sim
-        if sim >= 0.5:
+        if sim >= SUBSTITUTE_MIN_TEXT:
             parts.append(f"Their names are alike (text similarity {sim:.2f}).")
     parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
     ev["relation"] = relation = _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
@@ -502,8 +501,6 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
 
 def _most_alike(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[int, float] | None:
     """The anchor whose text is most like item b's, and the cosine, when it reaches SUBSTITUTE_MIN_TEXT."""
-    from itemaffinity.models.explain import SUBSTITUTE_MIN_TEXT
-
     sims = [(a, snap.text_similarity(a, b)) for a in anchors]
     a, sim = max(((a, s) for a, s in sims if s is not None), key=lambda x: x[1], default=(None, None))
     return (a, sim) if sim is not None and sim >= SUBSTITUTE_MIN_TEXT else None
