@@ -251,7 +251,8 @@ def tfidf_vectors(texts: Sequence[str], **params: Any) -> sp.csr_matrix:
     """`TfidfEncoder(**params)` fitted on `texts` and their vectors, shared: do not modify them.
 
     The last result is kept, because the hybrid fits its tfidf component again on each of its eleven
-    validation folds over the same catalog, and on Instacart's 49,688 products each fit takes 14 s.
+    validation folds over the same catalog, and on Instacart's 49,688 products each fit takes 8 s
+    (benchmarks/bench_large_catalog.py prints it).
     """
     settings = {name: p.default for name, p in inspect.signature(TfidfEncoder).parameters.items()} | params
     key = (tuple(sorted(settings.items())), hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest())
