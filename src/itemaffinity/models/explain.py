@@ -27,18 +27,18 @@ RELATION_SCAN = 2000
 
 
 def relation(co_count: int, lift: float, text_similarity: float | None, same_category: bool) -> str:
-    """"complement" | "substitute" | "related" for one item pair (thresholds above)."""
-    if co_count >= COMPLEMENT_MIN_COUNT and lift >= COMPLEMENT_MIN_LIFT:
-        return "complement"
-    alike = (text_similarity is not None and text_similarity >= SUBSTITUTE_MIN_TEXT) or same_category
-    if alike and not lift >= COMPLEMENT_MIN_LIFT:  # NaN, a product never bought, is no sign of going together
-        return "substitute"
-    return "related"
+    """"complement" | "substitute" | "related" for one item pair: `relations`, the one rule."""
+    return relations(np.array([co_count]), np.array([lift], np.float64),
+                     np.array([np.nan if text_similarity is None else text_similarity], np.float64),
+                     np.array([same_category]))[0]
 
 
 def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarray,
               same_category: np.ndarray) -> np.ndarray:
-    """Vectorised `relation` over aligned arrays (text_similarity NaN where unknown)."""
+    """"complement" | "substitute" | "related" per pair of aligned arrays (text_similarity NaN where unknown;
+    thresholds above). A complement is bought together often and far above chance; a substitute is alike in
+    text or category and not bought together above chance (a NaN lift, a product never bought, is no sign of
+    going together); the rest are related."""
     out = np.full(len(co_count), "related", dtype=object)
     complement = (co_count >= COMPLEMENT_MIN_COUNT) & (lift >= COMPLEMENT_MIN_LIFT)
     alike = (np.nan_to_num(text_similarity, nan=-1.0) >= SUBSTITUTE_MIN_TEXT) | same_category
