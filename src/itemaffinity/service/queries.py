@@ -245,17 +245,13 @@ def _recs_to_idx(snap: Snapshot, item_ids: Sequence[str]) -> np.ndarray:
     return snap.data.items.indices(item_ids)  # a model's own ids: nothing to fold
 
 
-def _pair_facts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[int, dict[str, float], float | None]:
-    """Co-count, confidence and lift (snapshot + online), and text similarity (None when either has no text)."""
+def _pair_facts(snap: Snapshot, online: OnlineState, a: int, b: int, model_ev: dict[str, Any] | None = None
+                ) -> tuple[int, dict[str, float], float | None, str]:
+    """Co-count, confidence and lift (snapshot + online), text similarity (None when either has no text) and the
+    relation they make."""
     n_ab, n_a, n_b, n = pair_counts(snap, online, a, b)
-    return n_ab, pair_measures(n_ab, n_a, n_b, n), snap.text_similarity(a, b)
-
-
-def pair_relation(snap: Snapshot, online: OnlineState, a: int, b: int, model_ev: dict[str, Any] | None = None
-                  ) -> str:
-    """The relation of items a and b as their evidence states it (co-purchases, lift, text, category)."""
-    n_ab, m, sim = _pair_facts(snap, online, a, b)
-    return _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
+    m, sim = pair_measures(n_ab, n_a, n_b, n), snap.text_similarity(a, b)
+    return n_ab, m, sim, _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
 
 
 def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
@@ -280,24 +276,28 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
     pos = np.flatnonzero(idx >= 0)
     if not filt.empty:
         pos = pos[filt.mask(snap)[idx[pos]]]
+
+    @functools.cache
+    def facts(p: int) -> tuple[int, dict[str, float], float | None, str]:
+        """The pair's evidence, once for the relation filter and the explanation."""
+        return _pair_facts(snap, online, a, int(idx[p]), out.evidence[p] if out.evidence is not None else None)
+
     if relation is not None:
-        evs = out.evidence
-        pos = (p for p in pos if pair_relation(snap, online, a, int(idx[p]),
-                                               evs[p] if evs is not None else None) == relation)
+        pos = (p for p in pos if facts(int(p))[3] == relation)
     items = []
     for p in islice(pos, n):
         b = int(idx[p])
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
         if explain:
-            model_ev = out.evidence[p] if out.evidence is not None else None
-            row["evidence"] = similar_evidence(snap, online, a, b, model, float(out.scores[p]), model_ev)
+            row["evidence"] = similar_evidence(snap, a, b, model, float(out.scores[p]), facts(int(p)))
         items.append(row)
     return {"item": item_summary(snap, a), "model": model, "items": items}
 
 
-def similar_evidence(snap: Snapshot, online: OnlineState, a: int, b: int, model: str, score: float,
-                     model_ev: dict[str, Any] | None) -> dict[str, Any]:
-    n_ab, m, sim = _pair_facts(snap, online, a, b)
+def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
+                     facts: tuple[int, dict[str, float], float | None, str]) -> dict[str, Any]:
+    """Why b is among a's similar items, from the pair's `_pair_facts`."""
+    n_ab, m, sim, relation = facts
     ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
@@ -309,7 +309,7 @@ def similar_evidence(snap: Snapshot, online: OnlineState, a: int, b: int, model:
         if sim >= SUBSTITUTE_MIN_TEXT:
             parts.append(f"Their names are alike (text similarity {sim:.2f}).")
     parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
-    ev["relation"] = relation = _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
+    ev["relation"] = relation
     if RELATION_WORDS.get(relation):
         parts.append(RELATION_WORDS[relation])
     ev["reason"] = " ".join(parts)
