@@ -615,7 +615,7 @@ class Hybrid(Recommender):
     def _ranker_scores(self, queries: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         f, cand = self._features(self.components_, None, queries, users, None)
         q = f.shape[0]
-        out = self._fallback_scores(queries)
+        out = self._category_popularity(queries, FALLBACK)  # the items no component proposes
         valid = cand >= 0
         if valid.any():
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
@@ -646,10 +646,6 @@ class Hybrid(Recommender):
         vectors = self.sentence_vectors_ if self.sentence_vectors_.shape[1] else self.text_vectors_
         text = np.maximum(content_scores(queries, vectors, aggregate="max"), 0.0)
         return self._category_popularity(queries) + COLD_TEXT_WEIGHT * text
-
-    def _fallback_scores(self, queries: sp.csr_matrix) -> np.ndarray:
-        """(q, n_items) scores of the items no component proposes: FALLBACK + `_category_popularity`."""
-        return self._category_popularity(queries, FALLBACK)
 
     def _category_popularity(self, queries: sp.csr_matrix, base: float = 0.0) -> np.ndarray:
         """(q, n_items) `base`, + 2 for an item sharing a category with one of the query's items, + its popularity
