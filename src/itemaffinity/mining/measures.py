@@ -8,8 +8,8 @@ Every measure takes four broadcastable arrays of counts over the same `n` transa
     n:    all transactions,
 
 and returns a float64 array (NaN or ±inf, without warnings, where a count in a denominator is 0). They
-are looked up by name in `MEASURES`; callers never branch on the name. Higher means a stronger association for every measure except `fisher_p` (a p-value,
-listed in `LOWER_IS_STRONGER`).
+are looked up by name in `MEASURES`; callers never branch on the name. Higher means a stronger association
+for every measure except `fisher_p` (a p-value, listed in `LOWER_IS_STRONGER`).
 
 Rule measures follow mlxtend's `association_rules` definitions (support, confidence, lift,
 leverage, conviction) so results can be checked against it.
