@@ -154,3 +154,22 @@ def test_text_neighbours_of_a_large_catalog_agree_with_the_exact_ones(or_store) 
     assert len(a) > 0.9 * len(exact) and np.bincount(a).max() == 10 and not (a == b).any()
     assert len(set(zip(a.tolist(), b.tolist())) & exact) > 0.93 * len(exact)
     assert (np.asarray(vectors[a].multiply(vectors[b]).sum(axis=1)).ravel() > 0).all()
+
+
+def test_an_item_whose_text_features_are_all_common_still_gets_its_exact_neighbours() -> None:
+    """Above TEXT_EXACT_MAX, an item with only common features ("organic milk" among thousands of organic
+    products) proposes no candidates; it is searched exactly instead of left without neighbours."""
+    import scipy.sparse as sp
+
+    n = 40
+    common = np.ones((n, 1))
+    rare = np.zeros((n, 4))
+    rare[np.arange(1, n), np.arange(1, n) % 4] = 1.0  # 9-10 items share each; item 0 has the common one only
+    weights = np.linspace(1.0, 2.0, n)[:, None]  # cosines differ, so the exact neighbours are unique
+    vectors = sp.csr_matrix(np.hstack([common * weights, rare]))
+    vectors = sp.csr_matrix(vectors.multiply(1 / np.sqrt(vectors.multiply(vectors).sum(axis=1))))
+    exact = text_neighbours(vectors, 5, exact_max=n)
+    a, b = text_neighbours(vectors, 5, exact_max=0, common_df=10)
+    assert np.bincount(a, minlength=n).min() == 5
+    assert set(b[a == 0].tolist()) == set(exact[1][exact[0] == 0].tolist())
+    assert set(zip(a.tolist(), b.tolist())) == set(zip(*(side.tolist() for side in exact)))

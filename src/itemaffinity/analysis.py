@@ -43,7 +43,8 @@ def text_neighbours(vectors, k: int = 10, *, exact_max: int = TEXT_EXACT_MAX, co
     Exact up to `exact_max` items. Above, an exact product over every pair would take hours at 500,000
     products, so each item's `rescored` candidates are the items closest over its features that at most
     `common_df` items share, and their full cosine picks the k. On Instacart's 49,688 products that finds
-    99 % of the exact neighbours in a fifth of the time (benchmarks/bench_large_catalog.py).
+    99 % of the exact neighbours in a fifth of the time (benchmarks/bench_large_catalog.py). An item for
+    which that finds fewer than k (its features all common: "organic milk") is searched exactly.
     """
     import scipy.sparse as sp
 
@@ -77,23 +78,32 @@ def text_neighbours(vectors, k: int = 10, *, exact_max: int = TEXT_EXACT_MAX, co
         keep = (rank < kk) & (sims > 0)
         rows.append(a[keep])
         cols.append(b[keep])
-    return np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    short = np.flatnonzero(np.bincount(rows, minlength=n) < kk)
+    if len(short):
+        keep = ~np.isin(rows, short)
+        sa, sb = _exact_neighbours(v, kk, block, queries=short)
+        rows, cols = np.concatenate([rows[keep], sa]), np.concatenate([cols[keep], sb])
+    return rows.astype(np.int32), cols.astype(np.int32)
 
 
-def _exact_neighbours(vectors, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """`text_neighbours` from the products of every pair, `block` items at a time."""
+def _exact_neighbours(vectors, k: int, block: int, queries: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """`text_neighbours` of `queries` (default every item) from their products with every item, `block`
+    items at a time."""
     import scipy.sparse as sp
 
-    n = vectors.shape[0]
+    queries = np.arange(vectors.shape[0]) if queries is None else queries
     rows, cols = [], []
     vt = vectors.T.tocsc() if sp.issparse(vectors) else vectors.T
-    for s in range(0, n, block):
-        sims = vectors[s:s + block] @ vt
+    for s in range(0, len(queries), block):
+        part = queries[s:s + block]
+        sims = vectors[part] @ vt
         sims = np.asarray(sims.todense() if sp.issparse(sims) else sims)
-        sims[np.arange(sims.shape[0]), np.arange(s, s + sims.shape[0])] = -1.0
+        sims[np.arange(len(part)), part] = -1.0
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         good = np.take_along_axis(sims, top, axis=1) > 0
-        rows.append(np.repeat(np.arange(s, s + sims.shape[0]), k)[good.ravel()])
+        rows.append(np.repeat(part, k)[good.ravel()])
         cols.append(top.ravel()[good.ravel()])
     return np.concatenate(rows).astype(np.int32), np.concatenate(cols).astype(np.int32)
 
