@@ -42,3 +42,21 @@ def test_a_configured_sentence_model_serves_semantic_search(chinese_shop) -> Non
     search = load_semantic(chinese_shop, "auto", text_model=settings.text_model)
     assert search is not None and search.kind == "sentence"
     assert len(search.search("耳机", 3)) == 3
+
+
+def test_tfidf_search_shares_the_snapshots_fit_of_the_catalog(chinese_shop, monkeypatch) -> None:
+    """The snapshot's pair similarities and the TF-IDF search are over the same catalog texts: one fit
+    (8 s on Instacart's 49,688 products), not one each; the search still finds the products."""
+    from itemaffinity.models.explain import text_vectors
+    from itemaffinity.text import encoders
+    from itemaffinity.text.encoders import TfidfEncoder
+
+    monkeypatch.setattr(encoders, "_LAST_TFIDF", {})
+    fits = []
+    real_fit = TfidfEncoder.fit
+    monkeypatch.setattr(TfidfEncoder, "fit", lambda self, texts: fits.append(len(texts)) or real_fit(self, texts))
+    vectors = text_vectors(chinese_shop)
+    search = load_semantic(chinese_shop, "tfidf")
+    assert search is not None and search.kind == "tfidf" and fits == [len(TITLES)]
+    assert {item for item, _ in search.search("耳机", 3)} == {"P1", "P2", "P3"}
+    assert text_vectors(chinese_shop) is vectors and fits == [len(TITLES)]

@@ -107,7 +107,7 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
         return None
     try:
         from itemaffinity.text.ann import ProductSearch
-        from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, TfidfEncoder, default_text_model,
+        from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, default_text_model, fitted_tfidf,
                                                 is_bundled_english, item_texts, mostly_cjk)
     except ImportError as exc:
         log.info("text layer not available (%s): lexical search only", exc)
@@ -124,9 +124,11 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
             if kind == "sentence":
                 cache = EmbeddingCache(cache_con) if cache_con is not None else None
                 encoder = SentenceEncoder(text_model, cache=cache)
-            else:
-                encoder = TfidfEncoder()
-            search = TextLayerSearch(ProductSearch.from_data(data, encoder), kind)
+                products = ProductSearch.from_data(data, encoder)
+            else:  # the snapshot's pair similarities fit the same catalog's TF-IDF: fitted once for both
+                encoder, vectors = fitted_tfidf(item_texts(data))
+                products = ProductSearch(encoder, data.items.ids, item_texts(data), vectors)
+            search = TextLayerSearch(products, kind)
             if getattr(encoder, "cache", None) is not None:
                 encoder.cache = None  # the catalog is encoded; search queries are not worth caching
         except Exception as exc:  # noqa: BLE001 - any failure of an optional layer means "not available"

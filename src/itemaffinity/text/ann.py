@@ -108,16 +108,17 @@ class ProductSearch:
         encoder: a SentenceEncoder, or a TfidfEncoder (fitted on `texts` when not fitted).
         item_ids: external item ids, aligned with `texts`.
         texts: catalog text per item ("" for items without text; they are never returned).
+        vectors: the texts' vectors by this encoder when they are at hand (None: encoded here).
         **index: VectorIndex options (exact_max, m, ef_construction, ef, seed).
     """
 
     def __init__(self, encoder: SentenceEncoder | TfidfEncoder, item_ids: Sequence[str], texts: Sequence[str],
-                 **index) -> None:
+                 vectors: np.ndarray | sp.csr_matrix | None = None, **index) -> None:
         if len(item_ids) != len(texts):
             raise ValueError(f"{len(item_ids)} item ids but {len(texts)} texts")
         self.encoder = encoder
         self.item_ids = np.asarray(item_ids, dtype=object)
-        self.vectors = encode_items(encoder, texts)
+        self.vectors = encode_items(encoder, texts) if vectors is None else vectors
         self.index = VectorIndex(self.vectors, **index)
         self._pos = {i: k for k, i in enumerate(self.item_ids.tolist())}
 

@@ -244,21 +244,28 @@ class TfidfEncoder:
         return _normalise_rows(m)
 
 
-_LAST_TFIDF: dict[tuple, sp.csr_matrix] = {}
+_LAST_TFIDF: dict[tuple, tuple[TfidfEncoder, sp.csr_matrix]] = {}
 
 
 def tfidf_vectors(texts: Sequence[str], **params: Any) -> sp.csr_matrix:
-    """`TfidfEncoder(**params)` fitted on `texts` and their vectors, shared: do not modify them.
+    """`TfidfEncoder(**params)` fitted on `texts` and their vectors, shared: do not modify them."""
+    return fitted_tfidf(texts, **params)[1]
+
+
+def fitted_tfidf(texts: Sequence[str], **params: Any) -> tuple[TfidfEncoder, sp.csr_matrix]:
+    """`TfidfEncoder(**params)` fitted on `texts`, and their vectors; both shared: do not modify them.
 
     The last result is kept, because the hybrid fits its tfidf component again on each of its eleven
-    validation folds over the same catalog, and on Instacart's 49,688 products each fit takes 8 s
-    (benchmarks/bench_large_catalog.py prints it).
+    validation folds over the same catalog, the service's snapshot and its TF-IDF search need the same
+    catalog's, and on Instacart's 49,688 products each fit takes 8 s (benchmarks/bench_large_catalog.py
+    prints it).
     """
     settings = {name: p.default for name, p in inspect.signature(TfidfEncoder).parameters.items()} | params
     key = (tuple(sorted(settings.items())), hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest())
     found = _LAST_TFIDF.get(key)
     if found is None:  # (a service's rebuild thread may call this beside a request: no lookup after the clear)
-        found = TfidfEncoder(**params).fit(texts).encode(texts)
+        encoder = TfidfEncoder(**params).fit(texts)
+        found = (encoder, encoder.encode(texts))
         _LAST_TFIDF.clear()
         _LAST_TFIDF[key] = found
     return found
