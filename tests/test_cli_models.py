@@ -160,7 +160,7 @@ def test_recommend_baskets_fold_ids_as_the_store_does(shop, cli, tmp_path) -> No
     assert not {"85123A", "71053"} & {r["item_id"] for r in lowered if r["query_id"] == "q1"}
 
 
-def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
+def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path, monkeypatch) -> None:
     """`itemaffinity search` on a real catalog slice: the pretrained encoder ranks products about the query
     first and fills the store's embedding cache; TF-IDF finds the words; an empty query is an input error."""
     import duckdb
@@ -181,6 +181,22 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path) -> None:
     assert "HEART" in json.loads(res.stdout)["items"][0]["title"]
     saved = json.loads((store.with_name(store.name + ".artifacts") / "models" / "content.json").read_text())
     assert saved["config"]["embedding_cache"] == str(store.resolve())
+
+    # one query is answered exactly, whatever the catalog's size: no HNSW graph is built for it
+    from click.testing import CliRunner
+
+    from itemaffinity.cli import main
+    from itemaffinity.text.ann import VectorIndex
+
+    def no_graph(*args, **kwargs):
+        raise AssertionError("an HNSW graph was built for one query")
+
+    monkeypatch.setitem(VectorIndex.__init__.__kwdefaults__, "exact_max", 10)
+    monkeypatch.setattr("hnswlib.Index", no_graph)
+    res = CliRunner().invoke(main, ["search", "christmas tree decorations", "--store", str(store), "--n", "5",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["item_id"] for r in json.loads(res.stdout)["items"]] == [r["item_id"] for r in items]
 
     res = cli("search", "lunch bag", "--store", store, "--encoder", "tfidf", "--n", "3", "--json")
     assert res.returncode == 0, res.stderr
