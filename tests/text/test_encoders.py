@@ -106,6 +106,20 @@ def test_cache_hit_skips_the_model(sentence_model, retail_catalog: pa.Table, tmp
     assert again.key == enc.key and np.array_equal(again.encode(titles), first)
 
 
+def test_cache_table_copied_without_its_key_still_takes_new_vectors(tmp_path) -> None:
+    """A store copied table by table (CREATE TABLE AS drops the primary key) keeps a working cache: new
+    vectors are stored once, those already there are not duplicated."""
+    store = tmp_path / "copied.duckdb"
+    with duckdb.connect(str(store)) as con:
+        con.execute("CREATE TABLE text_embeddings AS SELECT 'm' AS model, 'h1' AS text_sha256, "
+                    "[1.0, 0.0]::FLOAT[] AS vector")
+    cache = EmbeddingCache(store)
+    cache.put("m", ["h1", "h2"], np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    cache.put("m", ["h2"], np.array([[0.0, 1.0]], np.float32))
+    assert cache.count("m") == 2
+    assert np.array_equal(cache.get("m", ["h2"])["h2"], [0.0, 1.0])
+
+
 def test_cache_key_follows_the_weights(sentence_model) -> None:
     import copy
 

@@ -170,10 +170,13 @@ class EmbeddingCache:
         con = self._connect()
         if con is None:
             return
-        try:
+        try:  # an anti-join, not INSERT OR IGNORE: a table copied without its key (CREATE TABLE AS) works too
             con.register("_ia_new", table)
-            con.execute("INSERT OR IGNORE INTO text_embeddings SELECT model, text_sha256, vector FROM _ia_new")
+            con.execute("""INSERT INTO text_embeddings SELECT n.model, n.text_sha256, n.vector FROM _ia_new n
+                ANTI JOIN text_embeddings e USING (model, text_sha256)""")
             con.unregister("_ia_new")
+        except duckdb.ConstraintException as exc:  # another writer stored some of them meanwhile
+            log.info("embedding cache: vectors not stored (%s)", str(exc).splitlines()[0])
         finally:
             self._done(con)
 
