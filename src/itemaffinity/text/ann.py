@@ -35,12 +35,13 @@ class VectorIndex:
     Args:
         vectors: (n, dim) dense float32 or sparse CSR, rows L2-normalised; row i is item index i.
         exact_max: use exact search when n ≤ exact_max (always for sparse vectors).
-        m, ef_construction, ef: HNSW graph degree, build-time and query-time beam widths.
+        m, ef_construction, ef: HNSW graph degree, build-time and query-time beam widths (ef 200: recall@10
+            0.93 against 0.90 at 100 on Instacart's 49,688 products, 0.45 ms a query; bench_large_catalog.py).
         seed: HNSW level-generation seed (the graph is built single-threaded, so it is reproducible).
     """
 
     def __init__(self, vectors: np.ndarray | sp.csr_matrix, *, exact_max: int = EXACT_MAX, m: int = 16,
-                 ef_construction: int = 200, ef: int = 100, seed: int = 0) -> None:
+                 ef_construction: int = 200, ef: int = 200, seed: int = 0) -> None:
         self.sparse = sp.issparse(vectors)
         self.vectors = sp.csr_matrix(vectors, dtype=np.float32) if self.sparse else \
             np.ascontiguousarray(vectors, dtype=np.float32)
