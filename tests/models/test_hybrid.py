@@ -16,7 +16,7 @@ from itemaffinity.data.synthetic import synthetic_events
 from itemaffinity.errors import InputError
 from itemaffinity.models import create_model, load_model
 from itemaffinity.models.base import query_matrix
-from itemaffinity.models.hybrid import _largest_over_query, _standardised
+from itemaffinity.models.hybrid import _largest_over_query, _Pairs, _standardised
 from itemaffinity.models.registry import create_store_model
 from itemaffinity.store.artifacts import load_saved_model, save_model
 from itemaffinity.text.encoders import EmbeddingCache, item_texts
@@ -112,9 +112,10 @@ def test_largest_over_query_known_answer() -> None:
     sentence = np.eye(4, dtype=np.float32)[:, :3]  # item 3 has no sentence vector
     queries = query_matrix([np.array([0, 1]), np.array([], np.int64), np.array([3])], 4)
     cand = np.array([[2, 3], [0, 1], [2, 0]])
-    for max_rows in (1, 2048):  # one query item per block, or all at once
-        (conf, rconf, lift, jac, tf, sen), _ = _largest_over_query(queries, cand, co, counts, 20.0, tfidf,
-                                                                   sentence, max_rows=max_rows)
+    # one query item per block, or all at once; pair tables dense, or products over the candidates
+    for max_rows, dense_max in ((1, 0), (2048, 0), (1, 4), (2048, 4)):
+        (conf, rconf, lift, jac, tf, sen), _ = _largest_over_query(
+            queries, cand, _Pairs(co, tfidf, sentence, dense_max), counts, 20.0, max_rows=max_rows)
         assert np.allclose(conf[0], [max(1 / 10, 2 / 5), 0]) and np.allclose(conf[2], [2 / 2, 0])
         assert np.allclose(rconf[0], [max(1 / 4, 2 / 4), 0])
         assert np.allclose(lift[0, 0], np.log1p(2 * 20 / (5 * 4)))
@@ -124,8 +125,9 @@ def test_largest_over_query_known_answer() -> None:
 
 
 def test_largest_over_query_takes_products_over_the_candidates_only(or_store) -> None:
-    """The link features multiply each query item by the block's candidates, not by the whole catalog (which can
-    be 50 times larger): on Online Retail they are what the products over every item give."""
+    """Above DENSE_PAIRS_MAX items the link features multiply each query item by the block's candidates, not by
+    the whole catalog (which can be 50 times larger); below, they gather from dense item-pair tables. On Online
+    Retail both are what the products over every item give, bit for bit."""
     from itemaffinity.mining import transactions
     from itemaffinity.models.hybrid import _ItemStats
     from itemaffinity.text.encoders import tfidf_vectors
@@ -137,8 +139,17 @@ def test_largest_over_query_takes_products_over_the_candidates_only(or_store) ->
     x = sp.csr_matrix(transactions(data) > 0, dtype=np.float32)
     queries = x[rng.choice(x.shape[0], 400, replace=False)]
     cand = np.sort(rng.choice(data.n_items, (400, 60)), axis=1)
-    largest, means = _largest_over_query(queries, cand, stats.cooccur, stats.counts, float(stats.n_transactions),
-                                         tfidf, sentence, max_rows=256)
+    largest, means = _largest_over_query(queries, cand, _Pairs(stats.cooccur, tfidf, sentence, dense_max=0),
+                                         stats.counts, float(stats.n_transactions), max_rows=256)
+    dense = _Pairs(stats.cooccur, tfidf, sentence)
+    assert dense.dense is not None
+    for f, (got, want) in enumerate(zip(sum(_largest_over_query(queries, cand, dense, stats.counts,
+                                                                float(stats.n_transactions), max_rows=256), []),
+                                        [*largest, *means])):
+        if f in (5, 7):  # sentence cosines: BLAS may round a product of other shapes otherwise
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        else:
+            np.testing.assert_array_equal(got, want)
     cnt = np.maximum(stats.counts, 1.0).astype(np.float32)
     for r in range(0, 400, 40):
         items, c = queries.indices[queries.indptr[r]:queries.indptr[r + 1]], cand[r]

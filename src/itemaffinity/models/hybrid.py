@@ -56,6 +56,8 @@ warnings.filterwarnings("ignore", message="A worker stopped while some jobs were
 
 DAY = np.timedelta64(86400, "s")
 BATCH = 1000
+DENSE_PAIRS_MAX = 5_000
+"""Catalogs up to this many items keep their item-pair tables dense for the link features (`_Pairs`)."""
 WORKER_IDLE_S = 10
 """Seconds a fold worker outlives its last fold. Each held about 0.9 GB after the Online Retail folds, which
 loky's default (300 s) kept through the rest of the fit and beyond, in a server's process too."""
@@ -194,15 +196,43 @@ class _ItemStats:
         return np.clip(np.where(np.isnat(days), n, d), 0, n)
 
 
-def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.csr_matrix, counts: np.ndarray,
-                        n: float, tfidf: sp.csr_matrix, sentence: np.ndarray,
+class _Pairs:
+    """Co-occurrence counts, TF-IDF and sentence cosines of item pairs, for (query item, candidate) lookups.
+
+    Catalogs up to `dense_max` items keep the three item × item tables dense (184 MB at Online Retail's 3,921
+    items, built in a second) and every lookup is a gather. Larger ones multiply each block's query items by its
+    candidates only, which costs a sparse product per block (5 s a thousand queries on Online Retail).
+    """
+
+    def __init__(self, cooccur: sp.csr_matrix, tfidf: sp.csr_matrix, sentence: np.ndarray,
+                 dense_max: int = DENSE_PAIRS_MAX) -> None:
+        self.sources, self.dense_max = (cooccur, tfidf, sentence), dense_max
+        self.dense = None
+        if cooccur.shape[0] <= dense_max:
+            self.dense = (cooccur.toarray(), (tfidf @ tfidf.T).toarray(), sentence @ sentence.T)
+
+    def of(self, items: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, C) co-occurrence, TF-IDF and sentence cosine of each of k query items with its row of `cand`."""
+        if self.dense is not None:
+            return tuple(table[items[:, None], cand] for table in self.dense)
+        cooccur, tfidf, sentence = self.sources
+        present = np.zeros(cooccur.shape[1], bool)
+        present[cand.ravel()] = True
+        cols = np.flatnonzero(present)  # the block's candidates: a catalog can be 50 times larger
+        pos = (np.cumsum(present) - 1)[cand]
+        return (np.take_along_axis(cooccur[items][:, cols].toarray(), pos, axis=1),
+                np.take_along_axis((tfidf[items] @ tfidf[cols].T).toarray(), pos, axis=1),
+                np.take_along_axis(sentence[items] @ sentence[cols].T, pos, axis=1))
+
+
+def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, pairs: _Pairs, counts: np.ndarray, n: float,
                         max_rows: int = 2048) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(q, C) arrays, for each query and candidate: the largest over the query's items of
     P(candidate | item), P(item | candidate), log(1 + lift), Jaccard, TF-IDF and sentence cosine;
     and the mean over the query's items of the TF-IDF and of the sentence cosine.
 
     A sum or mean over the query hides one strong link among many weak ones; the largest keeps it.
-    Query items are expanded to dense item rows a block at a time (at most `max_rows` rows).
+    Query items are expanded to rows of candidates a block at a time (at most `max_rows` rows).
     """
     q, width = cand.shape
     out = [np.zeros((q, width), np.float32) for _ in range(6)]
@@ -216,14 +246,9 @@ def _largest_over_query(queries: sp.csr_matrix, cand: np.ndarray, cooccur: sp.cs
         if len(items):
             owner = np.repeat(np.arange(end - start), sizes)
             c = cand[start:end][owner]  # (k, C) each query item's row of candidates
-            # pairs with the block's candidates only: a catalog can be 50 times larger
-            cols, pos = np.unique(c, return_inverse=True)
-            pos = pos.reshape(c.shape)
-            co = np.take_along_axis(cooccur[items][:, cols].toarray(), pos, axis=1)
+            co, text, sentence = pairs.of(items, c)
             ci, cc = cnt[items][:, None], cnt[c]
-            values = (co / ci, co / cc, np.log1p(co * n / ci / cc), co / (ci + cc - co),
-                      np.take_along_axis((tfidf[items] @ tfidf[cols].T).toarray(), pos, axis=1),
-                      np.take_along_axis(sentence[items] @ sentence[cols].T, pos, axis=1))
+            values = (co / ci, co / cc, np.log1p(co * n / ci / cc), co / (ci + cc - co), text, sentence)
             first = (ptr[start:end] - ptr[start])[rows]
             for o, v in zip(out, values):
                 o[start + rows] = np.maximum.reduceat(v, first, axis=0)
@@ -568,8 +593,9 @@ class Hybrid(Recommender):
         conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
         cand_count = np.maximum(counts[safe], 1.0)
         pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
-        largest, text_mean = _largest_over_query(qb, safe, cooccur, counts, n, self.text_vectors_,
-                                                 self.sentence_vectors_)
+        # dense pair tables for the validation folds' many queries; a server keeps no n² tables for its few
+        pairs = self._pairs(cooccur, DENSE_PAIRS_MAX if stats is not None else 0)
+        largest, text_mean = _largest_over_query(qb, safe, pairs, counts, n)
         query_pop = (qb @ np.log1p(counts).astype(np.float32))[:, None] / size
         linked_share, mean_lift = n_linked / size, conf_sum * n / cand_count / size
         cols += [linked_share, n_linked, conf_sum, together / cand_count / size, mean_lift,
@@ -588,6 +614,14 @@ class Hybrid(Recommender):
             confidence = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ cooccur, dtype=np.float32)
             self._links_cache = cached = (cooccur, linked, confidence)
         return cached[1], cached[2]
+
+    def _pairs(self, cooccur: sp.csr_matrix, dense_max: int) -> _Pairs:
+        """The item-pair tables for a co-occurrence matrix, built once: every batch of a validation fold, or
+        of serving, reuses them."""
+        cached = getattr(self, "_pairs_cache", None)
+        if cached is None or cached.sources[0] is not cooccur or cached.dense_max != dense_max:
+            self._pairs_cache = cached = _Pairs(cooccur, self.text_vectors_, self.sentence_vectors_, dense_max)
+        return cached
 
     @property
     def _rankers(self) -> list:
