@@ -201,7 +201,8 @@ class _Pairs:
 
     Catalogs up to `dense_max` items keep the three item × item tables dense (184 MB at Online Retail's 3,921
     items, built in a second) and every lookup is a gather. Larger ones multiply each block's query items by its
-    candidates only, which costs a sparse product per block (5 s a thousand queries on Online Retail).
+    candidates only, which costs a sparse product per block (4.6 s a thousand queries on Online Retail
+    against 0.4 s for the gathers).
     """
 
     def __init__(self, cooccur: sp.csr_matrix, tfidf: sp.csr_matrix, sentence: np.ndarray,

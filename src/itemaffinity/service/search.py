@@ -126,8 +126,9 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
                 encoder = SentenceEncoder(text_model, cache=cache)
                 products = ProductSearch.from_data(data, encoder)
             else:  # the snapshot's pair similarities fit the same catalog's TF-IDF: fitted once for both
-                encoder, vectors = fitted_tfidf(item_texts(data))
-                products = ProductSearch(encoder, data.items.ids, item_texts(data), vectors)
+                texts = item_texts(data)
+                encoder, vectors = fitted_tfidf(texts)
+                products = ProductSearch(encoder, data.items.ids, texts, vectors)
             search = TextLayerSearch(products, kind)
             if getattr(encoder, "cache", None) is not None:
                 encoder.cache = None  # the catalog is encoded; search queries are not worth caching

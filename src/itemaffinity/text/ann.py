@@ -36,7 +36,7 @@ class VectorIndex:
         vectors: (n, dim) dense float32 or sparse CSR, rows L2-normalised; row i is item index i.
         exact_max: use exact search when n ≤ exact_max (always for sparse vectors).
         m, ef_construction, ef: HNSW graph degree, build-time and query-time beam widths (ef 200: recall@10
-            0.93 against 0.90 at 100 on Instacart's 49,688 products, 0.45 ms a query; bench_large_catalog.py).
+            0.93 against 0.90 at 100 on Instacart's 49,688 products, under 0.5 ms a query; bench_large_catalog.py).
         seed: HNSW level-generation seed (the graph is built single-threaded, so it is reproducible).
     """
 
