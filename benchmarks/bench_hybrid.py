@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import tempfile
 import time
 from contextlib import contextmanager
@@ -89,7 +90,10 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help=(
         "task seeds (which item each test basket hides); each model is fitted once and scored on every "
         "seed's task, the ratio taken on the mean over seeds"))
+    ap.add_argument("--verbose", action="store_true", help="log the models' progress and timings to stderr")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     seeds = [int(s) for s in args.seeds.split(",")]
     with online_retail_store() as con:
         tasks = [build_task(con, "basket-completion", SPLIT, args.queries, seed, validation=args.validation)
