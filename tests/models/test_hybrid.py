@@ -304,6 +304,7 @@ def test_folds_in_worker_processes_learn_the_same_ranker(split, monkeypatch) -> 
         serial = create_model("hybrid", n_jobs=1, **params).fit(data)
     parallel = create_model("hybrid", n_jobs=2, **params).fit(data)
     assert bytes(parallel.booster_) == bytes(serial.booster_)
+    assert not hasattr(serial, "_pairs_cache"), "a fit in this process keeps no fold's dense pair tables"
     # and the workers do not outlive the fit for long (loky's own default kept them, and their memory, 300 s)
     deadline = time.monotonic() + hybrid_module.WORKER_IDLE_S + 30
     while _loky_workers() and time.monotonic() < deadline:

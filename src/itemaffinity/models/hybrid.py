@@ -511,6 +511,7 @@ class Hybrid(Recommender):
                     valid = cand[r] >= 0
                     feats.append(f[r][valid])
                     labels.append(lab[r][valid].astype(np.int32))
+        vars(self).pop("_pairs_cache", None)  # the fold's dense pair tables, n² floats, are not needed again
         return feats, labels
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
