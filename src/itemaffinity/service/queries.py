@@ -501,9 +501,11 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
 
 def _most_alike(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[int, float] | None:
     """The anchor whose text is most like item b's, and the cosine, when it reaches SUBSTITUTE_MIN_TEXT."""
-    sims = [(a, snap.text_similarity(a, b)) for a in anchors]
-    a, sim = max(((a, s) for a, s in sims if s is not None), key=lambda x: x[1], default=(None, None))
-    return (a, sim) if sim is not None and sim >= SUBSTITUTE_MIN_TEXT else None
+    sims = snap.text_similarities(np.asarray(anchors), np.full(len(anchors), b))
+    if np.isnan(sims).all():  # (no anchors, or none with text)
+        return None
+    best = int(np.nanargmax(sims))
+    return (int(anchors[best]), float(sims[best])) if sims[best] >= SUBSTITUTE_MIN_TEXT else None
 
 
 # -- rules, segments, data quality ----------------------------------------------------------------

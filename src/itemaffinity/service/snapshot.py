@@ -159,12 +159,19 @@ class Snapshot:
         p = self.data.prices[item_idx]
         return None if np.isnan(p) else float(p)
 
+    def text_similarities(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosines of the catalog texts of aligned item pairs (a[i], b[i]), computed as `analyze` stores them
+        with the pairs; NaN where either item has no text."""
+        v, a, b = self.text_vectors, np.asarray(a, np.int64), np.asarray(b, np.int64)
+        sims = np.asarray(v[a].multiply(v[b]).sum(axis=1), dtype=np.float64).ravel()
+        has_text = np.diff(v.indptr) > 0
+        sims[~(has_text[a] & has_text[b])] = np.nan
+        return sims
+
     def text_similarity(self, a: int, b: int) -> float | None:
         """Cosine of items a and b's catalog texts (None when either has none)."""
-        v = self.text_vectors
-        if v.indptr[a] == v.indptr[a + 1] or v.indptr[b] == v.indptr[b + 1]:
-            return None
-        return float(v[a].multiply(v[b]).sum())
+        sim = self.text_similarities(np.array([a]), np.array([b]))[0]
+        return None if np.isnan(sim) else float(sim)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
