@@ -511,7 +511,7 @@ class Hybrid(Recommender):
                     valid = cand[r] >= 0
                     feats.append(f[r][valid])
                     labels.append(lab[r][valid].astype(np.int32))
-        vars(self).pop("_pairs_cache", None)  # the fold's dense pair tables, n² floats, are not needed again
+        vars(self).pop("_pairs_cache", None)  # the fold's pair tables (dense: n² floats) are not needed again
         return feats, labels
 
     def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
@@ -589,14 +589,13 @@ class Hybrid(Recommender):
             log_price = stats.log_price
         qb = sp.csr_matrix(queries > 0, dtype=np.float32)
         size = np.maximum(np.diff(qb.indptr), 1).astype(np.float32)[:, None]
-        linked, confidence = self._link_matrices(cooccur, counts)
+        # dense pair tables for the validation folds' many queries; a server keeps no n² tables for its few
+        pairs, linked, confidence = self._pair_tables(cooccur, counts, DENSE_PAIRS_MAX if stats is not None else 0)
         n_linked = np.take_along_axis(np.asarray((qb @ linked).todense()), safe, axis=1)
         together = np.take_along_axis(np.asarray((qb @ cooccur).todense()), safe, axis=1)
         conf_sum = np.take_along_axis(np.asarray((qb @ confidence).todense()), safe, axis=1)
         cand_count = np.maximum(counts[safe], 1.0)
         pick = (lambda a: np.take_along_axis(np.broadcast_to(a, (q, a.shape[1])), safe, axis=1))
-        # dense pair tables for the validation folds' many queries; a server keeps no n² tables for its few
-        pairs = self._pairs(cooccur, DENSE_PAIRS_MAX if stats is not None else 0)
         largest, text_mean = _largest_over_query(qb, safe, pairs, counts, n)
         query_pop = (qb @ np.log1p(counts).astype(np.float32))[:, None] / size
         linked_share, mean_lift = n_linked / size, conf_sum * n / cand_count / size
@@ -606,23 +605,17 @@ class Hybrid(Recommender):
         standardised = _standardised(np.stack([*component_scores, linked_share, conf_sum, mean_lift], axis=-1), cand >= 0)
         return np.concatenate([np.stack(cols, axis=-1), standardised], axis=-1).astype(np.float32), cand
 
-    def _link_matrices(self, cooccur: sp.csr_matrix, counts: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(co-occurs 0/1, confidence P(j | i)) item × item matrices, built once per co-occurrence
-        matrix: serving and every batch of a validation fold reuse them."""
-        cached = getattr(self, "_links_cache", None)
-        if cached is None or cached[0] is not cooccur:
+    def _pair_tables(self, cooccur: sp.csr_matrix, counts: np.ndarray, dense_max: int
+                     ) -> tuple[_Pairs, sp.csr_matrix, sp.csr_matrix]:
+        """The item-pair tables of a co-occurrence matrix: `_Pairs`, and the (co-occurs 0/1, confidence
+        P(j | i)) item × item matrices; built once, every batch of a validation fold, or of serving, reuses them."""
+        cached = getattr(self, "_pairs_cache", None)
+        if cached is None or cached[0].sources[0] is not cooccur or cached[0].dense_max != dense_max:
             linked = cooccur.copy()
             linked.data = np.ones_like(linked.data)
             confidence = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ cooccur, dtype=np.float32)
-            self._links_cache = cached = (cooccur, linked, confidence)
-        return cached[1], cached[2]
-
-    def _pairs(self, cooccur: sp.csr_matrix, dense_max: int) -> _Pairs:
-        """The item-pair tables for a co-occurrence matrix, built once: every batch of a validation fold, or
-        of serving, reuses them."""
-        cached = getattr(self, "_pairs_cache", None)
-        if cached is None or cached.sources[0] is not cooccur or cached.dense_max != dense_max:
-            self._pairs_cache = cached = _Pairs(cooccur, self.text_vectors_, self.sentence_vectors_, dense_max)
+            pairs = _Pairs(cooccur, self.text_vectors_, self.sentence_vectors_, dense_max)
+            self._pairs_cache = cached = (pairs, linked, confidence)
         return cached
 
     @property
