@@ -101,3 +101,29 @@ def test_customers_without_purchase_times_get_no_rfm_name() -> None:
     named = dict(zip(seg["user_id"].tolist(), seg["segment"].tolist()))
     assert named["u1"] == named["u2"] == NO_DATES
     assert NO_DATES not in (named["u3"], named["u4"]) and named["u3"] != named["u4"]
+
+
+def test_a_shop_with_fewer_kinds_of_product_than_groups_gets_no_empty_group() -> None:
+    """Four customers of two products bought apart: no pair beats chance, so every product embeds alike. K-Means
+    was asked for more groups than distinct points: empty groups, and sklearn's warnings in a
+    user's output. Groups and behaviour clusters are now capped by the distinct points."""
+    import warnings
+
+    import duckdb
+
+    from itemaffinity.models.cluster import customer_segments
+
+    events = pa.table({"user_id": ["u1", "u1", "u2", "u3", "u4"], "basket_id": ["b1", "b2", "b3", "b4", "b5"],
+                       "item_id": ["A", "B", "A", "B", "A"], "event": ["purchase"] * 5, "value": [5.0, 3.0, 1.0, 2.0, 9.0],
+                       "ts": pa.array(["2024-01-01", "2024-02-01", "2024-01-05", "2024-03-01", "2024-01-01"],
+                                      pa.string()).cast(pa.timestamp("s"))})
+    data = InteractionData.from_tables(events)
+    con = duckdb.connect()
+    con.register("events", events)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        groups = product_groups(data)
+        seg = customer_segments(con, data, groups)
+    assert len(groups.labels) == 1 and groups.sizes.tolist() == [2]
+    assert set(groups.item_cluster.tolist()) == {0}
+    assert len(seg["behaviour"]) == 4 and set(seg["behaviour"].tolist()) == {0}

@@ -54,6 +54,8 @@ def item_embeddings(data: InteractionData, dim: int = 32, seed: int = 0) -> tupl
     dim = max(2, min(dim, int(active.sum()) - 1))
     # One BLAS thread: with more, the SVD's last float bits depend on how many threads run it, and K-Means
     # turns such differences into other groups (analyze and a service rebuild of the same data disagreed).
+    if ppmi.nnz == 0:  # no pair bought together more than by chance: nothing to embed (and an SVD of zeros warns)
+        return np.zeros((data.n_items, dim), np.float32), active
     with threadpool_limits(limits=1, user_api="blas"):
         emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(ppmi)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
@@ -89,10 +91,15 @@ def _label(titles: list[str | None], background: Counter, n_background: int, top
     return " / ".join(w.lower() for w in best) if best else first
 
 
+def _distinct_rows(x: np.ndarray) -> int:
+    """How many clusters K-Means can find in x: more than its distinct rows leaves some empty."""
+    return len(np.unique(x, axis=0)) if len(x) else 0
+
+
 def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -> ProductGroups:
     """K-Means product groups over co-occurrence embeddings, with title-word labels."""
     emb, active = item_embeddings(data, seed=seed)
-    k = max(1, min(n_clusters, int(active.sum())))
+    k = max(1, min(n_clusters, _distinct_rows(emb[active])))
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(emb[active])
     cluster = np.full(data.n_items, -1, dtype=np.int64)
     cluster[active] = km.labels_
@@ -159,7 +166,7 @@ def customer_segments(con: duckdb.DuckDBPyConnection, data: InteractionData, gro
         valid = g >= 0
         np.add.at(shares, (np.flatnonzero(ok)[ui.row[valid]], g[valid]), ui.data[valid])
         shares /= shares.sum(axis=1, keepdims=True) + 1e-12
-    nb = max(1, min(n_behaviour, len(users)))
+    nb = max(1, min(n_behaviour, _distinct_rows(shares)))
     behaviour = KMeans(n_clusters=nb, n_init=4, random_state=seed).fit_predict(shares) if len(users) else np.zeros(0, int)
     return {"user_id": users, "recency_days": recency, "frequency": freq, "monetary": money, "r": r, "f": f, "m": m,
             "segment": segment, "behaviour": behaviour}
