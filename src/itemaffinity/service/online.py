@@ -170,6 +170,19 @@ class OnlineState:
     def item_baskets(self, item_idx: int) -> int:
         return int(self.base_counts[item_idx] + self.count_delta[item_idx])
 
+    def basket_counts(self) -> np.ndarray:
+        """(n_items,) baskets holding each item, snapshot + online."""
+        return self.base_counts + self.count_delta
+
+    def co_row(self, item_idx: int) -> np.ndarray:
+        """(n_items,) baskets holding both `item_idx` and each item, snapshot + online."""
+        co = co_counts(self.snap, item_idx)
+        extra = self.co.get(item_idx)
+        if extra:
+            keys = np.fromiter(extra.keys(), np.int64, len(extra))
+            np.add.at(co, keys, np.fromiter(extra.values(), np.int64, len(extra)))
+        return co
+
     def pairs(self, item_idx: int) -> PairRows:
         """The item's partners: the snapshot's list, or recomputed once it has been touched online."""
         gen = self.generation.get(item_idx, 0)
@@ -178,12 +191,7 @@ class OnlineState:
         cached = self._pairs.get(item_idx)
         if cached is not None and cached[0] == gen:
             return cached[1]
-        co = co_counts(self.snap, item_idx)
-        extra = self.co.get(item_idx)
-        if extra:
-            keys = np.fromiter(extra.keys(), np.int64, len(extra))
-            np.add.at(co, keys, np.fromiter(extra.values(), np.int64, len(extra)))
-        rows = rank_pairs(item_idx, co, self.base_counts + self.count_delta, self.n_transactions, self.k,
+        rows = rank_pairs(item_idx, self.co_row(item_idx), self.basket_counts(), self.n_transactions, self.k,
                           self.min_count)
         self._pairs[item_idx] = (gen, rows)
         return rows

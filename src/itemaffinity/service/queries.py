@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any, Sequence
 
 import numpy as np
@@ -254,6 +253,28 @@ def _pair_facts(snap: Snapshot, online: OnlineState, a: int, b: int, model_ev: d
     return n_ab, m, sim, _relation(snap, a, b, n_ab, m["lift"], sim, model_ev)
 
 
+RELATION_CHUNK = 200
+"""Items of a ranking whose relations a relation filter works out at once."""
+
+
+def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
+                  model_evidence: list[dict[str, Any] | None] | None = None) -> np.ndarray:
+    """The relation of item a to each item of b, as `_pair_facts` labels one pair, for a whole ranking at once
+    (a relation filter may walk RELATION_SCAN items to find a rare one)."""
+    from itemaffinity.models.explain import relations
+
+    counts = online.basket_counts()
+    n_ab = online.co_row(a)[b]
+    lift = MEASURES["lift"](n_ab, np.full(len(b), counts[a]), counts[b], online.n_transactions)
+    cats = snap.data.categories
+    same_category = np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
+    out = relations(n_ab, np.asarray(lift, np.float64), snap.text_similarities(np.full(len(b), a), b), same_category)
+    for k, ev in enumerate(model_evidence or []):
+        if ev and ev.get("relation"):
+            out[k] = ev["relation"]
+    return out
+
+
 def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
             model: str | None, n: int, filt: ItemFilter, explain: bool, relation: str | None = None
             ) -> dict[str, Any]:
@@ -276,20 +297,21 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
     pos = np.flatnonzero(idx >= 0)
     if not filt.empty:
         pos = pos[filt.mask(snap)[idx[pos]]]
-
-    @functools.cache
-    def facts(p: int) -> tuple[int, dict[str, float], float | None, str]:
-        """The pair's evidence, once for the relation filter and the explanation."""
-        return _pair_facts(snap, online, a, int(idx[p]), out.evidence[p] if out.evidence is not None else None)
-
-    if relation is not None:
-        pos = (p for p in pos if facts(int(p))[3] == relation)
+    if relation is not None:  # labelled a chunk at a time: a common relation fills n from the first chunk
+        kept = []
+        for chunk in np.array_split(pos, np.arange(RELATION_CHUNK, len(pos), RELATION_CHUNK)):
+            evidence = [out.evidence[p] for p in chunk] if out.evidence is not None else None
+            kept.append(chunk[_relations_to(snap, online, a, idx[chunk], evidence) == relation])
+            if sum(map(len, kept)) >= n:
+                break
+        pos = np.concatenate(kept) if kept else pos[:0]
     items = []
-    for p in islice(pos, n):
+    for p in pos[:n]:
         b = int(idx[p])
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
         if explain:
-            row["evidence"] = similar_evidence(snap, a, b, model, float(out.scores[p]), facts(int(p)))
+            facts = _pair_facts(snap, online, a, b, out.evidence[p] if out.evidence is not None else None)
+            row["evidence"] = similar_evidence(snap, a, b, model, float(out.scores[p]), facts)
         items.append(row)
     return {"item": item_summary(snap, a), "model": model, "items": items}
 

@@ -1,0 +1,42 @@
+"""The relation filter labels a model's whole ranking at once, as the evidence labels each pair of it."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models import create_model
+from itemaffinity.models.explain import RELATION_SCAN
+from itemaffinity.service import queries
+from itemaffinity.service.online import OnlineState, PostedEvent
+from itemaffinity.service.snapshot import build_snapshot
+
+
+def test_a_ranking_gets_the_relations_its_pairs_get_one_by_one(store):
+    """Online Retail's best seller and the 2,000 items itemknn finds most similar to it (what a relation filter walks
+    for a rare relation): the batch labels equal `_pair_facts`' label of each pair, before and after posted baskets
+    make one of its substitutes a complement."""
+    data = InteractionData.from_store(store.path)
+    model = create_model("itemknn").fit(data)
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        snap = build_snapshot(con, str(store.path), version=1, models={"itemknn": model})
+    online = OnlineState(snap)
+    a = int(np.argmax(np.diff(snap.basket_csc.indptr)))
+    ranking = model.similar_items([data.items.id(a)], n=RELATION_SCAN)[0]
+    b = data.items.indices(ranking.item_ids)
+    assert len(b) == RELATION_SCAN and (b >= 0).all()
+
+    def one_by_one() -> list[str]:
+        return [queries._pair_facts(snap, online, a, int(j))[3] for j in b]
+
+    before = one_by_one()
+    assert queries._relations_to(snap, online, a, b).tolist() == before
+    assert set(before) == {"complement", "substitute", "related"}
+
+    substitute = int(b[before.index("substitute")])
+    online.fold(PostedEvent(0, None, data.items.id(i), "purchase", f"posted-{k}")
+                for k in range(200) for i in (a, substitute))
+    after = one_by_one()
+    assert after[before.index("substitute")] == "complement"
+    assert queries._relations_to(snap, online, a, b).tolist() == after
