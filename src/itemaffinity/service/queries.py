@@ -7,7 +7,6 @@ Explanations ("evidence") say in plain words why an item is shown, from the co-p
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -257,18 +256,27 @@ RELATION_CHUNK = 200
 """Items of a ranking whose relations a relation filter works out at once."""
 
 
-def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
-                  model_evidence: list[dict[str, Any] | None] | None = None) -> np.ndarray:
-    """The relation of item a to each item of b, as `_pair_facts` labels one pair, for a whole ranking at once
-    (a relation filter may walk RELATION_SCAN items to find a rare one)."""
+def _pair_relations(snap: Snapshot, a: int, b: np.ndarray, n_ab: np.ndarray, lift: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The relation of item a to each item of b from the pairs' co-counts and lifts, as `_relation` labels one
+    pair, and the pairs' text similarities (NaN: no text)."""
     from itemaffinity.models.explain import relations
 
+    b = np.asarray(b, np.int64)
+    cats = snap.data.categories
+    same_category = np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
+    sims = snap.text_similarities(np.full(len(b), a), b)
+    return relations(np.asarray(n_ab), np.asarray(lift, np.float64), sims, same_category), sims
+
+
+def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
+                  model_evidence: list[dict[str, Any] | None] | None = None) -> np.ndarray:
+    """The relation of item a to each item of b, as `_pair_facts` labels one pair (snapshot + online counts; a
+    model's own relation first), for a ranking at once: a relation filter may walk RELATION_SCAN items."""
     counts = online.basket_counts()
     n_ab = online.co_row(a)[b]
     lift = MEASURES["lift"](n_ab, np.full(len(b), counts[a]), counts[b], online.n_transactions)
-    cats = snap.data.categories
-    same_category = np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
-    out = relations(n_ab, np.asarray(lift, np.float64), snap.text_similarities(np.full(len(b), a), b), same_category)
+    out = _pair_relations(snap, a, b, n_ab, lift)[0]
     for k, ev in enumerate(model_evidence or []):
         if ev and ev.get("relation"):
             out[k] = ev["relation"]
@@ -349,17 +357,13 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
     if not filt.empty:
         pos = pos[filt.mask(snap)[rows.partner]]
 
-    @functools.cache
-    def text_and_relation(p: int) -> tuple[float | None, str]:
-        """The partner's text similarity and relation, once for the filter and the evidence."""
-        b = int(rows.partner[p])
-        sim = snap.text_similarity(a, b)
-        return sim, _relation(snap, a, b, int(rows.n_ab[p]), float(rows.lift[p]), sim)
-
-    if relation is not None:
-        pos = np.array([p for p in pos if text_and_relation(int(p))[1] == relation], dtype=np.int64)
+    if relation is not None or explain:
+        found, sims = _pair_relations(snap, a, rows.partner[pos], rows.n_ab[pos], rows.lift[pos])
+        if relation is not None:
+            keep = found == relation
+            pos, found, sims = pos[keep], found[keep], sims[keep]
     items = []
-    for p in pos[:n]:
+    for k, p in enumerate(pos[:n]):
         b = int(rows.partner[p])
         row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
         if explain:
@@ -370,10 +374,9 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
                   "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
                                     "confidence": conf, "lift": lift}],
                   "reason": pair_reason(snap, a, b, n_ab, conf, lift)}
-            sim, pair_rel = text_and_relation(int(p))
-            if sim is not None:
-                ev["text_similarity"] = sim
-            ev["relation"] = pair_rel
+            if not np.isnan(sims[k]):
+                ev["text_similarity"] = float(sims[k])
+            ev["relation"] = str(found[k])
             items.append({**row, "evidence": ev})
         else:
             items.append(row)
