@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 import numpy as np
 
@@ -15,8 +17,8 @@ from itemaffinity.service.snapshot import build_snapshot
 
 def test_a_ranking_gets_the_relations_its_pairs_get_one_by_one(store):
     """Online Retail's best seller and the 2,000 items itemknn finds most similar to it (what a relation filter walks
-    for a rare relation): the batch labels equal `_pair_facts`' label of each pair, before and after posted baskets
-    make one of its substitutes a complement."""
+    for a rare relation): the batch labels equal `_pair_facts`' label of each pair, with a shared category, and after
+    posted baskets make one of its substitutes a complement."""
     data = InteractionData.from_store(store.path)
     model = create_model("itemknn").fit(data)
     with duckdb.connect(str(store.path), read_only=True) as con:
@@ -33,6 +35,14 @@ def test_a_ranking_gets_the_relations_its_pairs_get_one_by_one(store):
     before = one_by_one()
     assert queries._relations_to(snap, online, a, b).tolist() == before
     assert set(before) == {"complement", "substitute", "related"}
+
+    assert all(c is None for c in snap.data.categories)  # Online Retail has none
+    cats = snap.data.categories.copy()  # a category shared by the item and half its ranking
+    cats[a], cats[b[::2]] = "mugs", "mugs"
+    with_category = replace(snap, data=replace(snap.data, categories=cats))
+    shared = [queries._pair_facts(with_category, online, a, int(j))[3] for j in b]
+    assert queries._relations_to(with_category, online, a, b).tolist() == shared
+    assert shared.count("substitute") > before.count("substitute"), "the same category and no lift: a substitute"
 
     substitute = int(b[before.index("substitute")])
     online.fold(PostedEvent(0, None, data.items.id(i), "purchase", f"posted-{k}")

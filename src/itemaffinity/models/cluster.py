@@ -52,10 +52,10 @@ def item_embeddings(data: InteractionData, dim: int = 32, seed: int = 0) -> tupl
     ppmi = sp.csr_matrix((pmi[keep], (c.row[off][keep], c.col[off][keep])), shape=c.shape)
     active = counts > 0
     dim = max(2, min(dim, int(active.sum()) - 1))
-    # One BLAS thread: with more, the SVD's last float bits depend on how many threads run it, and K-Means
-    # turns such differences into other groups (analyze and a service rebuild of the same data disagreed).
     if ppmi.nnz == 0:  # no pair bought together more than by chance: nothing to embed (and an SVD of zeros warns)
         return np.zeros((data.n_items, dim), np.float32), active
+    # One BLAS thread: with more, the SVD's last float bits depend on how many threads run it, and K-Means
+    # turns such differences into other groups (analyze and a service rebuild of the same data disagreed).
     with threadpool_limits(limits=1, user_api="blas"):
         emb = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(ppmi)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12

@@ -222,8 +222,13 @@ def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_simil
 
     if model_evidence and model_evidence.get("relation"):
         return model_evidence["relation"]
+    return relation(n_ab, lift, text_similarity, bool(_same_category(snap, a, np.array([b]))[0]))
+
+
+def _same_category(snap: Snapshot, a: int, b: np.ndarray) -> np.ndarray:
+    """(len(b),) whether item a has a category and each item of b has the same."""
     cats = snap.data.categories
-    return relation(n_ab, lift, text_similarity, bool(cats[a] is not None and cats[a] == cats[b]))
+    return np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -263,10 +268,8 @@ def _pair_relations(snap: Snapshot, a: int, b: np.ndarray, n_ab: np.ndarray, lif
     from itemaffinity.models.explain import relations
 
     b = np.asarray(b, np.int64)
-    cats = snap.data.categories
-    same_category = np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
     sims = snap.text_similarities(np.full(len(b), a), b)
-    return relations(np.asarray(n_ab), np.asarray(lift, np.float64), sims, same_category), sims
+    return relations(np.asarray(n_ab), np.asarray(lift, np.float64), sims, _same_category(snap, a, b)), sims
 
 
 def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
