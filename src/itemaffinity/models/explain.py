@@ -33,6 +33,11 @@ def relation(co_count: int, lift: float, text_similarity: float | None, same_cat
                      np.array([same_category]))[0]
 
 
+def shares_value(values: np.ndarray, a: int, b: np.ndarray) -> np.ndarray:
+    """(len(b),) whether item a has a value in `values` (a category, a brand) and each item of b the same one."""
+    return np.zeros(len(b), bool) if values[a] is None else np.asarray(values[b] == values[a], bool)
+
+
 def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarray,
               same_category: np.ndarray) -> np.ndarray:
     """"complement" | "substitute" | "related" per pair of aligned arrays (text_similarity NaN where unknown;
@@ -82,8 +87,7 @@ class Explainer:
         else:
             sim = np.full(len(b), np.nan)
         cats, brands = self.data.categories, self.data.brands
-        same_cat = np.array([cats[a] is not None and cats[a] == cats[j] for j in b], dtype=bool)
-        same_brand = np.array([brands[a] is not None and brands[a] == brands[j] for j in b], dtype=bool)
+        same_cat, same_brand = shares_value(cats, a, b), shares_value(brands, a, b)
         return {"co_count": co.astype(np.int64), "lift": lift, "confidence": conf, "text_similarity": sim,
                 "same_category": same_cat, "same_brand": same_brand,
                 "relation": relations(co, lift, sim, same_cat)}

@@ -15,7 +15,7 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
-from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT
+from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT, shares_value
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -222,13 +222,7 @@ def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_simil
 
     if model_evidence and model_evidence.get("relation"):
         return model_evidence["relation"]
-    return relation(n_ab, lift, text_similarity, bool(_same_category(snap, a, np.array([b]))[0]))
-
-
-def _same_category(snap: Snapshot, a: int, b: np.ndarray) -> np.ndarray:
-    """(len(b),) whether item a has a category and each item of b has the same."""
-    cats = snap.data.categories
-    return np.zeros(len(b), bool) if cats[a] is None else np.asarray(cats[b] == cats[a], bool)
+    return relation(n_ab, lift, text_similarity, bool(shares_value(snap.data.categories, a, np.array([b]))[0]))
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -269,7 +263,8 @@ def _pair_relations(snap: Snapshot, a: int, b: np.ndarray, n_ab: np.ndarray, lif
 
     b = np.asarray(b, np.int64)
     sims = snap.text_similarities(np.full(len(b), a), b)
-    return relations(np.asarray(n_ab), np.asarray(lift, np.float64), sims, _same_category(snap, a, b)), sims
+    same_category = shares_value(snap.data.categories, a, b)
+    return relations(np.asarray(n_ab), np.asarray(lift, np.float64), sims, same_category), sims
 
 
 def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
