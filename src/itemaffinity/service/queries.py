@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -268,17 +268,19 @@ def _pair_relations(snap: Snapshot, a: int, b: np.ndarray, n_ab: np.ndarray, lif
 
 
 def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
-                  model_evidence: list[dict[str, Any] | None] | None = None) -> np.ndarray:
+                  model_evidence: list[dict[str, Any] | None] | None = None) -> Iterator[np.ndarray]:
     """The relation of item a to each item of b, as `_pair_facts` labels one pair (snapshot + online counts; a
-    model's own relation first), for a ranking at once: a relation filter may walk RELATION_SCAN items."""
-    counts = online.basket_counts()
-    n_ab = online.co_row(a)[b]
-    lift = MEASURES["lift"](n_ab, np.full(len(b), counts[a]), counts[b], online.n_transactions)
-    out = _pair_relations(snap, a, b, n_ab, lift)[0]
-    for k, ev in enumerate(model_evidence or []):
-        if ev and ev.get("relation"):
-            out[k] = ev["relation"]
-    return out
+    model's own relation first), RELATION_CHUNK items at a time: a relation filter stops once it has enough, and
+    may walk RELATION_SCAN items for a rare relation. The item's co-counts are read once for all chunks."""
+    counts, co = online.basket_counts(), online.co_row(a)
+    for s in range(0, len(b), RELATION_CHUNK):
+        part = b[s:s + RELATION_CHUNK]
+        lift = MEASURES["lift"](co[part], np.full(len(part), counts[a]), counts[part], online.n_transactions)
+        found = _pair_relations(snap, a, part, co[part], lift)[0]
+        for k, ev in enumerate((model_evidence or [])[s:s + RELATION_CHUNK]):
+            if ev and ev.get("relation"):
+                found[k] = ev["relation"]
+        yield found
 
 
 def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
@@ -304,13 +306,13 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
     if not filt.empty:
         pos = pos[filt.mask(snap)[idx[pos]]]
     if relation is not None:  # labelled a chunk at a time: a common relation fills n from the first chunk
-        kept = []
-        for chunk in np.array_split(pos, np.arange(RELATION_CHUNK, len(pos), RELATION_CHUNK)):
-            evidence = [out.evidence[p] for p in chunk] if out.evidence is not None else None
-            kept.append(chunk[_relations_to(snap, online, a, idx[chunk], evidence) == relation])
+        evidence = [out.evidence[p] for p in pos] if out.evidence is not None else None
+        kept = [pos[:0]]
+        for s, found in zip(range(0, len(pos), RELATION_CHUNK), _relations_to(snap, online, a, idx[pos], evidence)):
+            kept.append(pos[s:s + RELATION_CHUNK][found == relation])
             if sum(map(len, kept)) >= n:
                 break
-        pos = np.concatenate(kept) if kept else pos[:0]
+        pos = np.concatenate(kept)
     items = []
     for p in pos[:n]:
         b = int(idx[p])

@@ -164,8 +164,8 @@ class Snapshot:
         with the pairs; NaN where either item has no text."""
         v, a, b = self.text_vectors, np.asarray(a, np.int64), np.asarray(b, np.int64)
         sims = np.asarray(v[a].multiply(v[b]).sum(axis=1), dtype=np.float64).ravel()
-        has_text = np.diff(v.indptr) > 0
-        sims[~(has_text[a] & has_text[b])] = np.nan
+        has_text = (v.indptr[a + 1] > v.indptr[a]) & (v.indptr[b + 1] > v.indptr[b])  # the pairs' items only
+        sims[~has_text] = np.nan
         return sims
 
     def text_similarity(self, a: int, b: int) -> float | None:
