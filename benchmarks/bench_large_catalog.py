@@ -19,7 +19,8 @@ ingested with the `instacart` preset, so the texts are what `analyze` sees):
    how many queries the graph has paid for itself.
 
 The store is kept (`--store`) so that the sentence embeddings of the catalog, which the hybrid's features
-use, are encoded once (about 9 minutes on 2 cores) and read from the store's cache afterwards.
+use, are encoded once (about two minutes on 2 idle cores: benchmarks/bench_encode.py) and read from the store's
+cache afterwards.
 
 Usage:
   python benchmarks/bench_large_catalog.py [--store out/bench_instacart.duckdb] [--threads 2] [--skip-neighbours]
