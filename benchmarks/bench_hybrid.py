@@ -18,6 +18,9 @@ Usage:
   add --validation to score the validation task instead (baskets of the 30 days before the split,
   everything fitted on what came before them), for choosing between hybrid settings without
   looking at the test baskets.
+  add --by-popularity to print each model's NDCG@10 in three equal groups of queries by how often the
+  hidden item, and the query's items, were bought in the training data (the long tail against the best
+  sellers: does the fusion hold its lead where co-purchase counts are thin).
 """
 
 from __future__ import annotations
@@ -82,6 +85,27 @@ def worker_memory() -> str:
     return f"{len(rss)}" + (f" ({', '.join(f'{r:.0f}' for r in rss)} MiB resident)" if rss else "")
 
 
+def popularity_groups(tasks, per_query: dict[str, list[np.ndarray]]) -> None:
+    """Each model's NDCG@10 in tertiles of the queries (every seed pooled) by the training baskets of the
+    hidden item, and by the mean over the query's items of log(1 + their baskets)."""
+    baskets = tasks[0].train.item_baskets.astype(np.float64)
+    hidden = np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks])
+    query = np.concatenate([
+        np.asarray(task.queries.multiply(np.log1p(baskets)).sum(axis=1)).ravel()
+        / np.maximum(np.diff(task.queries.indptr), 1) for task in tasks])
+    for name, value, unit in (("hidden item's baskets", hidden, "{:.0f}"),
+                              ("query items' mean log(1 + baskets)", query, "{:.2f}")):
+        cuts = np.quantile(value, [1 / 3, 2 / 3])
+        group = np.searchsorted(cuts, value, side="right")
+        bounds = [f"≤ {unit.format(cuts[0])}", f"{unit.format(cuts[0])}–{unit.format(cuts[1])}",
+                  f"> {unit.format(cuts[1])}"]
+        print(f"\nNDCG@10 by {name} (tertiles of the queries: {', '.join(bounds)}; "
+              f"{', '.join(str(int((group == g).sum())) for g in range(3))} queries)")
+        for label, values in per_query.items():
+            v = np.concatenate(values)
+            print(f"  {label:<34}" + "".join(f"{v[group == g].mean():9.4f}" for g in range(3)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=5000)
@@ -90,6 +114,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help=(
         "task seeds (which item each test basket hides); each model is fitted once and scored on every "
         "seed's task, the ratio taken on the mean over seeds"))
+    ap.add_argument("--by-popularity", action="store_true", help=(
+        "also print each model's NDCG@10 by how popular the hidden item and the query's items are"))
     ap.add_argument("--verbose", action="store_true", help="log the models' progress and timings to stderr")
     args = ap.parse_args()
     if args.verbose:
@@ -142,6 +168,8 @@ def main() -> None:
             ratio, lo, hi = ratio_interval(*pair, groups=groups)
             print(f"  seeds pooled: hybrid / {best} NDCG@10 {ratio:.3f}, 95% interval over its "
                   f"{len(np.unique(groups)):,} customers {lo:.3f}–{hi:.3f}")
+    if args.by_popularity:
+        popularity_groups(tasks, per_query)
     print(f"total wall time {time.perf_counter() - t_all:.1f}s")
 
 
