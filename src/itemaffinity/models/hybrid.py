@@ -26,6 +26,12 @@ every query gets an answer.
 Features are built the same way for validation and for serving: popularity "recently" means the
 `recent_days` before the query's time — a validation basket's own timestamp, and the end of the
 training data when serving (as at the test split).
+
+Popularity-aware gating is learnt, not set by hand: the rankers see the candidate's and the query items'
+popularity among their features, so how much each component and link counts depends on how often the items
+sold. On Online Retail they lift rarely bought items far above EASE's ranking and give up a little on best
+sellers, a trade that a popularity weight added at serving time does not improve
+(benchmarks/bench_hybrid.py --by-popularity, benchmarks/explore_popularity_bias.py).
 """
 
 from __future__ import annotations

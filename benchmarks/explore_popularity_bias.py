@@ -1,0 +1,94 @@
+"""Does the hybrid rank best sellers too low? A popularity bias added at serving time (issue #5).
+
+`bench_hybrid.py --by-popularity` shows the hybrid far above EASE when the hidden item is rarely bought and
+below it when the hidden item is a best seller. This script fits the hybrid once on the basket-completion
+validation task (train before 2011-09-01, the baskets of September 2011; three task seeds) and scores:
+- the hybrid's own ranking plus beta × the candidate's log(1 + baskets), standardised over the query's
+  candidates (items no component proposes keep their fallback place), for a grid of beta;
+- each of its two rankers alone (random slices, rolling origins), as a diagnostic;
+each also in tertiles of the queries by the hidden item's training baskets.
+
+Usage:
+  OMP_NUM_THREADS=1 python benchmarks/explore_popularity_bias.py [--test] [--betas -0.2,0,0.1,0.2,0.3,0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from itemaffinity.data.ingest import ingest_file
+from itemaffinity.data.mapping import resolve_mapping
+from itemaffinity.evaluation.experiment import build_task
+from itemaffinity.evaluation.metrics import ndcg
+from itemaffinity.models.base import rank_top_n
+from itemaffinity.models.hybrid import FALLBACK
+from itemaffinity.models.registry import create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "online_retail.parquet"
+SPLIT = dt.datetime(2011, 10, 1)
+
+
+def with_bias(scores: np.ndarray, log_pop: np.ndarray, beta: float) -> np.ndarray:
+    """The scores plus beta × log popularity standardised over each query's candidates (score above FALLBACK / 2)."""
+    if beta == 0:
+        return scores
+    cand = scores > FALLBACK / 2
+    n = np.maximum(cand.sum(axis=1, keepdims=True), 1)
+    mean = (log_pop * cand).sum(axis=1, keepdims=True) / n
+    sd = np.sqrt((((log_pop - mean) * cand) ** 2).sum(axis=1, keepdims=True) / n)
+    return np.where(cand, scores + beta * (log_pop - mean) / (sd + 1e-9), scores)
+
+
+def ndcg_of(scores: np.ndarray, task) -> np.ndarray:
+    top, _ = rank_top_n(scores.copy(), 10, task.exclude)
+    return np.asarray(ndcg(top, task.targets, 10))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--test", action="store_true", help="score the test task instead of the validation task")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--betas", default="-0.2,0,0.1,0.2,0.3,0.5,0.8")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "bench.duckdb")
+        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
+        with duckdb.connect(store, read_only=True) as con:
+            tasks = [build_task(con, "basket-completion", SPLIT, 5000, int(s), validation=not args.test)
+                     for s in args.seeds.split(",")]
+    model = create_model("hybrid").fit(tasks[0].train)
+    baskets = tasks[0].train.item_baskets.astype(np.float64)
+    log_pop = np.log1p(baskets)[None, :].astype(np.float32)
+    hidden = np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks])
+    cuts = np.quantile(hidden, [1 / 3, 2 / 3])
+    group = np.searchsorted(cuts, hidden, side="right")
+    print(f"{tasks[0].info}; seeds {args.seeds}; hidden item's baskets tertiles ≤ {cuts[0]:.0f}, "
+          f"{cuts[0]:.0f}–{cuts[1]:.0f}, > {cuts[1]:.0f}")
+    print(f"{'scoring':<28}{'mean':>8}" + "".join(f"{'seed ' + s:>9}" for s in args.seeds.split(","))
+          + f"{'tail':>9}{'middle':>9}{'head':>9}")
+    scores = [model.score(task.queries) for task in tasks]
+
+    def report(label: str, per_task: list[np.ndarray]) -> None:
+        values = [ndcg_of(s, task) for s, task in zip(per_task, tasks)]
+        pooled = np.concatenate(values)
+        print(f"{label:<28}{pooled.mean():8.4f}" + "".join(f"{v.mean():9.4f}" for v in values)
+              + "".join(f"{pooled[group == g].mean():9.4f}" for g in range(3)), flush=True)
+
+    for beta in (float(b) for b in args.betas.split(",")):
+        report(f"hybrid + {beta:g} × popularity", [with_bias(s, log_pop, beta) for s in scores])
+    boosters = model._boosters
+    for k, name in enumerate(("random slices", "rolling origins")[:len(boosters)]):
+        model._boosters = [boosters[k]]
+        report(f"ranker of {name} alone", [model.score(task.queries) for task in tasks])
+    model._boosters = boosters
+
+
+if __name__ == "__main__":
+    main()
