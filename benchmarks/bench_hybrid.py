@@ -90,9 +90,8 @@ def popularity_groups(tasks, per_query: dict[str, list[np.ndarray]]) -> None:
     hidden item, and by the mean over the query's items of log(1 + their baskets)."""
     baskets = tasks[0].train.item_baskets.astype(np.float64)
     hidden = np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks])
-    query = np.concatenate([
-        np.asarray(task.queries.multiply(np.log1p(baskets)).sum(axis=1)).ravel()
-        / np.maximum(np.diff(task.queries.indptr), 1) for task in tasks])
+    query = np.concatenate([((task.queries > 0) @ np.log1p(baskets)) / np.maximum((task.queries > 0).sum(axis=1).A1, 1)
+                            for task in tasks])
     for name, value, unit in (("hidden item's baskets", hidden, "{:.0f}"),
                               ("query items' mean log(1 + baskets)", query, "{:.2f}")):
         cuts = np.quantile(value, [1 / 3, 2 / 3])

@@ -83,7 +83,7 @@ def main() -> None:
 
     for beta in (float(b) for b in args.betas.split(",")):
         report(f"hybrid + {beta:g} × popularity", [with_bias(s, log_pop, beta) for s in scores])
-    boosters = model._boosters
+    boosters = model._rankers  # the fitted rankers (loaded from the model strings), one per regime
     for k, name in enumerate(("random slices", "rolling origins")[:len(boosters)]):
         model._boosters = [boosters[k]]
         report(f"ranker of {name} alone", [model.score(task.queries) for task in tasks])
