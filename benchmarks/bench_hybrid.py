@@ -85,20 +85,29 @@ def worker_memory() -> str:
     return f"{len(rss)}" + (f" ({', '.join(f'{r:.0f}' for r in rss)} MiB resident)" if rss else "")
 
 
+def tertiles(value: np.ndarray, unit: str = "{:.0f}") -> tuple[np.ndarray, str]:
+    """(each value's third, 0–2, by the values' tertiles; the thirds' bounds as text)."""
+    cuts = np.quantile(value, [1 / 3, 2 / 3])
+    lo, hi = unit.format(cuts[0]), unit.format(cuts[1])
+    return np.searchsorted(cuts, value, side="right"), f"≤ {lo}, {lo}–{hi}, > {hi}"
+
+
+def hidden_item_baskets(tasks) -> np.ndarray:
+    """The training baskets of each query's hidden item, every task's queries one after another."""
+    baskets = tasks[0].train.item_baskets
+    return np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks]).astype(np.float64)
+
+
 def popularity_groups(tasks, per_query: dict[str, list[np.ndarray]]) -> None:
     """Each model's NDCG@10 in tertiles of the queries (every seed pooled) by the training baskets of the
     hidden item, and by the mean over the query's items of log(1 + their baskets)."""
-    baskets = tasks[0].train.item_baskets.astype(np.float64)
-    hidden = np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks])
-    query = np.concatenate([((task.queries > 0) @ np.log1p(baskets)) / np.maximum((task.queries > 0).sum(axis=1).A1, 1)
+    log_baskets = np.log1p(tasks[0].train.item_baskets.astype(np.float64))
+    query = np.concatenate([((task.queries > 0) @ log_baskets) / np.maximum((task.queries > 0).sum(axis=1).A1, 1)
                             for task in tasks])
-    for name, value, unit in (("hidden item's baskets", hidden, "{:.0f}"),
+    for name, value, unit in (("hidden item's baskets", hidden_item_baskets(tasks), "{:.0f}"),
                               ("query items' mean log(1 + baskets)", query, "{:.2f}")):
-        cuts = np.quantile(value, [1 / 3, 2 / 3])
-        group = np.searchsorted(cuts, value, side="right")
-        bounds = [f"≤ {unit.format(cuts[0])}", f"{unit.format(cuts[0])}–{unit.format(cuts[1])}",
-                  f"> {unit.format(cuts[1])}"]
-        print(f"\nNDCG@10 by {name} (tertiles of the queries: {', '.join(bounds)}; "
+        group, bounds = tertiles(value, unit)
+        print(f"\nNDCG@10 by {name} (tertiles of the queries: {bounds}; "
               f"{', '.join(str(int((group == g).sum())) for g in range(3))} queries)")
         for label, values in per_query.items():
             v = np.concatenate(values)

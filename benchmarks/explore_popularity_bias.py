@@ -15,24 +15,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import tempfile
-from pathlib import Path
 
-import duckdb
 import numpy as np
+from bench_hybrid import SPLIT, hidden_item_baskets, online_retail_store, tertiles
 
-from itemaffinity.data.ingest import ingest_file
-from itemaffinity.data.mapping import resolve_mapping
 from itemaffinity.evaluation.experiment import build_task
 from itemaffinity.evaluation.metrics import ndcg
 from itemaffinity.models.base import rank_top_n
 from itemaffinity.models.hybrid import FALLBACK
 from itemaffinity.models.registry import create_model
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "online_retail.parquet"
-SPLIT = dt.datetime(2011, 10, 1)
 
 
 def with_bias(scores: np.ndarray, log_pop: np.ndarray, beta: float) -> np.ndarray:
@@ -57,20 +48,13 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--betas", default="-0.2,0,0.1,0.2,0.3,0.5,0.8")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = str(Path(tmp) / "bench.duckdb")
-        ingest_file(str(DATA), resolve_mapping("online-retail"), store)
-        with duckdb.connect(store, read_only=True) as con:
-            tasks = [build_task(con, "basket-completion", SPLIT, 5000, int(s), validation=not args.test)
-                     for s in args.seeds.split(",")]
+    with online_retail_store() as con:
+        tasks = [build_task(con, "basket-completion", SPLIT, 5000, int(s), validation=not args.test)
+                 for s in args.seeds.split(",")]
     model = create_model("hybrid").fit(tasks[0].train)
-    baskets = tasks[0].train.item_baskets.astype(np.float64)
-    log_pop = np.log1p(baskets)[None, :].astype(np.float32)
-    hidden = np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks])
-    cuts = np.quantile(hidden, [1 / 3, 2 / 3])
-    group = np.searchsorted(cuts, hidden, side="right")
-    print(f"{tasks[0].info}; seeds {args.seeds}; hidden item's baskets tertiles ≤ {cuts[0]:.0f}, "
-          f"{cuts[0]:.0f}–{cuts[1]:.0f}, > {cuts[1]:.0f}")
+    log_pop = np.log1p(tasks[0].train.item_baskets)[None, :].astype(np.float32)
+    group, bounds = tertiles(hidden_item_baskets(tasks))
+    print(f"{tasks[0].info}; seeds {args.seeds}; hidden item's baskets tertiles {bounds}")
     print(f"{'scoring':<28}{'mean':>8}" + "".join(f"{'seed ' + s:>9}" for s in args.seeds.split(","))
           + f"{'tail':>9}{'middle':>9}{'head':>9}")
     scores = [model.score(task.queries) for task in tasks]
