@@ -40,7 +40,7 @@ import numpy as np
 from itemaffinity.data.ingest import ingest_file
 from itemaffinity.data.mapping import resolve_mapping
 from itemaffinity.evaluation.experiment import build_task, parse_models
-from itemaffinity.evaluation.metrics import ratio_interval
+from itemaffinity.evaluation.metrics import ratio_interval, thirds
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.models.registry import create_model
 
@@ -87,9 +87,9 @@ def worker_memory() -> str:
 
 def tertiles(value: np.ndarray, unit: str = "{:.0f}") -> tuple[np.ndarray, str]:
     """(each value's third, 0–2, by the values' tertiles; the thirds' bounds as text)."""
-    cuts = np.quantile(value, [1 / 3, 2 / 3])
+    third, cuts = thirds(value)
     lo, hi = unit.format(cuts[0]), unit.format(cuts[1])
-    return np.searchsorted(cuts, value, side="right"), f"≤ {lo}, {lo}–{hi}, > {hi}"
+    return third, f"≤ {lo}, {lo}–{hi}, > {hi}"
 
 
 def hidden_item_baskets(tasks) -> np.ndarray:

@@ -103,6 +103,11 @@ def test_leaderboard_customers_and_data_quality_pages(page, shots):
     assert "★" not in cold.inner_text() and "default model" not in cold.locator("p.hint").first.inner_text()
     intervals = page.locator("#leaderboard td.vs-best").all_inner_texts()  # the leader first, then the others
     assert intervals[0] == "1.000 (1.000–1.000)" and all("–" in t for t in intervals)
+    # basket completion splits NDCG@10 by the held-out product's popularity; new products have none to split by
+    thirds = basket.locator("td.by-popularity").all_inner_texts()
+    assert thirds and all(len([float(v) for v in t.split(" · ")]) == 3 for t in thirds)
+    assert "more than" in basket.locator("p.hint").last.inner_text()
+    assert cold.locator("td.by-popularity").count() == 0 and cold.locator("tbody tr").count() >= 2
     page.screenshot(path=str(shots / "05-leaderboard.png"), full_page=True)
     page.goto("/#/customers?segment=Champions")
     page.wait_for_selector("#segment-users table a")

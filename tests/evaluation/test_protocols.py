@@ -110,6 +110,17 @@ def test_leaderboard_on_online_retail(or_store) -> None:
         assert {"dataset", "split", "seed", "config", "fit_s", "eval_s"} <= set(r)
         assert 0 <= r["NDCG@10"] <= r["HR@10"] <= 1
         assert r["NDCG@10_vs_best_of"] == {"label": "ease", "NDCG@10": by["ease"]["NDCG@10"]}
+    # NDCG@10 in thirds of the queries by the held-out item's training baskets: the same cuts for every model, and
+    # the thirds (near-equal in size) average to the whole; popularity finds best sellers only
+    thirds = {name: r["popularity_thirds"] for name, r in by.items()}
+    assert all(t["cuts"] == thirds["ease"]["cuts"] and t["of"] == "baskets" for t in thirds.values())
+    low, high = thirds["ease"]["cuts"]
+    assert 10 < low < high < 1000
+    for name, t in thirds.items():
+        assert sum(t["NDCG@10"]) / 3 == pytest.approx(by[name]["NDCG@10"], abs=0.005)
+    rare, _, best_sellers = thirds["popularity"]["NDCG@10"]
+    assert rare < 0.005 < 0.03 < best_sellers
+    assert thirds["itemknn"]["NDCG@10"][0] > 10 * rare + 0.05
 
 
 def test_stored_leaderboard_keeps_only_ratios_to_its_own_leader(or_store, tmp_path) -> None:

@@ -99,6 +99,23 @@ def popularity_bias(top: np.ndarray, popularity: np.ndarray) -> float:
     return float(ranks[vals].mean()) if len(vals) else float("nan")
 
 
+def popularity_thirds(popularity: np.ndarray, targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(q,) third of each query by its held-out item's training popularity, 0 (the least bought third) to 2
+    (best sellers), and the two cut points; None unless every query holds out one item whose popularity takes at
+    least three values (not a cold-start task, where none of them sold). NDCG in each third says whether a model
+    finds rarely bought items or only best sellers, which one mean over all queries hides."""
+    if not targets or any(len(t) != 1 for t in targets):
+        return None
+    value = np.asarray(popularity, dtype=np.float64)[np.array([t[0] for t in targets])]
+    return thirds(value) if len(np.unique(value)) >= 3 else None
+
+
+def thirds(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each value's third, 0–2, by the values' tertiles; the two cut points). A value at a cut goes below it."""
+    cuts = np.quantile(value, [1 / 3, 2 / 3])
+    return np.searchsorted(cuts, value, side="right"), cuts
+
+
 def intra_list_diversity(top: np.ndarray, categories: np.ndarray) -> float:
     """Mean share of item pairs within a list that have different categories (NaN without categories)."""
     if categories is None or all(c is None for c in categories[: min(len(categories), 1000)]):

@@ -153,6 +153,13 @@ def vs_best_text(row: dict) -> str:
     return f"{row['NDCG@10_vs_best']:.3f} ({row['NDCG@10_vs_best_low']:.3f}–{row['NDCG@10_vs_best_high']:.3f})"
 
 
+def by_popularity_text(row: dict) -> str:
+    """"rare · middle · best sellers": a leaderboard row's NDCG@10 in the thirds of the queries by the held-out
+    item's popularity (`metrics.popularity_thirds`)."""
+    thirds = row.get("popularity_thirds")
+    return " · ".join(f"{v:.4f}" for v in thirds["NDCG@10"]) if thirds else "—"
+
+
 def leaderboard_section(report: Report, rows: list[dict]) -> None:
     """Leaderboard table and bar charts of the ranking metrics, one block per task."""
     if not rows:
@@ -162,13 +169,16 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         by_task.setdefault(r["task"], []).append(r)
     for task, trs in by_task.items():
         trs = sorted(trs, key=lambda r: -r["NDCG@10"])
-        header = ["model", "HR@10", "NDCG@10", "× best (95 % interval)", "MRR@10", "Recall@20", "MAP@10",
-                  "coverage@10", "popularity bias", "diversity", "fit s", "eval s"]
-        keys = ["HR@10", "NDCG@10", "vs best", "MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10",
-                "diversity@10", "fit_s", "eval_s"]
-        table = table_html(header, [[r.get("label", r["model"])] + [vs_best_text(r) if k == "vs best" else r.get(k)
+        thirds = next((r["popularity_thirds"] for r in trs if r.get("popularity_thirds")), None)  # none: new products
+        header = ["model", "HR@10", "NDCG@10", "× best (95 % interval)"] \
+            + ["NDCG@10: rare · middle · best sellers"] * bool(thirds) \
+            + ["MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity bias", "diversity", "fit s", "eval s"]
+        keys = ["HR@10", "NDCG@10", "vs best"] + ["by popularity"] * bool(thirds) \
+            + ["MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10", "diversity@10", "fit_s", "eval_s"]
+        text = {"vs best": vs_best_text, "by popularity": by_popularity_text}
+        table = table_html(header, [[r.get("label", r["model"])] + [text[k](r) if k in text else r.get(k)
                                                                     for k in keys] for r in trs],
-                           set(range(1, len(header))) - {3})
+                           set(range(1, len(header))) - {3, 4 if thirds else 3})
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(trs) + 1.2))
         labels = [r.get("label", r["model"]) for r in trs][::-1]
         ax.barh(labels, [r["NDCG@10"] for r in trs][::-1], color="#3b6ea5", label="NDCG@10")
@@ -195,6 +205,12 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
                 f"query items excluded. × best: NDCG@10 over the leader's, with a 95 % paired bootstrap interval over "
                 f"the test's customers (its queries when it names none); an interval that holds 1 means this test "
                 f"cannot tell the model from the leader.</p>")
+        if thirds:
+            lo, hi = thirds["cuts"]
+            note += (f"<p>Rare · middle · best sellers: NDCG@10 in three equal groups of the queries by how often "
+                     f"the held-out item was bought in the training data (≤ {lo:,.0f}, {lo:,.0f}–{hi:,.0f}, more "
+                     f"than {hi:,.0f} {thirds['of']}): does a model find what sells rarely, or only the best "
+                     f"sellers?</p>")
         report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from itemaffinity.evaluation.metrics import (RANKING_METRICS, catalog_coverage, intra_list_diversity,
-                                             popularity_bias)
+                                             popularity_bias, popularity_thirds)
 from itemaffinity.evaluation.protocols import Task
 from itemaffinity.models.base import Recommender, rank_top_n
 
@@ -86,6 +86,13 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
         np.asarray(task.train.user_items.getnnz(axis=0)).ravel()
     row["coverage@10"] = catalog_coverage(top10, task.train.n_items)
     row["popularity_bias@10"] = popularity_bias(top10, popularity)
+    thirds = popularity_thirds(popularity, task.targets)
+    if thirds is not None:  # NDCG@10 where the held-out item is rarely bought, in between, a best seller
+        third, cuts = thirds
+        ndcg10 = values["NDCG@10"]
+        row["popularity_thirds"] = {"NDCG@10": [round(float(ndcg10[third == g].mean()), 4) for g in range(3)],
+                                    "cuts": [float(c) for c in cuts],
+                                    "of": "baskets" if task.train.n_baskets else "users"}
     row["diversity@10"] = intra_list_diversity(top10, task.train.categories)
     if sampled_negatives:
         row.update(sampled_metrics(model, task, sampled_negatives))

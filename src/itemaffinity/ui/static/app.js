@@ -426,6 +426,11 @@
   // NDCG@10 over the leader's and its interval, as the leaderboard rows carry them (evaluation.compare_to_best)
   const vsBest = (x) => x["NDCG@10_vs_best"] == null ? "—"
     : `${fmt.num(x["NDCG@10_vs_best"], 3)} (${fmt.num(x["NDCG@10_vs_best_low"], 3)}–${fmt.num(x["NDCG@10_vs_best_high"], 3)})`;
+  // what the rare · middle · best sellers column means, with the task's cut points (evaluation.metrics.popularity_thirds)
+  const byPopularityHint = (t) => {
+    const [lo, hi] = t.cuts.map((c) => fmt.int(Math.round(c)));
+    return ` Rare · middle · best sellers: NDCG@10 in three equal groups of the test queries by how often the held-out product was bought in the training data (≤ ${lo}, ${lo}–${hi}, more than ${hi} ${t.of}): does a model find what sells rarely, or only the best sellers?`;
+  };
 
   function evaluationPage() {
     const body = h("div", { id: "leaderboard" });
@@ -438,17 +443,19 @@
       for (const task of tasks) {
         const rows = r.rows.filter((x) => x.task === task);
         const best = Math.max(...rows.map((x) => x["NDCG@10"] || 0));
+        const thirds = (rows.find((x) => x.popularity_thirds) || {}).popularity_thirds;  // none on new products
         const chartRows = (metric) => rows.map((x) => ({ label: x.label || x.model, value: x[metric] || 0, best: (x["NDCG@10"] || 0) === best }));
         out.push(h("div", { class: "card" }, h("h2", { text: `${task}` }), h("p", { class: "hint", text: `${rows[0].split || ""} · ${fmt.int(rows[0].queries)} test queries` + (rows.some((x) => x.model === r.default_model) ? ` · default model: ${r.default_model}` : "") }),
           h("div", { class: "grid" }, h("div", {}, barChart(chartRows("NDCG@10"), { title: "NDCG@10 (ranking quality)" })),
             h("div", {}, barChart(chartRows("HR@10"), { title: "Hit rate @10 (held-out product in the top 10)", format: (v) => fmt.pct(v) })),
             h("div", {}, barChart(chartRows("MRR@10"), { title: "MRR@10" })),
             h("div", {}, barChart(chartRows("coverage@10"), { title: "Catalogue coverage @10", format: (v) => fmt.pct(v) }))),
-          h("table", {}, h("thead", {}, h("tr", {}, ["model", "NDCG@10", "× best (95% interval)", "HR@10", "MRR@10", "Recall@20", "coverage@10", "fit s"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
+          h("table", {}, h("thead", {}, h("tr", {}, ["model", "NDCG@10", "× best (95% interval)", ...(thirds ? ["NDCG@10: rare · middle · best sellers"] : []), "HR@10", "MRR@10", "Recall@20", "coverage@10", "fit s"].map((c, i) => h("th", { class: i ? "num" : "" }, c)))),
             h("tbody", {}, rows.map((x) => h("tr", {}, h("td", { text: (x.label || x.model) + (x.model === r.default_model ? " ★" : "") }),
               h("td", { class: "num", text: fmt.num(x["NDCG@10"], 4) }), h("td", { class: "num vs-best", text: vsBest(x) }),
+              thirds ? h("td", { class: "num by-popularity", text: x.popularity_thirds ? x.popularity_thirds["NDCG@10"].map((v) => fmt.num(v, 4)).join(" · ") : "—" }) : null,
               ...["HR@10", "MRR@10", "Recall@20", "coverage@10", "fit_s"].map((k) => h("td", { class: "num", text: fmt.num(x[k], k === "fit_s" ? 1 : 4) })))))),
-          h("p", { class: "hint", text: "× best: NDCG@10 over the leader's, with a 95% paired bootstrap interval over the test's customers (its queries when it has none); an interval that holds 1 means this test cannot tell the model from the leader. — : this model was last evaluated in a run without the leader; evaluate it beside the leader to compare." })));
+          h("p", { class: "hint", text: "× best: NDCG@10 over the leader's, with a 95% paired bootstrap interval over the test's customers (its queries when it has none); an interval that holds 1 means this test cannot tell the model from the leader. — : this model was last evaluated in a run without the leader; evaluate it beside the leader to compare." + (thirds ? byPopularityHint(thirds) : "") })));
       }
       return out;
     });
