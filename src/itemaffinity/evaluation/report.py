@@ -176,9 +176,10 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
         keys = ["HR@10", "NDCG@10", "vs best"] + ["by popularity"] * bool(thirds) \
             + ["MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10", "diversity@10", "fit_s", "eval_s"]
         text = {"vs best": vs_best_text, "by popularity": by_popularity_text}
+        text_columns = {1 + keys.index(k) for k in text if k in keys}
         table = table_html(header, [[r.get("label", r["model"])] + [text[k](r) if k in text else r.get(k)
                                                                     for k in keys] for r in trs],
-                           set(range(1, len(header))) - {3, 4 if thirds else 3})
+                           set(range(1, len(header))) - text_columns)
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(trs) + 1.2))
         labels = [r.get("label", r["model"]) for r in trs][::-1]
         ax.barh(labels, [r["NDCG@10"] for r in trs][::-1], color="#3b6ea5", label="NDCG@10")
