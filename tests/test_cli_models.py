@@ -218,7 +218,12 @@ def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path)
     payload = json.loads(res.stdout)
     labels = [r["label"] for r in payload["leaderboard"]]
     assert labels == ["itemknn:k=50", "popularity"]
-    assert (tmp_path / "ev" / "leaderboard.csv").is_file()
+    with open(tmp_path / "ev" / "leaderboard.csv", newline="", encoding="utf-8") as fh:
+        table = {r["label"]: r for r in csv.DictReader(fh)}
+    for row in payload["leaderboard"]:  # the NDCG@10 thirds by popularity, flat in the CSV
+        thirds = [float(table[row["label"]][c]) for c in ("NDCG@10_rare", "NDCG@10_middle", "NDCG@10_best_sellers")]
+        assert thirds == row["popularity_thirds"]["NDCG@10"]
+    assert float(table["popularity"]["NDCG@10_rare"]) < float(table["itemknn:k=50"]["NDCG@10_rare"])
     html = (tmp_path / "ev" / "index.html").read_text()
     assert "Leaderboard: basket-completion" in html and "itemknn:k=50" in html
     res = cli("evaluate", "--store", store, "--models", "ease:lam=-1", "--out", tmp_path / "ev2")

@@ -344,15 +344,21 @@ def evaluate(ctx: click.Context, files: tuple[str, ...], store_path: str, task: 
         click.echo(f"leaderboard: {out / 'leaderboard.csv'}   report: {path}")
 
 
+THIRDS_COLUMNS = ("NDCG@10_rare", "NDCG@10_middle", "NDCG@10_best_sellers")
+"""The leaderboard CSV's columns for a row's `popularity_thirds` (a dict, which a CSV cell cannot hold)."""
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import csv
 
     keys = [k for k in rows[0] if not isinstance(rows[0][k], dict)]
+    thirds = list(THIRDS_COLUMNS) if any(r.get("popularity_thirds") for r in rows) else []
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys + ["config"], extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=keys + thirds + ["config"], extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({**{k: r.get(k) for k in keys}, "config": json.dumps(r.get("config"))})
+            by_third = dict(zip(thirds, (r.get("popularity_thirds") or {}).get("NDCG@10", [])))
+            w.writerow({**{k: r.get(k) for k in keys}, **by_third, "config": json.dumps(r.get("config"))})
 
 
 def _item_id_folder(store_path: str) -> Callable[[str], str]:
