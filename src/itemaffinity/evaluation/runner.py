@@ -82,8 +82,10 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
     if per_query:
         row["per_query"] = {name: values[name] for name in ("HR@10", "NDCG@10")}
     top10 = top[:, :10]
-    popularity = np.asarray(task.train.basket_items.sum(axis=0)).ravel() if task.train.n_baskets else \
-        np.asarray(task.train.user_items.getnnz(axis=0)).ravel()
+    if task.train.n_baskets:  # how often each item sold: baskets, else users on data without baskets
+        popularity, popularity_of = np.asarray(task.train.basket_items.sum(axis=0)).ravel(), "baskets"
+    else:
+        popularity, popularity_of = np.asarray(task.train.user_items.getnnz(axis=0)).ravel(), "users"
     row["coverage@10"] = catalog_coverage(top10, task.train.n_items)
     row["popularity_bias@10"] = popularity_bias(top10, popularity)
     thirds = popularity_thirds(popularity, task.targets)
@@ -91,8 +93,7 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
         third, cuts = thirds
         ndcg10 = values["NDCG@10"]
         row["popularity_thirds"] = {"NDCG@10": [round(float(ndcg10[third == g].mean()), 4) for g in range(3)],
-                                    "cuts": [float(c) for c in cuts],
-                                    "of": "baskets" if task.train.n_baskets else "users"}
+                                    "cuts": [float(c) for c in cuts], "of": popularity_of}
     row["diversity@10"] = intra_list_diversity(top10, task.train.categories)
     if sampled_negatives:
         row.update(sampled_metrics(model, task, sampled_negatives))

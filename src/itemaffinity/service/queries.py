@@ -15,7 +15,7 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
-from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT, shares_value
+from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT, relations, shares_value
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -259,8 +259,6 @@ def _pair_relations(snap: Snapshot, a: int, b: np.ndarray, n_ab: np.ndarray, lif
                     ) -> tuple[np.ndarray, np.ndarray]:
     """The relation of item a to each item of b from the pairs' co-counts and lifts, as `_relation` labels one
     pair, and the pairs' text similarities (NaN: no text)."""
-    from itemaffinity.models.explain import relations
-
     b = np.asarray(b, np.int64)
     sims = snap.text_similarities(np.full(len(b), a), b)
     same_category = shares_value(snap.data.categories, a, b)
