@@ -40,7 +40,7 @@ import numpy as np
 from itemaffinity.data.ingest import ingest_file
 from itemaffinity.data.mapping import resolve_mapping
 from itemaffinity.evaluation.experiment import build_task, parse_models
-from itemaffinity.evaluation.metrics import ratio_interval, thirds
+from itemaffinity.evaluation.metrics import popularity_thirds, ratio_interval, thirds
 from itemaffinity.evaluation.runner import evaluate_model
 from itemaffinity.models.registry import create_model
 
@@ -85,17 +85,16 @@ def worker_memory() -> str:
     return f"{len(rss)}" + (f" ({', '.join(f'{r:.0f}' for r in rss)} MiB resident)" if rss else "")
 
 
-def tertiles(value: np.ndarray, unit: str = "{:.0f}") -> tuple[np.ndarray, str]:
-    """(each value's third, 0–2, by the values' tertiles; the thirds' bounds as text)."""
-    third, cuts = thirds(value)
+def bounds_text(cuts: np.ndarray, unit: str = "{:.0f}") -> str:
+    """The three thirds' bounds as text, from the two cut points."""
     lo, hi = unit.format(cuts[0]), unit.format(cuts[1])
-    return third, f"≤ {lo}, {lo}–{hi}, > {hi}"
+    return f"≤ {lo}, {lo}–{hi}, > {hi}"
 
 
-def hidden_item_baskets(tasks) -> np.ndarray:
-    """The training baskets of each query's hidden item, every task's queries one after another."""
-    baskets = tasks[0].train.item_baskets
-    return np.concatenate([baskets[[t[0] for t in task.targets]] for task in tasks]).astype(np.float64)
+def hidden_item_thirds(tasks) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's third by its hidden item's training baskets, every task's queries one after another, and the
+    cut points (`metrics.popularity_thirds`, as the leaderboard's)."""
+    return popularity_thirds(tasks[0].train.item_baskets, [t for task in tasks for t in task.targets])
 
 
 def popularity_groups(tasks, per_query: dict[str, list[np.ndarray]]) -> None:
@@ -104,10 +103,9 @@ def popularity_groups(tasks, per_query: dict[str, list[np.ndarray]]) -> None:
     log_baskets = np.log1p(tasks[0].train.item_baskets.astype(np.float64))
     query = np.concatenate([((task.queries > 0) @ log_baskets) / np.maximum((task.queries > 0).sum(axis=1).A1, 1)
                             for task in tasks])
-    for name, value, unit in (("hidden item's baskets", hidden_item_baskets(tasks), "{:.0f}"),
-                              ("query items' mean log(1 + baskets)", query, "{:.2f}")):
-        group, bounds = tertiles(value, unit)
-        print(f"\nNDCG@10 by {name} (tertiles of the queries: {bounds}; "
+    for name, (group, cuts), unit in (("hidden item's baskets", hidden_item_thirds(tasks), "{:.0f}"),
+                                      ("query items' mean log(1 + baskets)", thirds(query), "{:.2f}")):
+        print(f"\nNDCG@10 by {name} (tertiles of the queries: {bounds_text(cuts, unit)}; "
               f"{', '.join(str(int((group == g).sum())) for g in range(3))} queries)")
         for label, values in per_query.items():
             v = np.concatenate(values)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from bench_hybrid import SPLIT, hidden_item_baskets, online_retail_store, tertiles
+from bench_hybrid import SPLIT, bounds_text, hidden_item_thirds, online_retail_store
 
 from itemaffinity.evaluation.experiment import build_task
 from itemaffinity.evaluation.metrics import ndcg
 from itemaffinity.models.base import rank_top_n
-from itemaffinity.models.hybrid import FALLBACK
+from itemaffinity.models.hybrid import FALLBACK, _standardised
 from itemaffinity.models.registry import create_model
 
 
@@ -31,10 +31,7 @@ def with_bias(scores: np.ndarray, log_pop: np.ndarray, beta: float) -> np.ndarra
     if beta == 0:
         return scores
     cand = scores > FALLBACK / 2
-    n = np.maximum(cand.sum(axis=1, keepdims=True), 1)
-    mean = (log_pop * cand).sum(axis=1, keepdims=True) / n
-    sd = np.sqrt((((log_pop - mean) * cand) ** 2).sum(axis=1, keepdims=True) / n)
-    return np.where(cand, scores + beta * (log_pop - mean) / (sd + 1e-9), scores)
+    return np.where(cand, scores + beta * _standardised(np.broadcast_to(log_pop, scores.shape), cand), scores)
 
 
 def ndcg_of(scores: np.ndarray, task) -> np.ndarray:
@@ -53,8 +50,8 @@ def main() -> None:
                  for s in args.seeds.split(",")]
     model = create_model("hybrid").fit(tasks[0].train)
     log_pop = np.log1p(tasks[0].train.item_baskets)[None, :].astype(np.float32)
-    group, bounds = tertiles(hidden_item_baskets(tasks))
-    print(f"{tasks[0].info}; seeds {args.seeds}; hidden item's baskets tertiles {bounds}")
+    group, cuts = hidden_item_thirds(tasks)
+    print(f"{tasks[0].info}; seeds {args.seeds}; hidden item's baskets tertiles {bounds_text(cuts)}")
     print(f"{'scoring':<28}{'mean':>8}" + "".join(f"{'seed ' + s:>9}" for s in args.seeds.split(","))
           + f"{'tail':>9}{'middle':>9}{'head':>9}")
     scores = [model.score(task.queries) for task in tasks]
