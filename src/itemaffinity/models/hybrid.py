@@ -451,50 +451,64 @@ class Hybrid(Recommender):
         """A LambdaRank model learnt on the folds' queries: (its model string, queries whose target is
         among the candidates, queries); None for the model when no query has its target among the candidates
         (a small shop whose customers only re-buy what they bought: nothing to learn from)."""
-        import lightgbm as lgb
-
-        cfg = self.config
         t0 = time.perf_counter()
-        cores = usable_cores()
-        workers = min(len(folds), cfg.n_jobs or cores)
         if not folds:
             return None, 0, 0
-        if workers > 1:
-            per_fold = joblib.Parallel(n_jobs=workers, backend="loky", idle_worker_timeout=WORKER_IDLE_S)(
-                joblib.delayed(self._fold_rows)(fold, max(1, cores // workers)) for fold in folds)
-        else:
-            per_fold = [self._fold_rows(fold) for fold in folds]
-        feats = [f for rows in per_fold for f in rows[0]]
-        labels = [lab for rows in per_fold for lab in rows[1]]
+        feats, labels = self._ranker_rows(folds)
         groups = [len(lab) for lab in labels]
         n_queries = sum(len(fold.targets) for fold in folds)
         if not groups:
             return None, 0, n_queries
         t1 = time.perf_counter()
+        model, rounds = self._train_ranker(feats, labels)
+        log.info("hybrid, %s validation: %d queries (%.0f%% with the target among candidates), features in %.1fs; "
+                 "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
+                 time.perf_counter() - t1)
+        return model, len(groups), n_queries
+
+    def _train_ranker(self, feats: list[np.ndarray], labels: list[np.ndarray], init: list[np.ndarray] | None = None,
+                      **params) -> tuple[str, int]:
+        """LambdaRank on per-query (candidates, features) rows and 0/1 labels, early-stopped on a share of the
+        queries: (the model string, its rounds). `init` (per-query initial scores) and `params` (LightGBM's) are for
+        benchmarks/explore_ranker.py."""
+        import lightgbm as lgb
+
+        cfg = self.config
+        groups = [len(lab) for lab in labels]
         order = np.random.default_rng(cfg.seed).permutation(len(groups))
         n_stop = int(cfg.early_stopping_share * len(groups)) if len(groups) >= 50 else 0
         train, stop = np.sort(order[n_stop:]), np.sort(order[:n_stop])
 
-        def stack(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        def stack(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray | None]:
             return (np.vstack([feats[i] for i in rows]), np.concatenate([labels[i] for i in rows]),
-                    [groups[i] for i in rows])
+                    [groups[i] for i in rows], None if init is None else np.concatenate([init[i] for i in rows]))
 
-        ranker = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.n_estimators,
-                                learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
-                                min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.9,
-                                reg_lambda=1.0, random_state=cfg.seed, verbose=-1)
-        x, y, g = stack(train)
+        ranker = lgb.LGBMRanker(**{**dict(objective="lambdarank", n_estimators=cfg.n_estimators,
+                                          learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
+                                          min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.9,
+                                          reg_lambda=1.0, random_state=cfg.seed, verbose=-1), **params})
+        x, y, g, x_init = stack(train)
         if n_stop:
-            xs, ys, gs = stack(stop)
-            ranker.fit(x, y, group=g, eval_X=(xs,), eval_y=(ys,), eval_group=[gs], eval_at=[10],
+            xs, ys, gs, xs_init = stack(stop)
+            ranker.fit(x, y, group=g, init_score=x_init, eval_X=(xs,), eval_y=(ys,), eval_group=[gs], eval_at=[10],
+                       eval_init_score=None if xs_init is None else [xs_init],
                        callbacks=[lgb.early_stopping(50, verbose=False)])
         else:
-            ranker.fit(x, y, group=g)
+            ranker.fit(x, y, group=g, init_score=x_init)
         rounds = ranker.best_iteration_ or cfg.n_estimators
-        log.info("hybrid, %s validation: %d queries (%.0f%% with the target among candidates), features in %.1fs; "
-                 "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
-                 time.perf_counter() - t1)
-        return ranker.booster_.model_to_string(num_iteration=rounds), len(groups), n_queries
+        return ranker.booster_.model_to_string(num_iteration=rounds), rounds
+
+    def _ranker_rows(self, folds: list[_Fold]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every fold's ranker rows (`_fold_rows`), the folds fitted in worker processes when there are cores
+        for several, gathered in fold order."""
+        cores = usable_cores()
+        workers = min(len(folds), self.config.n_jobs or cores)
+        if workers > 1:
+            per_fold = joblib.Parallel(n_jobs=workers, backend="loky", idle_worker_timeout=WORKER_IDLE_S)(
+                joblib.delayed(self._fold_rows)(fold, max(1, cores // workers)) for fold in folds)
+        else:
+            per_fold = [self._fold_rows(fold) for fold in folds]
+        return [f for rows in per_fold for f in rows[0]], [lab for rows in per_fold for lab in rows[1]]
 
     def _fold_rows(self, fold: _Fold, threads: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One fold's ranker rows: the components fitted on what the fold sees, then, for each query whose
