@@ -30,8 +30,9 @@ training data when serving (as at the test split).
 Popularity-aware gating is learnt, not set by hand: the rankers see the candidate's and the query items'
 popularity among their features, so how much each component and link counts depends on how often the items
 sold. On Online Retail they lift rarely bought items far above EASE's ranking and give up a little on best
-sellers, a trade that a popularity weight added at serving time does not improve
-(benchmarks/bench_hybrid.py --by-popularity, benchmarks/explore_popularity_bias.py).
+sellers, a trade that neither a popularity weight added at serving time nor rankers learnt from EASE's score
+as a starting point improve (benchmarks/bench_hybrid.py --by-popularity, benchmarks/explore_popularity_bias.py,
+benchmarks/explore_ranker.py).
 """
 
 from __future__ import annotations
@@ -469,8 +470,8 @@ class Hybrid(Recommender):
     def _train_ranker(self, feats: list[np.ndarray], labels: list[np.ndarray], init: list[np.ndarray] | None = None,
                       **params) -> tuple[str, int]:
         """LambdaRank on per-query (candidates, features) rows and 0/1 labels, early-stopped on a share of the
-        queries: (the model string, its rounds). `init` (per-query initial scores) and `params` (LightGBM's) are for
-        benchmarks/explore_ranker.py."""
+        queries: (the model string, its rounds). `init` (each query's initial scores, one per candidate row) and
+        `params` (LightGBM's, over these) are for benchmarks/explore_ranker.py."""
         import lightgbm as lgb
 
         cfg = self.config
@@ -483,10 +484,10 @@ class Hybrid(Recommender):
             return (np.vstack([feats[i] for i in rows]), np.concatenate([labels[i] for i in rows]),
                     [groups[i] for i in rows], None if init is None else np.concatenate([init[i] for i in rows]))
 
-        ranker = lgb.LGBMRanker(**{**dict(objective="lambdarank", n_estimators=cfg.n_estimators,
-                                          learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
-                                          min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.9,
-                                          reg_lambda=1.0, random_state=cfg.seed, verbose=-1), **params})
+        ranker = lgb.LGBMRanker(**dict(objective="lambdarank", n_estimators=cfg.n_estimators,
+                                       learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves, min_child_samples=50,
+                                       subsample=0.8, subsample_freq=1, colsample_bytree=0.9, reg_lambda=1.0,
+                                       random_state=cfg.seed, verbose=-1) | params)
         x, y, g, x_init = stack(train)
         if n_stop:
             xs, ys, gs, xs_init = stack(stop)
