@@ -10,8 +10,8 @@ rows, so that only the ranker changes:
   the trees learn corrections to EASE; at serving the same prior is added to each ranker's output;
 - `components:W`: the same with the mean of every component's standardised score (the hybrid's no-ranker order);
 - `linear`: linear models in the leaves (`linear_tree`).
-Each is scored on three task seeds (NDCG@10 over 5,000 queries each), also by thirds of the hidden item's
-training baskets.
+Each is scored on three task seeds (NDCG@10 over the 1,699 baskets of September 2011 each), also by thirds of
+the hidden item's training baskets.
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/explore_ranker.py [--variants base,ease:1,linear] [--ranker-seeds 0,1,2]
