@@ -170,16 +170,16 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
     for task, trs in by_task.items():
         trs = sorted(trs, key=lambda r: -r["NDCG@10"])
         thirds = next((r["popularity_thirds"] for r in trs if r.get("popularity_thirds")), None)  # none: new products
-        header = ["model", "HR@10", "NDCG@10", "× best (95 % interval)"] \
-            + ["NDCG@10: rare · middle · best sellers"] * bool(thirds) \
-            + ["MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity bias", "diversity", "fit s", "eval s"]
-        keys = ["HR@10", "NDCG@10", "vs best"] + ["by popularity"] * bool(thirds) \
-            + ["MRR@10", "Recall@20", "MAP@10", "coverage@10", "popularity_bias@10", "diversity@10", "fit_s", "eval_s"]
-        text = {"vs best": vs_best_text, "by popularity": by_popularity_text}
-        text_columns = {1 + keys.index(k) for k in text if k in keys}
-        table = table_html(header, [[r.get("label", r["model"])] + [text[k](r) if k in text else r.get(k)
-                                                                    for k in keys] for r in trs],
-                           set(range(1, len(header))) - text_columns)
+        # (heading, the row's value); a function gives a text column, a key a numeric one
+        columns = [("HR@10", "HR@10"), ("NDCG@10", "NDCG@10"), ("× best (95 % interval)", vs_best_text),
+                   *[("NDCG@10: rare · middle · best sellers", by_popularity_text)] * bool(thirds),
+                   ("MRR@10", "MRR@10"), ("Recall@20", "Recall@20"), ("MAP@10", "MAP@10"),
+                   ("coverage@10", "coverage@10"), ("popularity bias", "popularity_bias@10"),
+                   ("diversity", "diversity@10"), ("fit s", "fit_s"), ("eval s", "eval_s")]
+        table = table_html(["model"] + [head for head, _ in columns],
+                           [[r.get("label", r["model"])] + [v(r) if callable(v) else r.get(v) for _, v in columns]
+                            for r in trs],
+                           {1 + i for i, (_, v) in enumerate(columns) if not callable(v)})
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(trs) + 1.2))
         labels = [r.get("label", r["model"]) for r in trs][::-1]
         ax.barh(labels, [r["NDCG@10"] for r in trs][::-1], color="#3b6ea5", label="NDCG@10")
