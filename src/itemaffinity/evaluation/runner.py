@@ -83,7 +83,7 @@ def evaluate_model(model: Recommender, task: Task, *, fit: bool = True,
         row["per_query"] = {name: values[name] for name in ("HR@10", "NDCG@10")}
     top10 = top[:, :10]
     if task.train.n_baskets:  # how often each item sold: baskets, else users on data without baskets
-        popularity, popularity_of = np.asarray(task.train.basket_items.sum(axis=0)).ravel(), "baskets"
+        popularity, popularity_of = task.train.item_baskets, "baskets"
     else:
         popularity, popularity_of = np.asarray(task.train.user_items.getnnz(axis=0)).ravel(), "users"
     row["coverage@10"] = catalog_coverage(top10, task.train.n_items)

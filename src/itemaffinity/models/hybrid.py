@@ -455,17 +455,16 @@ class Hybrid(Recommender):
         t0 = time.perf_counter()
         if not folds:
             return None, 0, 0
-        feats, labels = self._ranker_rows(folds)
-        groups = [len(lab) for lab in labels]
+        feats, labels = self._ranker_rows(folds)  # one (rows, labels) pair per query with its target among candidates
         n_queries = sum(len(fold.targets) for fold in folds)
-        if not groups:
+        if not labels:
             return None, 0, n_queries
         t1 = time.perf_counter()
         model, rounds = self._train_ranker(feats, labels)
         log.info("hybrid, %s validation: %d queries (%.0f%% with the target among candidates), features in %.1fs; "
-                 "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(groups) / n_queries, t1 - t0, rounds,
+                 "ranker of %d rounds in %.1fs", regime, n_queries, 100 * len(labels) / n_queries, t1 - t0, rounds,
                  time.perf_counter() - t1)
-        return model, len(groups), n_queries
+        return model, len(labels), n_queries
 
     def _train_ranker(self, feats: list[np.ndarray], labels: list[np.ndarray], init: list[np.ndarray] | None = None,
                       **params) -> tuple[str, int]:
