@@ -39,6 +39,15 @@ def ndcg_of(scores: np.ndarray, task) -> np.ndarray:
     return np.asarray(ndcg(top, task.targets, 10))
 
 
+def ndcg_columns(per_task: list[np.ndarray], tasks, group: np.ndarray) -> str:
+    """NDCG@10 of each task's scores as table cells: the mean over every task's queries, each task's, and each
+    third of the queries (`group`, every task's queries one after another)."""
+    values = [ndcg_of(s, task) for s, task in zip(per_task, tasks)]
+    pooled = np.concatenate(values)
+    return (f"{pooled.mean():8.4f}" + "".join(f"{v.mean():9.4f}" for v in values)
+            + "".join(f"{pooled[group == g].mean():9.4f}" for g in range(3)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--test", action="store_true", help="score the test task instead of the validation task")
@@ -57,10 +66,7 @@ def main() -> None:
     scores = [model.score(task.queries) for task in tasks]
 
     def report(label: str, per_task: list[np.ndarray]) -> None:
-        values = [ndcg_of(s, task) for s, task in zip(per_task, tasks)]
-        pooled = np.concatenate(values)
-        print(f"{label:<28}{pooled.mean():8.4f}" + "".join(f"{v.mean():9.4f}" for v in values)
-              + "".join(f"{pooled[group == g].mean():9.4f}" for g in range(3)), flush=True)
+        print(f"{label:<28}" + ndcg_columns(per_task, tasks, group), flush=True)
 
     for beta in (float(b) for b in args.betas.split(",")):
         report(f"hybrid + {beta:g} × popularity", [with_bias(s, log_pop, beta) for s in scores])

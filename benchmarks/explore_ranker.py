@@ -27,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import scipy.sparse as sp
 from bench_hybrid import SPLIT, bounds_text, hidden_item_thirds, online_retail_store
-from explore_popularity_bias import ndcg_of
+from explore_popularity_bias import ndcg_columns
 
 from itemaffinity.evaluation.experiment import build_task
 from itemaffinity.models.hybrid import Hybrid
@@ -101,11 +101,8 @@ def main() -> None:
     print(f"{'variant':<16}{'ranker seed':>12}{'mean':>8}" + "".join(f"{'seed ' + s:>9}" for s in args.seeds.split(","))
           + f"{'rare':>9}{'middle':>9}{'best':>9}{'rounds':>12}{'s':>6}", flush=True)
     def report(label: str, seed: int | str, rounds: str, seconds: float) -> None:
-        values = [ndcg_of(model.score(sp.csr_matrix(task.queries, dtype=np.float32)), task) for task in tasks]
-        pooled = np.concatenate(values)
-        print(f"{label:<16}{seed:>12}{pooled.mean():8.4f}" + "".join(f"{v.mean():9.4f}" for v in values)
-              + "".join(f"{pooled[group == g].mean():9.4f}" for g in range(3)) + f"{rounds:>12}{seconds:6.0f}",
-              flush=True)
+        scores = [model.score(sp.csr_matrix(task.queries, dtype=np.float32)) for task in tasks]
+        print(f"{label:<16}{seed:>12}" + ndcg_columns(scores, tasks, group) + f"{rounds:>12}{seconds:6.0f}", flush=True)
 
     report("the hybrid", "fit", "/".join(str(b.current_iteration()) for b in model._rankers), 0)
     variants = {v: prior_of(v, model) for v in args.variants.split(",")}
