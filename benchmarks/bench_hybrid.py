@@ -17,7 +17,8 @@ Usage:
   hides (a steadier figure than one seed);
   add --validation to score the validation task instead (baskets of the 30 days before the split,
   everything fitted on what came before them), for choosing between hybrid settings without
-  looking at the test baskets.
+  looking at the test baskets; with --split 2011-09-01 too, the validation window a month earlier
+  (August 2011), a second period to check a choice on.
   add --by-popularity to print each model's NDCG@10 in three equal groups of queries by how often the
   hidden item, and the query's items, were bought in the training data (the long tail against the best
   sellers: does the fusion hold its lead where co-purchase counts are thin).
@@ -117,6 +118,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=5000)
     ap.add_argument("--models", default=CLASSIC + ",hybrid")
     ap.add_argument("--validation", action="store_true", help="score the validation task, not the test task")
+    ap.add_argument("--split", type=dt.date.fromisoformat, default=SPLIT.date(), help=(
+        "the test split (default 2011-10-01); an earlier one only with --validation, which never reaches the "
+        "test baskets"))
     ap.add_argument("--seeds", default="0", help=(
         "task seeds (which item each test basket hides); each model is fitted once and scored on every "
         "seed's task, the ratio taken on the mean over seeds"))
@@ -126,9 +130,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    split = dt.datetime.combine(args.split, dt.time())
+    if split > SPLIT or (split < SPLIT and not args.validation):
+        ap.error(f"a split after {SPLIT:%Y-%m-%d} trains on the test baskets, and an earlier one scores them unless "
+                 "--validation is given")
     seeds = [int(s) for s in args.seeds.split(",")]
     with online_retail_store() as con:
-        tasks = [build_task(con, "basket-completion", SPLIT, args.queries, seed, validation=args.validation)
+        tasks = [build_task(con, "basket-completion", split, args.queries, seed, validation=args.validation)
                  for seed in seeds]
     t_all = time.perf_counter()
     print(f"task basket-completion: {tasks[0].info}" + (f", seeds {args.seeds}" if len(seeds) > 1 else ""))
