@@ -30,7 +30,7 @@ from bench_hybrid import SPLIT, bounds_text, hidden_item_thirds, online_retail_s
 from explore_popularity_bias import ndcg_columns
 
 from itemaffinity.evaluation.experiment import build_task
-from itemaffinity.models.hybrid import Hybrid
+from itemaffinity.models.hybrid import Hybrid, standardised_score_columns
 
 ROWS: list[tuple[list[np.ndarray], list[np.ndarray]]] = []  # each regime's ranker rows, in the order learnt
 
@@ -67,19 +67,17 @@ class WithPrior:
 def prior_of(variant: str, model: Hybrid):
     """(the function of a feature matrix giving each row's initial score, or None; LightGBM parameters)."""
     kind, _, weight = variant.partition(":")
-    k = len(model.config.components)
     if kind == "linear":
         return None, {"linear_tree": True}
     if kind == "base":
         return None, {}
     w = float(weight or 1)
-    n_features = ROWS[0][0][0].shape[1]
-    first = n_features - (k + 3)  # the standardised tail: each component's score, then three link features
+    columns = standardised_score_columns(len(model.config.components))
     if kind == "ease":
-        col = first + list(model.config.components).index("ease")
+        col = columns.start + list(model.config.components).index("ease")
         return (lambda x: w * x[:, col].astype(np.float64)), {}
     if kind == "components":
-        return (lambda x: w * x[:, first:first + k].mean(axis=1).astype(np.float64)), {}
+        return (lambda x: w * x[:, columns].mean(axis=1).astype(np.float64)), {}
     raise ValueError(variant)
 
 

@@ -109,6 +109,12 @@ FEATURES = (
 which its ratio to the best does not: a listwise view that gained NDCG@10 on the validation task."""
 
 
+def standardised_score_columns(n_components: int) -> slice:
+    """The feature columns of the components' scores standardised per query (FEATURES' last two entries: one
+    column per component, then the three standardised link features)."""
+    return slice(-(n_components + 3), -3)
+
+
 def usable_cores() -> int:
     """The CPU cores this process may use (affinity and cgroup quota, not the host's count)."""
     return joblib.cpu_count()
@@ -668,9 +674,9 @@ class Hybrid(Recommender):
         valid = cand >= 0
         if valid.any():
             rows = np.repeat(np.arange(q), valid.sum(axis=1))
-            # without a learnt ranker: the mean of the components' scores standardised per query (FEATURES' tail)
-            k = len(self.components_)
-            preds = [r.predict(f[valid]) for r in self._rankers] or [f[valid][:, -(k + 3):-3].mean(axis=1)]
+            # without a learnt ranker: the mean of the components' scores standardised per query
+            preds = [r.predict(f[valid]) for r in self._rankers] \
+                or [f[valid][:, standardised_score_columns(len(self.components_))].mean(axis=1)]
             if len(preds) > 1:  # several rankers: standardise each one's scores per query, then average
                 n = np.bincount(rows, minlength=q)[rows]
                 for p in preds:
