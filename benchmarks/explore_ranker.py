@@ -25,7 +25,6 @@ import time
 
 import lightgbm as lgb
 import numpy as np
-import scipy.sparse as sp
 from bench_hybrid import SPLIT, bounds_text, hidden_item_thirds, online_retail_store
 from explore_popularity_bias import ndcg_columns
 
@@ -55,7 +54,7 @@ class Recording(Hybrid):
 
 
 class WithPrior:
-    """A booster whose scores add `weight` × the prior's column(s) of the features, as at training."""
+    """A booster whose scores add the prior (a function of the feature rows) to its own, as at training."""
 
     def __init__(self, booster: lgb.Booster, prior) -> None:
         self.booster, self.prior = booster, prior
@@ -98,8 +97,9 @@ def main() -> None:
     print(f"hidden item's baskets thirds {bounds_text(cuts)}")
     print(f"{'variant':<16}{'ranker seed':>12}{'mean':>8}" + "".join(f"{'seed ' + s:>9}" for s in args.seeds.split(","))
           + f"{'rare':>9}{'middle':>9}{'best':>9}{'rounds':>12}{'s':>6}", flush=True)
+
     def report(label: str, seed: int | str, rounds: str, seconds: float) -> None:
-        scores = [model.score(sp.csr_matrix(task.queries, dtype=np.float32)) for task in tasks]
+        scores = [model.score(task.queries) for task in tasks]  # Hybrid.score makes the float32 CSR itself
         print(f"{label:<16}{seed:>12}" + ndcg_columns(scores, tasks, group) + f"{rounds:>12}{seconds:6.0f}", flush=True)
 
     report("the hybrid", "fit", "/".join(str(b.current_iteration()) for b in model._rankers), 0)
@@ -116,6 +116,7 @@ def main() -> None:
                 rounds.append(n)
             model._boosters = boosters if prior is None else [WithPrior(b, prior) for b in boosters]
             report(variant, seed, "/".join(map(str, rounds)), time.perf_counter() - t1)
+
 
 if __name__ == "__main__":
     main()
