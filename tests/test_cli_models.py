@@ -209,6 +209,18 @@ def test_search_free_text_semantic_and_lexical(shop, cli, tmp_path, monkeypatch)
     assert res.returncode == 2 and "not a model folder" in res.stderr and "no-such-model" in res.stderr
 
 
+def test_search_says_why_it_finds_nothing(cli, tmp_path) -> None:
+    """A store whose products have no text gets one line saying so, not an empty answer without a word."""
+    (tmp_path / "o.csv").write_text("order,sku\no1,P1\no1,P2\no2,P2\n")
+    store = tmp_path / "bare.duckdb"
+    assert cli("ingest", tmp_path / "o.csv", "--col", "basket_id=order", "--col", "item_id=sku",
+               "--store", store).returncode == 0
+    res = cli("search", "lunch bag", "--store", store, "--encoder", "tfidf")
+    assert res.returncode == 0 and "no product in the store has a title" in res.stdout, res.stdout + res.stderr
+    res = cli("search", "lunch bag", "--store", store, "--encoder", "tfidf", "--json")
+    assert json.loads(res.stdout)["items"] == []
+
+
 def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path) -> None:
     store = tmp_path / "or.duckdb"  # a copy: evaluate records its rows in the store, and or_store is shared
     shutil.copy(or_store[0], store)

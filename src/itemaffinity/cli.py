@@ -668,7 +668,7 @@ def search(ctx: click.Context, query: str, store_path: str, n: int, encoder: str
     """Semantic product search: free text → products."""
     from itemaffinity.data.interactions import InteractionData
     from itemaffinity.text.ann import ProductSearch
-    from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder
+    from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, TfidfEncoder, item_texts
 
     _require_store(store_path)
     if not query.strip():
@@ -687,6 +687,10 @@ def search(ctx: click.Context, query: str, store_path: str, n: int, encoder: str
         return
     for rank, r in enumerate(rows, 1):
         click.echo(f"{rank:>3}. {_column(r['item_id'], 12)} {_column(r['title'], 50)} {r['score']:.3f}")
+    if not rows:  # say why rather than print nothing
+        has_text = any(t.strip() for t in item_texts(data))
+        click.echo("  no product matches" if has_text else
+                   "  no product in the store has a title, description, category or brand to search")
 
 
 def _add_serve() -> None:
