@@ -513,3 +513,43 @@ def test_ids_differing_only_in_case_are_noted_or_merged(tmp_path, cli, query):
     assert payload["rejected"] == {"non_product_code": 1}  # the preset's POST, though ids are now lower case
     assert payload["files"][0]["case_twins"] == []
     assert query("SELECT item_id, count(*) FROM events GROUP BY 1 ORDER BY 1") == [("22423", 1), ("85123a", 2)]
+
+
+def test_a_catalog_alone_adds_new_products_with_their_rejects(tmp_path, cli, query):
+    """`ingest --catalog FILE` without events: new products before their first sale get their text (answers from
+    their titles), ids are folded as the store's own ingest folds them, every bad catalog row is kept with its
+    reason, and the same file again is a no-op; the store's event data and ingest mapping are untouched."""
+    store = tmp_path / "store.duckdb"
+    assert cli("ingest", _good(tmp_path), *COLS, "--item-id-case", "upper", "--store", store).returncode == 0
+    catalog = tmp_path / "new.csv"
+    catalog.write_text("item_id,title,price\n"
+                       "a,Red enamel mug,2.5\n"      # a known product (folded to A): its title and price
+                       "n1,Yellow enamel mug,3\n"    # a new product
+                       ",No id at all,1\n"
+                       "n1,Yellow mug again,3\n"
+                       "n2,Broken,1,a stray field\n")
+    proc = cli("ingest", "--catalog", catalog, "--store", store, "--json")
+    assert proc.returncode == 0, proc.stderr
+    (f,) = json.loads(proc.stdout)["files"]
+    assert (f["kind"], f["rows_read"], f["accepted"], f["catalog_rows"]) == ("catalog", 0, 0, 2)
+    assert f["catalog_rejected"] == {"malformed_line": 1, "missing_item_id": 1, "duplicate_item": 1}
+    assert query("SELECT item_id, title, price FROM catalog ORDER BY 1") == [
+        ("A", "Red enamel mug", 2.5), ("N1", "Yellow enamel mug", 3.0)]
+    assert query("SELECT source_row, reason FROM rejects ORDER BY 1") == [
+        (3, "missing_item_id"), (4, "duplicate_item"), (5, "malformed_line")]
+    assert query("SELECT kind, rows_read, catalog_rows FROM runs ORDER BY run_id") == [
+        ("ingest", 3, 0), ("catalog", 0, 2)]
+    assert query("SELECT count(*) FROM events") == [(3,)]
+
+    again = cli("ingest", "--catalog", catalog, "--store", store)
+    assert again.returncode == 0, again.stderr
+    assert "new.csv: a catalog alone  (identical file already ingested in run 2)" in again.stdout
+    assert "catalog: 2 products stored   rejected: 3" in again.stdout and "rows read:" not in again.stdout
+    assert query("SELECT count(*) FROM runs") == [(2,)]
+
+    similar = cli("similar", "n1", "--store", store, "--model", "tfidf", "--n", "1", "--json")
+    assert similar.returncode == 0, similar.stderr
+    assert json.loads(similar.stdout)["items"][0]["item_id"] == "A"  # the other enamel mug, by its title
+
+    nothing = cli("ingest", "--store", store)
+    assert nothing.returncode == 2 and "ingest --catalog FILE" in nothing.stderr

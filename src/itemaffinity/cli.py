@@ -128,13 +128,19 @@ def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, she
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:
-    from itemaffinity.data.ingest import ingest_files
+    """Ingest event files (with their catalog), or with no files a catalog alone."""
+    from itemaffinity.data.ingest import ingest_catalog, ingest_files
 
     if Path(store_path).is_dir():
         raise InputError("store path is a directory, not a DuckDB file", file=store_path)
 
     catalog_file = mapping_kw.pop("catalog_file")
+    if not files and catalog_file and Path(store_path).is_file() and not any(
+            mapping_kw[k] for k in ("preset", "map_file", "item_id_case")):
+        mapping_kw["item_id_case"] = _store_id_case(store_path)  # ids as the store folds them
     mapping = build_mapping(**mapping_kw)
+    if not files:
+        return [ingest_catalog(catalog_file, mapping, store_path, progress)]
     return ingest_files(list(files), mapping, store_path, catalog_file, progress)
 
 
@@ -150,11 +156,20 @@ def ingest_payload(results: list, store_path: str) -> dict[str, Any]:
 def print_ingest(payload: dict[str, Any]) -> None:
     for f in payload["files"]:
         note = f"  ({f['skipped']})" if f["skipped"] else ""
-        click.echo(f"{f['source']}: {f['rows_read']:,} rows read, {f['accepted']:,} accepted{note}")
-    click.echo(f"rows read: {payload['rows_read']:,}   accepted: {payload['accepted']:,}   "
-               f"rejected: {sum(payload['rejected'].values()):,}")
-    for reason, n in payload["rejected"].items():
-        click.echo(f"  {reason:<26} {n:>10,}")
+        what = "a catalog alone" if f["kind"] == "catalog" else \
+            f"{f['rows_read']:,} rows read, {f['accepted']:,} accepted"
+        click.echo(f"{f['source']}: {what}{note}")
+    if any(f["kind"] == "ingest" for f in payload["files"]):
+        click.echo(f"rows read: {payload['rows_read']:,}   accepted: {payload['accepted']:,}   "
+                   f"rejected: {sum(payload['rejected'].values()):,}")
+        for reason, n in payload["rejected"].items():
+            click.echo(f"  {reason:<26} {n:>10,}")
+    for f in payload["files"]:  # the catalog's own counts: products stored, bad catalog rows and why
+        if f["catalog_rows"] or f["catalog_rejected"]:
+            click.echo(f"catalog: {f['catalog_rows']:,} products stored   rejected: "
+                       f"{sum(f['catalog_rejected'].values()):,}")
+            for reason, n in f["catalog_rejected"].items():
+                click.echo(f"  {reason:<26} {n:>10,}")
     twins = payload["files"][-1]["case_twins"] if payload["files"] else []
     if twins:
         click.echo(f"note: item ids that differ only in letter case: {len(twins):,} groups "
@@ -184,9 +199,12 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @click.pass_context
 @_run_guarded
 def ingest(ctx: click.Context, files: tuple[str, ...], store_path: str, as_json: bool, **mapping_kw: Any) -> None:
-    """Validate FILE(s) and append them to the store; bad rows are kept as counted rejects."""
-    if not files:
-        raise InputError("no FILE given: itemaffinity ingest FILE... (see --help)")
+    """Validate FILE(s) and append them to the store; bad rows are kept as counted rejects.
+
+    With --catalog and no FILE, the catalog alone: new products before their first sale (their answers come
+    from their text once the models are fitted again), new titles or prices for known ones."""
+    if not files and not mapping_kw["catalog_file"]:
+        raise InputError("no FILE given: itemaffinity ingest FILE... or ingest --catalog FILE (see --help)")
     results = do_ingest(list(files), store_path, ctx.obj["progress"], **mapping_kw)
     payload = ingest_payload(results, store_path)
     if as_json:
@@ -361,12 +379,19 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writerow({**{k: r.get(k) for k in keys}, **by_third, "config": json.dumps(r.get("config"))})
 
 
-def _item_id_folder(store_path: str) -> Callable[[str], str]:
-    """The store's rule for a given item id (its newest ingest mapping's item_id_case), as the service uses."""
+def _store_id_case(store_path: str) -> str:
+    """The store's item_id_case: its newest ingest mapping's, as the service folds ids."""
     from itemaffinity.store.duckdb_store import ingest_mapping, open_store
 
     with open_store(store_path, read_only=True) as con:
-        return ingest_mapping(con).fold_item_id
+        return ingest_mapping(con).item_id_case
+
+
+def _item_id_folder(store_path: str) -> Callable[[str], str]:
+    """The store's rule for a given item id (its newest ingest mapping's item_id_case), as the service uses."""
+    from itemaffinity.data.mapping import Mapping
+
+    return Mapping(name="store", item_id_case=_store_id_case(store_path)).fold_item_id
 
 
 def _read_query_csv(path: str, key: str, with_items: bool) -> list[tuple[str, str | None]]:

@@ -49,6 +49,8 @@ class IngestResult:
     catalog_rejected: dict[str, int] = field(default_factory=dict)
     case_twins: list[list[str]] = field(default_factory=list)
     """Groups of the store's item ids that differ only in letter case (kept apart: item_id_case keep)."""
+    kind: str = "ingest"
+    """ingest: an events file (with its catalog); catalog: a catalog alone (no event rows)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,10 +107,11 @@ class _Prepared:
 
     path: str
     con: duckdb.DuckDBPyConnection
-    source: Source
+    source: Source | None
+    """The events file; None for a catalog alone (`path` is then the catalog's)."""
     mapping: Mapping
     catalog_file: str | None
-    has_catalog: bool
+    catalog_source: Source | None
     derived: bool
     sha: str
     seconds: float
@@ -131,19 +134,48 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
             catalog_file = catalog_path
             if catalog_file is None and mapping.catalog and mapping.catalog.file:
                 catalog_file = str(base_dir / mapping.catalog.file)
+            catalog_source = None
             if catalog_file:
                 say(f"reading catalog {catalog_file}")
-                stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
-                              delimiter=mapping.delimiter, encoding=mapping.encoding)
+                catalog_source, _ = stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
+                                                  delimiter=mapping.delimiter, encoding=mapping.encoding)
                 con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
                             "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
             say("validating")
             stage_events(con, source, mapping, known_items_table="known_items" if catalog_file else None)
             derived = _derive_catalog(con, resolve_columns(mapping, source))
-            yield _Prepared(path, con, source, mapping, catalog_file, bool(catalog_file), derived,
+            yield _Prepared(path, con, source, mapping, catalog_file, catalog_source, derived,
                             file_sha256(path), time.perf_counter() - t0)
         finally:
             con.close()
+
+
+def _catalog_rejects(con: duckdb.DuckDBPyConnection, prep: _Prepared, run_id: int) -> dict[str, int]:
+    """Store the catalog's rejected rows, its malformed lines too, and count them by reason."""
+    con.execute("""INSERT INTO store.rejects SELECT ?, ?, source_row, reason, 'catalog', NULL
+                   FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, prep.catalog_file])
+    malformed = prep.catalog_source.malformed
+    counts = reject_summary(con, "staged_catalog")
+    if not malformed:
+        return counts
+    con.executemany("INSERT INTO store.rejects VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, prep.catalog_file, m.row, m.reason, f"catalog: {m.detail}", m.raw) for m in malformed])
+    return {"malformed_line": len(malformed), **counts}
+
+
+def _write_events(con: duckdb.DuckDBPyConnection, source: Source, path: str, run_id: int) -> None:
+    """Append the staged events and the rejected rows, each with its reason, inside the open transaction."""
+    con.execute("""UPDATE staged SET reason = 'already_in_store' WHERE reason IS NULL
+                   AND event_key IN (SELECT event_key FROM store.events)""")
+    con.execute(f"""INSERT INTO store.events SELECT event_key, {run_id}, source_row, user_id, item_id,
+        event, ts, seq, basket_id, quantity, value, price FROM staged WHERE reason IS NULL ORDER BY source_row""")
+    _crash_point("mid_ingest")
+    con.execute(f"""INSERT INTO store.rejects SELECT {run_id}, ?, r.source_row, r.reason, NULL,
+        to_json(s)::VARCHAR FROM staged r JOIN src s ON s._row = r.source_row
+        WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [path])
+    if source.malformed:
+        con.executemany("INSERT INTO store.rejects VALUES (?, ?, ?, ?, ?, ?)",
+                        [(run_id, path, m.row, m.reason, m.detail, m.raw) for m in source.malformed])
 
 
 def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResult:
@@ -158,54 +190,53 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
         con.execute(f"ATTACH '{str(store_path).replace(chr(39), chr(39) * 2)}' AS store")
         con.execute("BEGIN TRANSACTION")
         ensure_schema(con, "store")
+        kind = "catalog" if source is None else "ingest"
         prev = con.execute("SELECT run_id, rows_read, accepted, rejected, catalog_rows FROM store.runs "
-                           "WHERE file_sha256 = ? AND mapping_sha256 = ? AND kind = 'ingest' ORDER BY run_id LIMIT 1",
-                           [prep.sha, mapping_sha]).fetchone()
+                           "WHERE file_sha256 = ? AND mapping_sha256 = ? AND kind = ? ORDER BY run_id LIMIT 1",
+                           [prep.sha, mapping_sha, kind]).fetchone()
         if prev:
             con.execute("ROLLBACK")
+            skipped = f"identical file already ingested in run {prev[0]}"
+            if kind == "catalog":  # a catalog run keeps its catalog's reject counts
+                return IngestResult(path, 0, 0, {}, prev[4], prev[0], skipped=skipped, seconds=elapsed(),
+                                    catalog_rejected=json.loads(prev[3]), kind=kind)
             return IngestResult(path, prev[1], prev[2], json.loads(prev[3]), prev[4], prev[0],
-                                skipped=f"identical file already ingested in run {prev[0]}", seconds=elapsed())
+                                skipped=skipped, seconds=elapsed())
         run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM store.runs").fetchone()[0]
-        con.execute("""UPDATE staged SET reason = 'already_in_store' WHERE reason IS NULL
-                       AND event_key IN (SELECT event_key FROM store.events)""")
-        con.execute(f"""INSERT INTO store.events SELECT event_key, {run_id}, source_row, user_id, item_id,
-            event, ts, seq, basket_id, quantity, value, price FROM staged WHERE reason IS NULL ORDER BY source_row""")
-        _crash_point("mid_ingest")
-        con.execute(f"""INSERT INTO store.rejects SELECT {run_id}, ?, r.source_row, r.reason, NULL,
-            to_json(s)::VARCHAR FROM staged r JOIN src s ON s._row = r.source_row
-            WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [path])
-        if source.malformed:
-            con.executemany("INSERT INTO store.rejects VALUES (?, ?, ?, ?, ?, ?)",
-                            [(run_id, path, m.row, m.reason, m.detail, m.raw) for m in source.malformed])
+        if source is not None:
+            _write_events(con, source, path, run_id)
         catalog_rows = 0
         catalog_rejected: dict[str, int] = {}
         cols = "item_id, title, description, category, brand, price"
         if prep.derived:
             con.execute(_CATALOG_UPSERT.format(select=f"SELECT {cols}, {run_id} AS run_id FROM derived_catalog"))
             catalog_rows = con.execute("SELECT count(*) FROM derived_catalog").fetchone()[0]
-        if prep.has_catalog:
+        if prep.catalog_source is not None:
             con.execute(_CATALOG_UPSERT.format(
                 select=f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL"))
             catalog_rows += con.execute("SELECT count(*) FROM staged_catalog WHERE reason IS NULL").fetchone()[0]
-            catalog_rejected = reject_summary(con, "staged_catalog")
-            con.execute("""INSERT INTO store.rejects SELECT ?, ?, source_row, reason, 'catalog', NULL
-                           FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, prep.catalog_file])
-        rejected = reject_summary(con)
-        if source.malformed:
-            rejected = {"malformed_line": len(source.malformed), **rejected}
-        rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
-        accepted = con.execute("SELECT count(*) FROM staged WHERE reason IS NULL").fetchone()[0]
-        con.execute("INSERT INTO store.runs VALUES (?, 'ingest', ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
-                    [run_id, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
-                     source.rows_read, accepted, json.dumps(rejected), catalog_rows])
+            catalog_rejected = _catalog_rejects(con, prep, run_id)
+        rows_read, accepted, rejected = 0, 0, {}
+        if source is not None:
+            rejected = reject_summary(con)
+            if source.malformed:
+                rejected = {"malformed_line": len(source.malformed), **rejected}
+            rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
+            rows_read = source.rows_read
+            accepted = con.execute("SELECT count(*) FROM staged WHERE reason IS NULL").fetchone()[0]
+        con.execute("INSERT INTO store.runs VALUES (?, ?, ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
+                    [run_id, kind, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
+                     rows_read, accepted, json.dumps(catalog_rejected if kind == "catalog" else rejected),
+                     catalog_rows])
         twins = [] if prep.mapping.item_id_case != "keep" else [sorted(g) for (g,) in con.execute(
             "SELECT list(DISTINCT item_id) FROM store.events GROUP BY lower(item_id) "
             "HAVING count(DISTINCT item_id) > 1 ORDER BY min(item_id)").fetchall()]
         _crash_point("before_commit")
         con.execute("COMMIT")
-        result = IngestResult(path, source.rows_read, accepted, rejected, catalog_rows, run_id,
-                              seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins)
-        log.info("ingested %s: %d rows, %d accepted in %.2fs", path, result.rows_read, accepted, result.seconds)
+        result = IngestResult(path, rows_read, accepted, rejected, catalog_rows, run_id,
+                              seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins, kind=kind)
+        log.info("ingested %s: %d rows, %d accepted, %d catalog rows in %.2fs", path, result.rows_read, accepted,
+                 catalog_rows, result.seconds)
         return result
     except StoreVersionError as exc:
         raise InputError(f"cannot use store: {exc}", file=str(store_path)) from None
@@ -238,6 +269,33 @@ def ingest_file(path: str, mapping: Mapping, store_path: str | Path, catalog_pat
     say = progress or (lambda _msg: None)
     with _prepare(path, mapping, catalog_path, say) as prep:
         return _write(prep, store_path, say)
+
+
+def ingest_catalog(catalog_path: str, mapping: Mapping, store_path: str | Path,
+                   progress: Progress | None = None) -> IngestResult:
+    """Ingest a catalog file alone: products before their first sale, or new titles and prices for known ones.
+
+    New products get their answers from their text (the content models, the hybrid's fallback chain) once the
+    models are fitted again. One atomic run of kind `catalog`: stored rows are upserted, bad rows go to `rejects`
+    with their reason; `catalog_rows + sum(catalog_rejected)` is the catalog's rows read.
+
+    Raises:
+        InputError: a fatal input problem; nothing was written.
+    """
+    say = progress or (lambda _msg: None)
+    _check_readable(catalog_path)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="itemaffinity-") as workdir:
+        con = duckdb.connect(config={"temp_directory": workdir})
+        try:
+            say(f"reading catalog {catalog_path}")
+            catalog_source, _ = stage_catalog(con, catalog_path, mapping, Path(catalog_path).parent, workdir,
+                                              delimiter=mapping.delimiter, encoding=mapping.encoding)
+            prep = _Prepared(catalog_path, con, None, mapping, catalog_path, catalog_source, False,
+                             file_sha256(catalog_path), time.perf_counter() - t0)
+            return _write(prep, store_path, say)
+        finally:
+            con.close()
 
 
 def ingest_files(paths: list[str], mapping: Mapping, store_path: str | Path,
