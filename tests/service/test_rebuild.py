@@ -61,3 +61,40 @@ def test_rebuild_rejects_unknown_models_and_jobs(admin):
     r = admin.post("/v1/admin/rebuild", json={"models": ["no-such-model"]})
     assert r.status_code == 422
     assert admin.get("/v1/admin/jobs/ffffffffffff").status_code == 404
+
+
+def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin, servers, store):
+    """POST /v1/catalog: a new product before its first sale and a new price for a known one, validated like a
+    catalog file; the next rebuild serves the new product (found by its title, answered by the refitted models)."""
+    top = store.facts["top_item"]
+    title = admin.get(f"/v1/items/{top}").json()["title"]
+    products = [{"item_id": "NEW-CAT-1", "title": f"{title} QUOKKAWARE", "price": 4.5},
+                {"title": "a product without an id"},
+                {"item_id": "NEW-CAT-1", "title": "the same id again"},
+                {"item_id": top, "price": 9.99}]
+    assert httpx.post(f"{servers['rebuild'].url}/v1/catalog", json={"products": products}).status_code == 401
+    r = admin.post("/v1/catalog", json={"products": products})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["received"], body["stored"], body["new_products"], body["pending_rebuild"]) == (4, 2, 1, 2)
+    assert body["rejected"] == {"missing_item_id": 1, "duplicate_item": 1}
+    assert [(x["row"], x["reason"]) for x in body["rejects"]] == [(2, "missing_item_id"), (3, "duplicate_item")]
+    assert admin.get("/v1/items/NEW-CAT-1").status_code == 404  # served from the next snapshot
+
+    version = admin.get("/health").json()["snapshot_version"]
+    job = admin.post("/v1/admin/rebuild", json={"models": ["popularity"], "cluster": False}).json()
+    deadline = time.monotonic() + 240
+    while (state := admin.get(f"/v1/admin/jobs/{job['id']}").json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.5)
+    assert state["status"] == "succeeded", state
+    assert admin.get("/health").json()["snapshot_version"] == version + 1
+    item = admin.get("/v1/items/NEW-CAT-1").json()
+    assert (item["title"], item["price"], item["stats"]["baskets"]) == (f"{title} QUOKKAWARE", 4.5, 0)
+    assert admin.get(f"/v1/items/{top}").json()["price"] == 9.99
+    found = admin.get("/v1/items", params={"q": "quokkaware"}).json()["items"]
+    assert found and found[0]["item_id"] == "NEW-CAT-1"
+    refitted = admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "popularity", "n": 3}).json()
+    assert len(refitted["items"]) == 3 and refitted.get("note") is None
+    stale = admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "itemknn"}).json()
+    assert stale["items"] == [] and "fitted before this product was added" in stale["note"]

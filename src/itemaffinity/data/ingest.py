@@ -94,11 +94,14 @@ def _derive_catalog(con: duckdb.DuckDBPyConnection, roles: dict[str, str]) -> bo
     return True
 
 
-_CATALOG_UPSERT = """INSERT INTO store.catalog BY NAME ({select})
-    ON CONFLICT (item_id) DO UPDATE SET
-      title = coalesce(excluded.title, title), description = coalesce(excluded.description, description),
-      category = coalesce(excluded.category, category), brand = coalesce(excluded.brand, brand),
-      price = coalesce(excluded.price, price), run_id = excluded.run_id"""
+def upsert_catalog(con: duckdb.DuckDBPyConnection, db: str, select: str) -> None:
+    """Insert `select`'s products into `db`.catalog; for a stored id a value given replaces the stored one and
+    a missing one (NULL) keeps it, so a price list does not erase titles."""
+    con.execute(f"""INSERT INTO {db}.catalog BY NAME ({select})
+        ON CONFLICT (item_id) DO UPDATE SET
+          title = coalesce(excluded.title, title), description = coalesce(excluded.description, description),
+          category = coalesce(excluded.category, category), brand = coalesce(excluded.brand, brand),
+          price = coalesce(excluded.price, price), run_id = excluded.run_id""")
 
 
 @dataclass
@@ -209,11 +212,10 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
         catalog_rejected: dict[str, int] = {}
         cols = "item_id, title, description, category, brand, price"
         if prep.derived:
-            con.execute(_CATALOG_UPSERT.format(select=f"SELECT {cols}, {run_id} AS run_id FROM derived_catalog"))
+            upsert_catalog(con, "store", f"SELECT {cols}, {run_id} AS run_id FROM derived_catalog")
             catalog_rows = con.execute("SELECT count(*) FROM derived_catalog").fetchone()[0]
         if prep.catalog_source is not None:
-            con.execute(_CATALOG_UPSERT.format(
-                select=f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL"))
+            upsert_catalog(con, "store", f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL")
             catalog_rows += con.execute("SELECT count(*) FROM staged_catalog WHERE reason IS NULL").fetchone()[0]
             catalog_rejected = _catalog_rejects(con, prep, run_id)
         rows_read, accepted, rejected = 0, 0, {}

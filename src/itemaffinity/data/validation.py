@@ -292,19 +292,30 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
     if spec and spec.joins:
         apply_joins(con, "catsrc", list(spec.joins), base_dir, workdir)
         src.columns = [c for c in column_types(con, "catsrc") if c != "_row"]
-    roles = dict(spec.columns) if spec else {}
+    stage_catalog_table(con, "catsrc", src.columns, dict(spec.columns) if spec else {}, mapping, file=path)
+    return src, "staged_catalog"
+
+
+def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[str],
+                        roles: dict[str, str | list[str]], mapping: Mapping, file: str | None = None) -> None:
+    """Temp table `staged_catalog` from `table` (a read catalog file, or products posted to the service).
+
+    `roles` maps catalog roles to `columns`; a role missing from it takes the column of its own name. Rows
+    without an item id, and later rows of an id already seen, get their `reason`.
+    """
+    roles = dict(roles)
     for role in ("item_id", "title", "description", "category", "brand", "price"):
-        if role not in roles and role in src.columns:
+        if role not in roles and role in columns:
             roles[role] = role
     if "item_id" not in roles:
         raise InputError("catalog has no item_id column: map one with --catalog-col item_id=COLUMN",
-                         file=path)
+                         file=file)
     for role, c in roles.items():
         for col in ([c] if isinstance(c, str) else c):
-            if col not in src.columns:
+            if col not in columns:
                 raise InputError(f"catalog column {col!r} (mapped to {role}) not found; columns are: "
-                                 f"{', '.join(src.columns)}", file=path, column=col)
-    types = column_types(con, "catsrc")
+                                 f"{', '.join(columns)}", file=file, column=col)
+    types = column_types(con, table)
     exprs = {}
     for role in ("item_id", "title", "description", "category", "brand"):
         c = roles.get(role)
@@ -315,7 +326,7 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
         else:
             exprs[role] = _id_expr(c)
     exprs["item_id"] = item_id_expr(exprs["item_id"], mapping)
-    exprs["price"] = (_num_expr(con, "catsrc", roles["price"], types[roles["price"]]) if "price" in roles
+    exprs["price"] = (_num_expr(con, table, roles["price"], types[roles["price"]]) if "price" in roles
                       else "NULL::DOUBLE")
     sel = ", ".join(f"{e} AS {r}" for r, e in exprs.items())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE staged_catalog AS
@@ -323,5 +334,4 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
           CASE WHEN item_id IS NULL THEN 'missing_item_id'
                WHEN row_number() OVER (PARTITION BY item_id ORDER BY _row) > 1 THEN 'duplicate_item'
           END AS reason
-        FROM (SELECT _row, {sel} FROM catsrc) ORDER BY _row""")
-    return src, "staged_catalog"
+        FROM (SELECT _row, {sel} FROM {table}) ORDER BY _row""")

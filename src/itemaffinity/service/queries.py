@@ -286,11 +286,15 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
             ) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
     one relation to it ("instead of": substitute; "goes with": complement)."""
-    require_item(snap, item_id)
+    a = require_item(snap, item_id)
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
-    return similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
+    body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
+    if rec.items_.index(snap.data.items.id(a)) < 0:  # a product added since this model was fitted
+        body["note"] = (f"the {name} model was fitted before this product was added: a rebuild that refits it "
+                        "(POST /v1/admin/rebuild) includes it")
+    return body
 
 
 def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,

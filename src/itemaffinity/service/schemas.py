@@ -109,6 +109,8 @@ class SimilarOut(_Response):
     item: ItemSummary
     model: str
     items: list[ItemResult]
+    note: str | None = Field(default=None, description="Why there are no items: the model was fitted before the "
+                                                       "product was added.")
 
 
 class BundleOut(_Response):
@@ -228,6 +230,21 @@ class EventsIn(_Request):
     events: list[EventIn] = Field(min_length=1, max_length=10_000)
 
 
+class ProductIn(_Request):
+    """One product in the catalog's columns. Given values replace the stored ones; missing ones keep them."""
+
+    item_id: Scalar = None
+    title: Scalar = None
+    description: Scalar = None
+    category: Scalar = Field(default=None, description="A path such as \"Home > Kitchen > Mugs\" or one name.")
+    brand: Scalar = None
+    price: Scalar = None
+
+
+class CatalogIn(_Request):
+    products: list[ProductIn] = Field(min_length=1, max_length=10_000)
+
+
 class RowReject(_Response):
     row: int = Field(description="1-based position of the event in the posted list.")
     reason: str
@@ -241,6 +258,17 @@ class EventsOut(_Response):
     rejects: list[RowReject]
     folded: int = Field(description="Accepted events that updated the in-memory statistics now.")
     pending_rebuild: int = Field(description="Accepted events for items the snapshot does not know yet.")
+
+
+class CatalogOut(_Response):
+    run_id: int
+    received: int
+    stored: int
+    rejected: dict[str, int]
+    rejects: list[RowReject]
+    new_products: int = Field(description="Stored products the serving snapshot does not know yet.")
+    pending_rebuild: int = Field(description="Stored products whose text and price the answers use after the next "
+                                             "rebuild (POST /v1/admin/rebuild): all of them.")
 
 
 class RebuildIn(_Request):

@@ -17,16 +17,18 @@ import json
 import logging
 import threading
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
 
+from itemaffinity.data.ingest import upsert_catalog
 from itemaffinity.data.mapping import Mapping
 from itemaffinity.data.readers import Source
-from itemaffinity.data.schema import EVENT_ROLES
-from itemaffinity.data.validation import REASONS, stage_events
+from itemaffinity.data.schema import CATALOG_ROLES, EVENT_ROLES
+from itemaffinity.data.validation import REASONS, stage_catalog_table, stage_events
 from itemaffinity.service.online import PostedEvent
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,30 @@ class WriteResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
     def reject_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for _, reason in self.rejected:
-            counts[reason] = counts.get(reason, 0) + 1
-        order = {r: i for i, r in enumerate(REASONS)}
-        return dict(sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
+        return reason_counts(self.rejected)
+
+
+@dataclass
+class CatalogWriteResult:
+    """What one posted batch of products did; `received == len(stored) + len(rejected)`."""
+
+    run_id: int
+    received: int
+    stored: list[str]
+    """The stored products' item ids, as the store folds them."""
+    rejected: list[tuple[int, str]]
+
+    def reject_counts(self) -> dict[str, int]:
+        return reason_counts(self.rejected)
+
+
+def reason_counts(rejected: Sequence[tuple[int, str]]) -> dict[str, int]:
+    """Rejected rows counted by reason, in the order of REASONS."""
+    counts: dict[str, int] = {}
+    for _, reason in rejected:
+        counts[reason] = counts.get(reason, 0) + 1
+    order = {r: i for i, r in enumerate(REASONS)}
+    return dict(sorted(counts.items(), key=lambda kv: order.get(kv[0], 99)))
 
 
 def api_mapping(mapping: Mapping) -> Mapping:
@@ -84,10 +105,10 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def posted_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+def posted_table(rows: Sequence[dict[str, Any]], roles: Sequence[str] = EVENT_ROLES) -> pa.Table:
     """The posted rows as an all-text Arrow table with `_row` (1-based), like a read file."""
     cols: dict[str, list] = {"_row": list(range(1, len(rows) + 1))}
-    for role in EVENT_ROLES:
+    for role in roles:
         conv = _ts_text if role == "ts" else (lambda v: v)
         cols[role] = [_text(conv(r.get(role))) for r in rows]
     return pa.table({"_row": pa.array(cols.pop("_row"), pa.int64()),
@@ -133,6 +154,51 @@ class EventWriter:
                 self._write_group(group)
         return done.result()
 
+    def write_catalog(self, rows: Sequence[dict[str, Any]]) -> CatalogWriteResult:
+        """Validate posted products like a catalog file and upsert the good ones, in one `catalog` run."""
+        with self._lock:
+            return self._write_catalog(rows)
+
+    def _write_catalog(self, rows: Sequence[dict[str, Any]]) -> CatalogWriteResult:
+        con = self._con
+        roles = ("item_id", *CATALOG_ROLES)
+        table = posted_table(rows, roles)
+        prices = [r.get("price") for r in rows]
+        if all(p is None or isinstance(p, (int, float)) for p in prices):  # JSON numbers: no decimal comma to guess
+            table = table.set_column(table.schema.get_field_index("price"), "price", pa.array(prices, pa.float64()))
+        _load_posted(con, table, "api_catalog")
+        stage_catalog_table(con, "api_catalog", list(roles), {}, self.mapping)
+        with self._run(("api_catalog", "staged_catalog")) as run:
+            upsert_catalog(con, "main", f"""SELECT {", ".join(roles)}, {run.run_id} AS run_id FROM staged_catalog
+                                           WHERE reason IS NULL""")
+            con.execute("""INSERT INTO main.rejects SELECT ?, ?, r.source_row, r.reason, 'catalog', to_json(s)::VARCHAR
+                           FROM staged_catalog r JOIN api_catalog s ON s._row = r.source_row
+                           WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run.run_id, API_SOURCE])
+            stored = [i for (i,) in con.execute(
+                "SELECT item_id FROM staged_catalog WHERE reason IS NULL ORDER BY source_row").fetchall()]
+            rejected = [(int(r), str(why)) for r, why in con.execute(
+                "SELECT source_row, reason FROM staged_catalog WHERE reason IS NOT NULL ORDER BY source_row").fetchall()]
+            run.record("catalog", 0, 0, reason_counts(rejected), catalog_rows=len(stored))
+        log.info("api catalog run %d: %d products, %d stored", run.run_id, len(rows), len(stored))
+        return CatalogWriteResult(run.run_id, len(rows), stored, rejected)
+
+    @contextmanager
+    def _run(self, temp_tables: Sequence[str]) -> Iterator["_Run"]:
+        """One transaction of a posted batch with its new run id: committed when the block ends, rolled back on
+        an error; the batch's temp tables are dropped either way."""
+        con = self._con
+        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM main.runs").fetchone()[0])
+            yield _Run(con, run_id, started, self._mapping_sha, self._mapping_json)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in temp_tables))
+
     def _write_group(self, group: list[tuple[Sequence[dict[str, Any]], Future]]) -> None:
         try:
             result = self._write([r for rows, _ in group for r in rows])
@@ -155,44 +221,55 @@ class EventWriter:
 
     def _write(self, rows: Sequence[dict[str, Any]]) -> "_GroupResult":
         con = self._con
-        started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        con.register("_posted", posted_table(rows))
-        try:
-            con.execute("CREATE OR REPLACE TEMP TABLE api_src AS SELECT * FROM _posted")
-        finally:
-            con.unregister("_posted")
+        _load_posted(con, posted_table(rows), "api_src")
         source = Source(path=API_SOURCE, fmt="api", table="api_src", columns=list(EVENT_ROLES), rows=len(rows))
         known = "catalog" if self.mapping.strict_catalog else None
         stage_events(con, source, self.mapping, known_items_table=known)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with self._run(("api_src", "staged")) as run:
             con.execute("""UPDATE staged SET reason = 'already_in_store' WHERE reason IS NULL
                            AND event_key IN (SELECT event_key FROM main.events)""")
-            run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM main.runs").fetchone()[0])
             con.execute("""INSERT INTO main.events SELECT event_key, ?, source_row, user_id, item_id, event,
                            coalesce(ts, ?::TIMESTAMP), seq, basket_id, quantity, value, price
-                           FROM staged WHERE reason IS NULL ORDER BY source_row""", [run_id, started])
+                           FROM staged WHERE reason IS NULL ORDER BY source_row""", [run.run_id, run.started])
             con.execute("""INSERT INTO main.rejects SELECT ?, ?, r.source_row, r.reason, NULL, to_json(s)::VARCHAR
                            FROM staged r JOIN api_src s ON s._row = r.source_row
-                           WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run_id, API_SOURCE])
-            accepted = [(int(r), PostedEvent(run_id, u, i, e, b)) for r, u, i, e, b in con.execute(
+                           WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run.run_id, API_SOURCE])
+            accepted = [(int(r), PostedEvent(run.run_id, u, i, e, b)) for r, u, i, e, b in con.execute(
                 """SELECT source_row, user_id, item_id, event, basket_id FROM staged
                    WHERE reason IS NULL ORDER BY source_row""").fetchall()]
             rejected = [(int(r), str(reason)) for r, reason in con.execute(
                 "SELECT source_row, reason FROM staged WHERE reason IS NOT NULL ORDER BY source_row").fetchall()]
-            counts = WriteResult(run_id, len(rows), rejected=rejected).reject_counts()
-            finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            con.execute("INSERT INTO main.runs VALUES (?, 'api', ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0)",
-                        [run_id, API_SOURCE, self._mapping_sha, self._mapping_json, started, finished, len(rows),
-                         len(accepted), json.dumps(counts)])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        finally:
-            con.execute("DROP TABLE IF EXISTS api_src; DROP TABLE IF EXISTS staged")
-        log.info("api run %d: %d events, %d accepted", run_id, len(rows), len(accepted))
-        return _GroupResult(run_id, accepted, rejected)
+            run.record("api", len(rows), len(accepted), reason_counts(rejected))
+        log.info("api run %d: %d events, %d accepted", run.run_id, len(rows), len(accepted))
+        return _GroupResult(run.run_id, accepted, rejected)
+
+
+def _load_posted(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> None:
+    """The posted rows as temp table `name`, as a read file would be."""
+    con.register("_posted", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _posted")
+    finally:
+        con.unregister("_posted")
+
+
+@dataclass
+class _Run:
+    """The run a posted batch is written as, inside its transaction."""
+
+    con: duckdb.DuckDBPyConnection
+    run_id: int
+    started: dt.datetime
+    mapping_sha: str
+    mapping_json: str
+
+    def record(self, kind: str, rows_read: int, accepted: int, rejected: dict[str, int],
+               catalog_rows: int = 0) -> None:
+        """The batch's row in `runs`: what it read, kept and rejected by reason."""
+        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        self.con.execute("INSERT INTO main.runs VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [self.run_id, kind, API_SOURCE, self.mapping_sha, self.mapping_json, self.started, finished,
+                          rows_read, accepted, json.dumps(rejected), catalog_rows])
 
 
 @dataclass

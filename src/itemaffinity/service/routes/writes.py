@@ -15,7 +15,7 @@ from itemaffinity.service.deps import State, json_response
 from itemaffinity.service.jobs import rebuild
 from itemaffinity.service.problems import Problem
 from itemaffinity.service.routes import problems
-from itemaffinity.service.schemas import EventsIn, EventsOut, JobOut, RebuildIn
+from itemaffinity.service.schemas import CatalogIn, CatalogOut, EventsIn, EventsOut, JobOut, RebuildIn
 from itemaffinity.service.state import ServiceState
 
 router = APIRouter(prefix="/v1", tags=["writes"], dependencies=[ApiKey])
@@ -50,6 +50,23 @@ async def post_events(body: EventsIn, state: State) -> Response:
     return json_response({"run_id": result.run_id, "received": result.received, "accepted": len(result.accepted),
                           "rejected": counts, "rejects": [{"row": r, "reason": why} for r, why in result.rejected],
                           "folded": folded, "pending_rebuild": len(result.accepted) - folded})
+
+
+@router.post("/catalog", response_model=CatalogOut, responses=problems(400, 401, 403, 409, 413, 422),
+             summary="Add or update products")
+async def post_catalog(body: CatalogIn, state: State) -> Response:
+    """New products before their first sale, or new titles, categories and prices of known ones: validated like a
+    catalog file (each bad row rejected with its reason) and stored durably. The answers use them after the next
+    rebuild: a new product's similar items then come from its text (content → category → popularity)."""
+    _writable(state)
+    rows = [p.model_dump() for p in body.products]
+    result = await run_in_threadpool(state.writer.write_catalog, rows)
+    known = state.current.snap.data.items
+    return json_response({"run_id": result.run_id, "received": result.received, "stored": len(result.stored),
+                          "rejected": result.reject_counts(),
+                          "rejects": [{"row": r, "reason": why} for r, why in result.rejected],
+                          "new_products": sum(known.index(i) < 0 for i in result.stored),
+                          "pending_rebuild": len(result.stored)})
 
 
 @router.post("/admin/rebuild", status_code=202, response_model=JobOut, responses=problems(400, 401, 403, 409, 413, 422),
