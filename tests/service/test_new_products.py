@@ -44,3 +44,5 @@ def test_a_new_product_is_completed_and_explained_by_its_name(write, ingest, tmp
                               relation="substitute")
     assert [i["item_id"] for i in similar["items"]][:1] == ["z2"], "a look-alike nobody has bought: a substitute"
     assert math.isnan(similar["items"][0]["evidence"]["lift"]), "the lift of products never bought is undefined"
+    assert "enamel camping kettle green has not been bought yet, so the answer comes from its text and category " \
+           "(text similarity" in similar["items"][0]["evidence"]["reason"]

@@ -338,7 +338,10 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
     if sim is not None:
         ev["text_similarity"] = sim
-        if sim >= SUBSTITUTE_MIN_TEXT:
+        if not snap.data.item_baskets[a]:  # a new product: its text and category are all there is to go by
+            parts.append(f"{snap.title(a) or snap.data.items.id(a)} has not been bought yet, so the answer comes "
+                         f"from its text and category (text similarity {sim:.2f}).")
+        elif sim >= SUBSTITUTE_MIN_TEXT:
             parts.append(f"Their names are alike (text similarity {sim:.2f}).")
     parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
     ev["relation"] = relation
