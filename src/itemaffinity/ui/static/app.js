@@ -219,7 +219,7 @@
     function loadSimilar() {
       fill(similar, async () => {
         const r = await api(`/v1/items/${encodeURIComponent(id)}/similar`, { n: 10, explain: true, model: modelSel.value || null, relation: relationSel.value || null, ...f });
-        if (!r.items.length) return empty("The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
+        if (!r.items.length) return empty(r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
         return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
             [fmt.int(x.evidence.co_count) + " shared baskets"], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
