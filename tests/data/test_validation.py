@@ -182,14 +182,15 @@ def test_order_column_sorts_sequences_when_there_is_no_time(write, ingest, tmp_p
 def test_catalog_file_rows_are_validated(write, ingest, query):
     events = write("e.csv", "order,sku\no1,A\no1,B\n")
     catalog = write("products.csv", "item_id,title,price\nA,Apple,1.5\n,Nameless,2\nB,Banana,0.5\nA,Apple again,9\n"
-                                    "C,Cherry,1,a stray field\n")
+                                    "C,Cherry,1,a stray field\nD,Date,cheap\nD,Date,2\n")
     res = ingest(events, cols=["basket_id=order", "item_id=sku"], catalog=catalog)
-    assert res.catalog_rows == 2  # every catalog line is stored or rejected with its reason: 2 + 3 = 5
-    assert res.catalog_rejected == {"malformed_line": 1, "missing_item_id": 1, "duplicate_item": 1}
-    assert query("SELECT item_id, title, price FROM catalog ORDER BY 1") == [("A", "Apple", 1.5), ("B", "Banana", 0.5)]
+    assert res.catalog_rows == 3  # every catalog line is stored or rejected with its reason: 3 + 4 = 7
+    assert res.catalog_rejected == {"malformed_line": 1, "missing_item_id": 1, "bad_price": 1, "duplicate_item": 1}
+    assert query("SELECT item_id, title, price FROM catalog ORDER BY 1") == [
+        ("A", "Apple", 1.5), ("B", "Banana", 0.5), ("D", "Date", 2.0)]  # D's second row: not a duplicate of a reject
     assert query("SELECT source_row, reason, left(detail, 9), raw FROM rejects ORDER BY 1") == [
         (2, "missing_item_id", "catalog", None), (4, "duplicate_item", "catalog", None),
-        (5, "malformed_line", "catalog: ", "C,Cherry,1,a stray field")]
+        (5, "malformed_line", "catalog: ", "C,Cherry,1,a stray field"), (6, "bad_price", "catalog", None)]
 
 
 def test_catalog_from_event_rows_takes_the_most_common_title_ties_to_the_latest(write, ingest, query):

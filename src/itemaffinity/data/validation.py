@@ -329,9 +329,13 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
     exprs["price"] = (_num_expr(con, table, roles["price"], types[roles["price"]]) if "price" in roles
                       else "NULL::DOUBLE")
     sel = ", ".join(f"{e} AS {r}" for r, e in exprs.items())
+    price_given = _present(roles["price"]) if "price" in roles else "false"
+    # a later row of an id is a duplicate of the first good one, so a row rejected for its price does not hide it
     con.execute(f"""CREATE OR REPLACE TEMP TABLE staged_catalog AS
-        SELECT _row AS source_row, *,
-          CASE WHEN item_id IS NULL THEN 'missing_item_id'
-               WHEN row_number() OVER (PARTITION BY item_id ORDER BY _row) > 1 THEN 'duplicate_item'
-          END AS reason
-        FROM (SELECT _row, {sel} FROM {table}) ORDER BY _row""")
+        SELECT * EXCLUDE (_first_reason), coalesce(_first_reason, CASE WHEN row_number() OVER (
+            PARTITION BY item_id, _first_reason IS NULL ORDER BY _row) > 1 THEN 'duplicate_item' END) AS reason
+        FROM (SELECT _row AS source_row, * EXCLUDE (_price_given),
+                CASE WHEN item_id IS NULL THEN 'missing_item_id'
+                     WHEN _price_given AND price IS NULL THEN 'bad_price' END AS _first_reason
+              FROM (SELECT _row, {sel}, {price_given} AS _price_given FROM {table}))
+        ORDER BY _row""")
