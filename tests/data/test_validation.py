@@ -229,6 +229,19 @@ def test_prices_with_decimal_commas(write, ingest, query):
         ("A", 2.5), ("B", 1000.25)]
 
 
+def test_a_value_written_unmistakably_is_read_so_whatever_the_column_mostly_holds(write, ingest, query):
+    """A column mostly of decimal points with one "2,5" (a spreadsheet's text cell among number cells), and one
+    mostly of decimal commas with one "1.5": each is read as written, not as 25 and 15. An ambiguous "1.299"
+    follows the column: 1.299 among decimal points, 1299 among decimal commas."""
+    path = write("points.csv", "order,sku,price\no1,A,1.5\no1,B,3.25\no2,A,\"2,5\"\no2,C,1.299\n")
+    assert ingest(path, cols=["basket_id=order", "item_id=sku"]).accepted == 4
+    assert [p for (p,) in query("SELECT price FROM events ORDER BY source_row")] == [1.5, 3.25, 2.5, 1.299]
+    path = write("commas.csv", "order;sku;price\no3;A;1,5\no3;B;3,25\no4;A;1.5\no4;C;1.299\n")
+    assert ingest(path, cols=["basket_id=order", "item_id=sku"]).accepted == 4
+    assert [p for (p,) in query("SELECT price FROM events WHERE basket_id IN ('o3', 'o4') ORDER BY source_row")] == [
+        1.5, 3.25, 1.5, 1299.0]
+
+
 @pytest.mark.parametrize("written, expected", [
     ("1700000000", "2023-11-14 22:13:20"),           # epoch seconds in a CSV (text, not a number column)
     ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds

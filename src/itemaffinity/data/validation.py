@@ -99,23 +99,26 @@ CURRENCY = r"^(?:[¥￥$€£]|RMB|CNY|USD|EUR|GBP)\s*|\s*(?:[¥￥$€£元]|RM
 
 COMMA_DECIMAL = r"^[-+]?(?:\d{1,3}(?:[. ]\d{3})+|\d+),\d{1,2}$"
 """A number written with a decimal comma ("12,50", "1.299,00", "1 299,5"), as European shop exports do."""
-POINT_DECIMAL = r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+$"
-"""A number written with a decimal point ("12.50", "1,299.00")."""
+CLEAR_POINT_DECIMAL = r"^[-+]?(?:\d{1,3}(?:,\d{3})+\.\d+|\d+\.(?:\d{1,2}|\d{4,}))$"
+"""A decimal point that no thousands separator could be ("12.5", "1,299.00"); "1.299" could be either."""
 
 
 def _num_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str) -> str:
     """A number from a numeric column, or from text without currency signs and thousands separators.
 
-    Text columns are read with a decimal comma when more of a sample's values are written so ("12,50",
-    "1.299,00") than with a decimal point: else "12,50" would be read as 1250, a price 100 times too high.
+    A value written unmistakably with a decimal comma ("12,50", "1.299,00") or point ("12.5", "1,299.00") is read
+    so; an ambiguous one ("1.299", "1,299") as most of a sample of the column is written: else "12,50" would be read
+    as 1250, a price 100 times too high (a spreadsheet column of number cells with one text cell "2,5", too).
     """
     if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
         return f"CAST({q(col)} AS DOUBLE)"
     text = f"regexp_replace(trim(CAST({q(col)} AS VARCHAR)), '{CURRENCY}', '', 'gi')"
-    comma, point = _sample_counts(con, table, col, text, [_matches(COMMA_DECIMAL), _matches(POINT_DECIMAL)])
-    if comma > point:
-        return f"TRY_CAST(replace(regexp_replace({text}, '[. ]', '', 'g'), ',', '.') AS DOUBLE)"
-    return f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
+    comma, point = _sample_counts(con, table, col, text, [_matches(COMMA_DECIMAL), _matches(CLEAR_POINT_DECIMAL)])
+    comma_read = f"TRY_CAST(replace(regexp_replace({text}, '[. ]', '', 'g'), ',', '.') AS DOUBLE)"
+    point_read = f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
+    return f"""(CASE WHEN regexp_full_match({text}, {_sql_str(COMMA_DECIMAL)}) THEN {comma_read}
+        WHEN regexp_full_match({text}, {_sql_str(CLEAR_POINT_DECIMAL)}) THEN {point_read}
+        ELSE {comma_read if comma > point else point_read} END)"""
 
 
 def _sample_counts(con: duckdb.DuckDBPyConnection, table: str, col: str, text: str, tests: list[str]) -> tuple:
