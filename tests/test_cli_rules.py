@@ -58,6 +58,10 @@ def test_item_filter_and_csv_export(or_store, cli, tmp_path) -> None:
     assert rules and all("85123A" in r["antecedent"] + r["consequent"] for r in rules)
     header = out.read_text().splitlines()[0]
     assert header.replace('"', "").split(",") == RULE_COLUMNS
+    # the terminal preview names each product by its title beside its code
+    res = cli("rules", "--store", store, "--min-support", "0.01", "--item", "85123A", "--limit", "1",
+              env={"COLUMNS": "200"})
+    assert res.returncode == 0 and "85123A WHITE HANGING HEART T-LIGHT HOLDER" in res.stdout, res.stdout
     res = cli("rules", "--store", store, "--min-support", "0.01", "--min-lift", "10", "--limit", "5", "--json")
     got = json.loads(res.stdout)["rules"]
     assert len(got) == 5 and all(r["lift"] >= 10 for r in got)

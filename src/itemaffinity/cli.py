@@ -510,7 +510,8 @@ def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapp
 
 
 def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, what: str,
-                store_path: str) -> None:
+                store_path: str, data: InteractionData) -> None:
+    """The mined table to a file, as JSON, or as a terminal preview whose items carry their titles."""
     from itemaffinity.mining.export import export_table
 
     shown = table.slice(0, limit) if limit else table
@@ -527,8 +528,12 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
     t = Table(title=f"{table.num_rows:,} {what}" + (f" (first {len(preview)})" if len(preview) < table.num_rows else ""))
     for col in terse:
         t.add_column(col, justify="left" if col in ("antecedent", "consequent", "items") else "right")
+    def named(item_id: str) -> str:  # "22697 ROSES REGENCY TEACUP AND SAUCER": an id alone says little to a person
+        title = data.titles[data.items.index(item_id)]
+        return f"{item_id} {_column(title, 36).rstrip()}" if title else item_id
+
     for row in preview:
-        t.add_row(*[", ".join(v) if isinstance(v, list) else (f"{v:.4g}" if isinstance(v, float) else str(v))
+        t.add_row(*["\n".join(map(named, v)) if isinstance(v, list) else (f"{v:.4g}" if isinstance(v, float) else str(v))
                     for v in row.values()])
     Console().print(t)
     if out_file:
@@ -560,7 +565,7 @@ def rules(ctx: click.Context, files: tuple[str, ...], store_path: str, min_suppo
                           min_lift=min_lift, item_id=item_id, category=category)
     table = sort_rules(rules_table(found, data.items), sort_by)
     write_store_tables(store_path, {"rules": table, "itemsets": itemsets_table(sets, data.items)})
-    _emit_table(table, limit, out_file, as_json, "rules", store_path)
+    _emit_table(table, limit, out_file, as_json, "rules", store_path, data)
 
 
 @main.command()
@@ -582,7 +587,7 @@ def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_su
     table = itemsets_table(sets, data.items)
     write_store_tables(store_path, {"itemsets": table})
     table = table.take(kept).sort_by([("support", "descending")]).select(["items", "support"])
-    _emit_table(table, limit, out_file, as_json, "itemsets", store_path)
+    _emit_table(table, limit, out_file, as_json, "itemsets", store_path, data)
 
 
 def _saved_or_fitted(store_path: str, spec: ModelSpec, progress: Progress, data: InteractionData | None = None,
