@@ -25,3 +25,23 @@ def test_most_frequent_pairs_hold_only_pairs_bought_together() -> None:
     mining_section(report, data, rules, pairs)
     table = report.sections[0].html.split("<h3>Most frequent pairs</h3>")[1]
     assert "Bellows" in table and "Anvil stand" not in table
+
+
+def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write, ingest, tmp_path) -> None:
+    """A catalog ingested alone reads no event rows: its run says so (kind catalog) and counts its products."""
+    import duckdb
+
+    from itemaffinity.data.ingest import ingest_catalog
+    from itemaffinity.data.mapping import Mapping
+    from itemaffinity.evaluation.report import dataset_sections
+
+    store = tmp_path / "store.duckdb"
+    ingest(write("e.csv", "order,sku\no1,A\no1,B\n"), cols=["basket_id=order", "item_id=sku"])
+    ingest_catalog(str(write("new.csv", "item_id,title\nN1,New lamp\nN2,New shade\n")), Mapping(), store)
+    report = Report("test")
+    with duckdb.connect(str(store), read_only=True) as con:
+        dataset_sections(report, con, InteractionData.from_store(store))
+    runs = report.sections[0].html.split("<h3>Ingest runs</h3>")[1]
+    rows = [r.split("</tr>")[0] for r in runs.split("<tr>")[2:]]
+    assert "<td>ingest</td>" in rows[0] and ">2<" in rows[0]  # two event rows read
+    assert "<td>catalog</td>" in rows[1] and "new.csv" in rows[1] and rows[1].count(">0<") == 2 and ">2<" in rows[1]

@@ -101,11 +101,14 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
         ["first event", s["time_range"][0]], ["last event", s["time_range"][1]],
     ]
     by_type = table_html(["event", "rows"], [[k, v] for k, v in s["events_by_type"].items()], {1})
-    runs = con.execute("SELECT run_id, source, rows_read, accepted, finished_at FROM runs ORDER BY run_id").fetchall()
+    runs = con.execute("""SELECT run_id, kind, source, rows_read, accepted, catalog_rows, finished_at FROM runs
+                          ORDER BY run_id""").fetchall()
     report.add("Dataset", table_html(["measure", "value"], summary, {1})
                + "<h3>Events by type</h3>" + by_type
-               + "<h3>Ingest runs</h3>" + table_html(["run", "source", "rows read", "accepted", "finished"],
-                                                      [list(r) for r in runs], {2, 3}))
+               + "<h3>Ingest runs</h3><p>ingest: a file of events (and its catalog); catalog: a catalog alone; api: "
+                 "events posted to the service.</p>"
+               + table_html(["run", "kind", "source", "rows read", "accepted", "catalog rows", "finished"],
+                            [list(r) for r in runs], {3, 4, 5}))
     rej = con.execute("""SELECT reason, count(*) AS n, any_value(raw) FROM rejects GROUP BY reason
                          ORDER BY n DESC""").fetchall()
     total_read = con.execute("SELECT coalesce(sum(rows_read), 0) FROM runs").fetchone()[0] or 1
