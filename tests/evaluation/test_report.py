@@ -45,3 +45,25 @@ def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write,
     rows = [r.split("</tr>")[0] for r in runs.split("<tr>")[2:]]
     assert "<td>ingest</td>" in rows[0] and ">2<" in rows[0]  # two event rows read
     assert "<td>catalog</td>" in rows[1] and "new.csv" in rows[1] and rows[1].count(">0<") == 2 and ">2<" in rows[1]
+
+
+def test_top_rules_show_each_set_of_products_once_and_no_product_everywhere() -> None:
+    """Five herb markers bought together make every top rule by lift; the report keeps one rule per set of products
+    and each product in at most two rules, so other associations get their rows."""
+    from itertools import permutations
+
+    from itemaffinity.evaluation.report import diverse_rules
+
+    herbs = ["thyme", "rosemary", "parsley", "basil", "mint"]
+    ranked = [{"antecedent": [a], "consequent": [c], "lift": 70.0 - k * 0.1}
+              for k, (a, c) in enumerate(permutations(herbs, 2))]
+    ranked += [{"antecedent": ["teacup pink"], "consequent": ["teacup green"], "lift": 18.0},
+               {"antecedent": ["teacup green"], "consequent": ["teacup pink"], "lift": 18.0},
+               {"antecedent": ["lunch box"], "consequent": ["lunch bag"], "lift": 9.0}]
+    kept = diverse_rules(ranked, 25)
+    sets = [frozenset(r["antecedent"] + r["consequent"]) for r in kept]
+    assert len(sets) == len(set(sets))  # thyme → rosemary and rosemary → thyme: one of them
+    assert all(sum(h in s for s in sets) <= 2 for h in herbs)
+    assert kept[0]["antecedent"] == ["thyme"] and kept[-2:] == [ranked[-3], ranked[-1]]
+    assert len(kept) == 4 + 2  # four herb pairs (greedy, by lift) under the cap of two per herb; teacups, lunch box
+    assert len(diverse_rules(ranked, 3)) == 3

@@ -247,10 +247,34 @@ def clusters_section(report: Report, data: InteractionData, groups, segments: di
                             seg_rows, {1, 2, 3, 4}))
 
 
+MAX_RULES_PER_ITEM = 2
+"""How many of the report's top rules one product may appear in."""
+
+
+def diverse_rules(ranked: list[dict], n: int) -> list[dict]:
+    """The first n of `ranked` rules that add something: one rule per set of products (A → B + C and B + C → A are
+    one set), and each product in at most MAX_RULES_PER_ITEM of them (five herb markers make 25 top rules by lift
+    of one family)."""
+    seen_sets: set[frozenset] = set()
+    uses: dict[str, int] = {}
+    kept = []
+    for rule in ranked:
+        products = frozenset(rule["antecedent"]) | frozenset(rule["consequent"])
+        if products in seen_sets or any(uses.get(i, 0) >= MAX_RULES_PER_ITEM for i in products):
+            continue
+        seen_sets.add(products)
+        for i in products:
+            uses[i] = uses.get(i, 0) + 1
+        kept.append(rule)
+        if len(kept) == n:
+            break
+    return kept
+
+
 def mining_section(report: Report, data: InteractionData, rules_table, pairs_table, n: int = 25) -> None:
     """Top rules by lift (with support), top pairs, and a small network picture of the strongest pairs."""
     title = lambda item_id: data.titles[data.items.index(item_id)] or item_id  # noqa: E731
-    rules = rules_table.sort_by([("lift", "descending")]).slice(0, n).to_pylist()
+    rules = diverse_rules(rules_table.sort_by([("lift", "descending"), ("confidence", "descending")]).to_pylist(), n)
     rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
                   r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
     unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
@@ -265,7 +289,9 @@ def mining_section(report: Report, data: InteractionData, rules_table, pairs_tab
                f"<p>{rules_table.num_rows:,} rules; pairs ranked by co-purchase count. Significance is −log10 of "
                "the one-sided Fisher exact p-value (rare coincidences score low).</p>"
                + _network_figure(strong, title)
-               + "<h3>Top rules by lift</h3>"
+               + "<h3>Top rules by lift</h3><p>The best rule of each set of products, each product in at most "
+                 f"{MAX_RULES_PER_ITEM} of them, so that one family of look-alikes does not fill the table; "
+                 "every rule is in the store's <code>rules</code> table and the rules explorer.</p>"
                + table_html(["if a basket has", "it also has", "support", "confidence", "lift", "leverage",
                              "conviction"], rule_rows, {2, 3, 4, 5, 6})
                + "<h3>Most frequent pairs</h3>"
