@@ -57,6 +57,16 @@ class Progress:
             err_console.print(f"[dim]{time.perf_counter() - self.t0:6.1f}s[/dim] {msg}")
 
 
+def _exit_if_store_locked(message: str) -> None:
+    """DuckDB lets one process write a file, most often a running `itemaffinity serve`: say so and what to do."""
+    locked = re.search(r'Could not set lock on file "(.+?)".*?\(PID (\d+)\)', message)
+    if locked:
+        click.echo(f"itemaffinity: error: the store {locked[1]} is open in another process (PID {locked[2]}), "
+                   "such as a running 'itemaffinity serve': stop it first, or send the service events "
+                   "(POST /v1/events) or products (POST /v1/catalog), then POST /v1/admin/rebuild", err=True)
+        sys.exit(2)
+
+
 def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn InputError into exit 2 with one line, and other errors into exit 1 with one line."""
 
@@ -66,6 +76,7 @@ def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except InputError as exc:  # one line, even quoting a header whose column name holds a line break
             message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+            _exit_if_store_locked(message)
             click.echo(f"itemaffinity: error: {message}", err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
@@ -74,12 +85,7 @@ def _run_guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("ITEMAFFINITY_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
-            locked = re.search(r'Could not set lock on file "(.+?)".*?\(PID (\d+)\)', first)
-            if locked:  # DuckDB lets one process write a file: most often a running `itemaffinity serve`
-                click.echo(f"itemaffinity: error: the store {locked[1]} is open in another process (PID {locked[2]}), "
-                           "such as a running 'itemaffinity serve': stop it first, or send events to the service "
-                           "(POST /v1/events, then /v1/admin/rebuild)", err=True)
-                sys.exit(2)
+            _exit_if_store_locked(first)
             click.echo(f"itemaffinity: internal error: {type(exc).__name__}: {first} "
                        f"(set ITEMAFFINITY_DEBUG=1 for the traceback)", err=True)
             sys.exit(1)
