@@ -189,8 +189,10 @@ def test_catalog_file_rows_are_validated(write, ingest, query):
     assert query("SELECT item_id, title, price FROM catalog ORDER BY 1") == [
         ("A", "Apple", 1.5), ("B", "Banana", 0.5), ("D", "Date", 2.0)]  # D's second row: not a duplicate of a reject
     assert query("SELECT source_row, reason, left(detail, 9), raw FROM rejects ORDER BY 1") == [
-        (2, "missing_item_id", "catalog", None), (4, "duplicate_item", "catalog", None),
-        (5, "malformed_line", "catalog: ", "C,Cherry,1,a stray field"), (6, "bad_price", "catalog", None)]
+        (2, "missing_item_id", "catalog", '{"_row":2,"item_id":null,"title":"Nameless","price":"2"}'),
+        (4, "duplicate_item", "catalog", '{"_row":4,"item_id":"A","title":"Apple again","price":"9"}'),
+        (5, "malformed_line", "catalog: ", "C,Cherry,1,a stray field"),
+        (6, "bad_price", "catalog", '{"_row":6,"item_id":"D","title":"Date","price":"cheap"}')]
 
 
 def test_catalog_from_event_rows_takes_the_most_common_title_ties_to_the_latest(write, ingest, query):

@@ -155,8 +155,9 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
 
 def _catalog_rejects(con: duckdb.DuckDBPyConnection, prep: _Prepared, run_id: int) -> dict[str, int]:
     """Store the catalog's rejected rows, its malformed lines too, and count them by reason."""
-    con.execute("""INSERT INTO store.rejects SELECT ?, ?, source_row, reason, 'catalog', NULL
-                   FROM staged_catalog WHERE reason IS NOT NULL""", [run_id, prep.catalog_file])
+    con.execute("""INSERT INTO store.rejects SELECT ?, ?, r.source_row, r.reason, 'catalog', to_json(s)::VARCHAR
+                   FROM staged_catalog r JOIN catsrc s ON s._row = r.source_row
+                   WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run_id, prep.catalog_file])
     malformed = prep.catalog_source.malformed
     counts = reject_summary(con, "staged_catalog")
     if not malformed:
