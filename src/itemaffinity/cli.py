@@ -534,6 +534,7 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
     t = Table(title=f"{table.num_rows:,} {what}" + (f" (first {len(preview)})" if len(preview) < table.num_rows else ""))
     for col in terse:
         t.add_column(col, justify="left" if col in ("antecedent", "consequent", "items") else "right")
+
     def named(item_id: str) -> str:  # "22697 ROSES REGENCY TEACUP AND SAUCER": an id alone says little to a person
         title = data.titles[data.items.index(item_id)]
         return f"{item_id} {_column(title, 36).rstrip()}" if title else item_id

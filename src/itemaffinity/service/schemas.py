@@ -263,12 +263,11 @@ class EventsOut(_Response):
 class CatalogOut(_Response):
     run_id: int
     received: int
-    stored: int
+    stored: int = Field(description="Products stored; the answers use their text and price after the next rebuild "
+                                    "(POST /v1/admin/rebuild).")
     rejected: dict[str, int]
     rejects: list[RowReject]
     new_products: int = Field(description="Stored products the serving snapshot does not know yet.")
-    pending_rebuild: int = Field(description="Stored products whose text and price the answers use after the next "
-                                             "rebuild (POST /v1/admin/rebuild): all of them.")
 
 
 class RebuildIn(_Request):

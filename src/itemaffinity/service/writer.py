@@ -7,6 +7,9 @@ catalog) — and written in one transaction as an `api` run: accepted rows to `e
 rows with their reason to `rejects`, and a `runs` row with the counts. Batches posted while a
 write is in progress are written together in the next transaction (group commit): the fixed cost
 of staging and committing is paid once for all of them.
+
+Posted products (POST /v1/catalog) go the same way through `data.validation.stage_catalog_table`, the
+rules of a catalog file, as a `catalog` run that upserts the `catalog` table.
 """
 
 from __future__ import annotations

@@ -65,8 +65,7 @@ async def post_catalog(body: CatalogIn, state: State) -> Response:
     return json_response({"run_id": result.run_id, "received": result.received, "stored": len(result.stored),
                           "rejected": result.reject_counts(),
                           "rejects": [{"row": r, "reason": why} for r, why in result.rejected],
-                          "new_products": sum(known.index(i) < 0 for i in result.stored),
-                          "pending_rebuild": len(result.stored)})
+                          "new_products": sum(known.index(i) < 0 for i in result.stored)})
 
 
 @router.post("/admin/rebuild", status_code=202, response_model=JobOut, responses=problems(400, 401, 403, 409, 413, 422),
