@@ -304,7 +304,8 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
     """Temp table `staged_catalog` from `table` (a read catalog file, or products posted to the service).
 
     `roles` maps catalog roles to `columns`; a role missing from it takes the column of its own name. Rows
-    without an item id, and later rows of an id already seen, get their `reason`.
+    without an item id, with a price that cannot be read, or a later row of an id already stored get their
+    `reason`.
     """
     roles = dict(roles)
     for role in ("item_id", "title", "description", "category", "brand", "price"):
