@@ -317,7 +317,7 @@ def c_store_locked(tmp):
                               stdout=subprocess.PIPE, text=True)
     _HELD[tmp] = holder
     assert holder.stdout.readline().strip() == "ready"
-    return [_good(tmp), *COLS, "--store", path], "store is in use by another process"
+    return [_good(tmp), *COLS, "--store", path], "is open in another process (PID"
 
 
 def c_store_other_version(tmp):
