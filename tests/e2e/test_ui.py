@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 
 import httpx
 from playwright.sync_api import expect
@@ -139,3 +140,30 @@ def test_api_documentation_is_served_offline(page, shots):
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/v1/items/{item_id}/bought-together" in p for p in paths)
     page.screenshot(path=str(shots / "08-api-docs.png"))
+
+
+def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
+    """A product posted to the catalog after a model was fitted: once a rebuild that refits only popularity serves
+    it, its page says that model was fitted before the product was added, and how to include it, instead of
+    "nothing similar to show"."""
+    from svc_support import API_KEY, Server, running
+
+    late = Server(e2e_store.copy(tmp_path / "late"))
+    with running(late), httpx.Client(base_url=late.url, headers={"X-API-Key": API_KEY}, timeout=60) as api:
+        posted = api.post("/v1/catalog", json={"products": [{"item_id": "LATE-1", "title": "LATE ARRIVAL LANTERN"}]})
+        assert posted.status_code == 200 and posted.json()["new_products"] == 1, posted.text
+        job = api.post("/v1/admin/rebuild", json={"models": ["popularity"], "cluster": False}).json()
+        for _ in range(480):
+            if api.get(f"/v1/admin/jobs/{job['id']}").json()["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.5)
+        assert api.get(f"/v1/admin/jobs/{job['id']}").json()["status"] == "succeeded"
+        context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=late.url)
+        page = context.new_page()
+        page.goto("/#/item/LATE-1")
+        page.wait_for_selector("#product-title")
+        assert page.inner_text("#product-title") == "LATE ARRIVAL LANTERN"
+        page.select_option("#model-select", "itemknn")
+        expect(page.locator("#similar")).to_contain_text(
+            "The itemknn model was fitted before this product was added: a rebuild that refits it")
+        context.close()
