@@ -67,6 +67,28 @@ def test_item_filter_and_csv_export(or_store, cli, tmp_path) -> None:
     assert len(got) == 5 and all(r["lift"] >= 10 for r in got)
 
 
+def test_a_query_leaves_the_stores_rules_alone_unless_saved(or_store, cli, tmp_path) -> None:
+    """The first mining of a store saves its tables (what the service serves); a later query such as --item X shows
+    its rules and leaves them, and --save replaces them."""
+    import shutil
+
+    import duckdb
+
+    store = tmp_path / "copy.duckdb"
+    shutil.copy(or_store[0], store)
+    with duckdb.connect(str(store)) as con:  # as ingested: other tests may have mined the shared store
+        con.execute("DROP TABLE IF EXISTS rules; DROP TABLE IF EXISTS itemsets")
+    count = lambda: duckdb.connect(str(store), read_only=True).execute("SELECT count(*) FROM rules").fetchone()[0]  # noqa: E731
+    first = json.loads(cli("rules", "--store", store, "--min-support", "0.01", "--json").stdout)
+    assert first["saved"] and count() == first["count"] > 100
+    query = cli("rules", "--store", store, "--min-support", "0.01", "--item", "85123A", "--limit", "1")
+    assert query.returncode == 0 and "the store's own rules table is unchanged (--save replaces it" in query.stdout
+    assert count() == first["count"]
+    saved = json.loads(cli("rules", "--store", store, "--min-support", "0.01", "--item", "85123A", "--save",
+                           "--json").stdout)
+    assert saved["saved"] and count() == saved["count"] < first["count"]
+
+
 def test_itemsets_command(or_store, cli, tmp_path) -> None:
     store, _ = or_store
     res = cli("itemsets", "--store", store, "--min-support", "0.02", "--max-len", "2", "--json")

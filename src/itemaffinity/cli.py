@@ -499,10 +499,30 @@ def mining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--item", "item_id", help="Only itemsets/rules holding this item id."),
         click.option("--limit", type=click.IntRange(min=1), help="Rows to output (terminal default 20)."),
         click.option("--out", "out_file", help="Write all selected rows to FILE.parquet or FILE.csv."),
+        click.option("--save/--no-save", default=None,
+                     help="Replace the store's mined tables (what the service and the rules explorer serve) with "
+                          "these results. Default: only when the store has none yet, so that a query such as "
+                          "--item X does not replace analyze's rules."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
+
+
+def _save_mined(store_path: str, tables: dict[str, Any], save: bool | None) -> bool:
+    """Write the mined `tables` into the store when asked (`save`), or by default when it holds none of them yet;
+    whether they were written."""
+    import duckdb
+
+    from itemaffinity.mining.export import write_store_tables
+
+    if save is None:
+        with duckdb.connect(store_path, read_only=True) as con:
+            held = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        save = not held & set(tables)
+    if save:
+        write_store_tables(store_path, tables)
+    return save
 
 
 def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapping_kw: dict[str, Any]):
@@ -516,7 +536,7 @@ def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapp
 
 
 def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, what: str,
-                store_path: str, data: InteractionData) -> None:
+                store_path: str, data: InteractionData, saved: bool) -> None:
     """The mined table to a file, as JSON, or as a terminal preview whose items carry their titles."""
     from itemaffinity.mining.export import export_table
 
@@ -525,7 +545,7 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
         export_table(shown, out_file)
     if as_json:
         click.echo(json.dumps({what: shown.to_pylist(), "count": table.num_rows, "store": store_path,
-                               "out": out_file}, default=float))
+                               "out": out_file, "saved": saved}, default=float))
         return
     from rich.table import Table
 
@@ -545,6 +565,8 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
     Console().print(t)
     if out_file:
         click.echo(f"wrote {shown.num_rows:,} {what} to {out_file}")
+    click.echo(f"saved in the store as its {what} table" if saved else
+               f"the store's own {what} table is unchanged (--save replaces it with these)")
 
 
 @main.command()
@@ -561,18 +583,18 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
 @click.pass_context
 @_run_guarded
 def rules(ctx: click.Context, files: tuple[str, ...], store_path: str, min_support: float, max_len: int | None,
-          item_id: str | None, limit: int | None, out_file: str | None, min_confidence: float,
+          item_id: str | None, limit: int | None, out_file: str | None, save: bool | None, min_confidence: float,
           min_lift: float | None, category: str | None, sort_by: str, as_json: bool, **mapping_kw: Any) -> None:
     """Association rules A → C with support, confidence, lift, leverage and conviction."""
-    from itemaffinity.mining.export import itemsets_table, mine, rules_table, sort_rules, write_store_tables
+    from itemaffinity.mining.export import itemsets_table, mine, rules_table, sort_rules
 
     data = _mine_from(ctx, files, store_path, mapping_kw)
     ctx.obj["progress"]("mining itemsets and rules")
     sets, found, _ = mine(data, min_support=min_support, max_len=max_len, min_confidence=min_confidence,
                           min_lift=min_lift, item_id=item_id, category=category)
     table = sort_rules(rules_table(found, data.items), sort_by)
-    write_store_tables(store_path, {"rules": table, "itemsets": itemsets_table(sets, data.items)})
-    _emit_table(table, limit, out_file, as_json, "rules", store_path, data)
+    saved = _save_mined(store_path, {"rules": table, "itemsets": itemsets_table(sets, data.items)}, save)
+    _emit_table(table, limit, out_file, as_json, "rules", store_path, data, saved)
 
 
 @main.command()
@@ -584,17 +606,18 @@ def rules(ctx: click.Context, files: tuple[str, ...], store_path: str, min_suppo
 @click.pass_context
 @_run_guarded
 def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_support: float, max_len: int | None,
-             item_id: str | None, limit: int | None, out_file: str | None, as_json: bool, **mapping_kw: Any) -> None:
+             item_id: str | None, limit: int | None, out_file: str | None, save: bool | None, as_json: bool,
+             **mapping_kw: Any) -> None:
     """Frequent itemsets (FP-Growth class speed, exact supports)."""
-    from itemaffinity.mining.export import itemsets_table, mine, write_store_tables
+    from itemaffinity.mining.export import itemsets_table, mine
 
     data = _mine_from(ctx, files, store_path, mapping_kw)
     ctx.obj["progress"]("mining itemsets")
     sets, _, kept = mine(data, min_support=min_support, max_len=max_len, item_id=item_id, rules_wanted=False)
     table = itemsets_table(sets, data.items)
-    write_store_tables(store_path, {"itemsets": table})
+    saved = _save_mined(store_path, {"itemsets": table}, save)
     table = table.take(kept).sort_by([("support", "descending")]).select(["items", "support"])
-    _emit_table(table, limit, out_file, as_json, "itemsets", store_path, data)
+    _emit_table(table, limit, out_file, as_json, "itemsets", store_path, data, saved)
 
 
 def _saved_or_fitted(store_path: str, spec: ModelSpec, progress: Progress, data: InteractionData | None = None,
