@@ -1,5 +1,5 @@
-"""Writes and admin need a valid X-API-Key: 401 without or with a wrong one, 403 when the server
-has no key configured; nothing is written either way."""
+"""Writes and admin need a valid X-API-Key (or the same key as a bearer token): 401 without or with a wrong one,
+403 when the server has no key configured; nothing is written either way."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from svc_support import API_KEY
 
 WRITES = [
     ("POST", "/v1/events", {"events": [{"item_id": "85123A", "basket_id": "auth-1"}]}),
+    ("POST", "/v1/catalog", {"products": [{"item_id": "AUTH-NEW", "title": "never stored"}]}),
     ("POST", "/v1/admin/rebuild", {"models": ["popularity"], "cluster": False}),
     ("GET", "/v1/admin/jobs/0123456789ab", None),
 ]
@@ -56,3 +57,11 @@ def test_reads_need_no_key_and_replicas_serve_them(servers):
 def test_a_valid_key_is_accepted(servers):
     r = call(servers["main"].url, "GET", "/v1/admin/jobs/0123456789ab", None, API_KEY)
     assert r.status_code == 404  # authorised; the job just does not exist
+
+
+def test_the_key_as_a_bearer_token(servers):
+    """Clients that only send `Authorization: Bearer` are served the same: the key works, a wrong token is 401."""
+    url = servers["main"].url + "/v1/admin/jobs/0123456789ab"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 404  # authorised
+    wrong = httpx.get(url, headers={"Authorization": "Bearer wrong-key"})
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "the API key is not valid"
