@@ -31,11 +31,13 @@ def test_openapi_lists_every_endpoint(api):
     paths = spec["paths"]
     for p in ("/health", "/metrics", "/v1/items", "/v1/items/{item_id}", "/v1/items/{item_id}/similar",
               "/v1/items/{item_id}/bought-together", "/v1/baskets/complete", "/v1/users/{user_id}/recommendations",
-              "/v1/recommendations", "/v1/rules", "/v1/segments", "/v1/evaluation", "/v1/events",
+              "/v1/recommendations", "/v1/rules", "/v1/segments", "/v1/evaluation", "/v1/events", "/v1/catalog",
               "/v1/admin/rebuild", "/v1/admin/jobs/{job_id}"):
         assert p in paths
-    assert paths["/v1/events"]["post"]["security"] == [{"APIKeyHeader": []}]
-    assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+    for write in (paths["/v1/events"]["post"], paths["/v1/catalog"]["post"]):  # either scheme, the same key
+        assert write["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["APIKeyHeader"]["name"] == "X-API-Key" and schemes["HTTPBearer"]["scheme"] == "bearer"
 
 
 def test_search_by_words_id_and_popularity(api, store):
