@@ -28,7 +28,8 @@ def test_most_frequent_pairs_hold_only_pairs_bought_together() -> None:
 
 
 def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write, ingest, tmp_path) -> None:
-    """A catalog ingested alone reads no event rows: its run says so (kind catalog) and counts its products."""
+    """A catalog ingested alone reads no event rows: its run says so (kind catalog) and counts its products, and
+    its rejected rows are listed as a catalog's, not as a share of the event rows read."""
     import duckdb
 
     from itemaffinity.data.ingest import ingest_catalog
@@ -37,7 +38,7 @@ def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write,
 
     store = tmp_path / "store.duckdb"
     ingest(write("e.csv", "order,sku\no1,A\no1,B\n"), cols=["basket_id=order", "item_id=sku"])
-    ingest_catalog(str(write("new.csv", "item_id,title\nN1,New lamp\nN2,New shade\n")), Mapping(), store)
+    ingest_catalog(str(write("new.csv", "item_id,title\nN1,New lamp\nN2,New shade\n,No id\n")), Mapping(), store)
     report = Report("test")
     with duckdb.connect(str(store), read_only=True) as con:
         dataset_sections(report, con, InteractionData.from_store(store))
@@ -45,6 +46,9 @@ def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write,
     rows = [r.split("</tr>")[0] for r in runs.split("<tr>")[2:]]
     assert "<td>ingest</td>" in rows[0] and ">2<" in rows[0]  # two event rows read
     assert "<td>catalog</td>" in rows[1] and "new.csv" in rows[1] and rows[1].count(">0<") == 2 and ">2<" in rows[1]
+    quality = report.sections[1].html  # a catalog's bad row is not a share of the event rows read
+    row = next(r for r in quality.split("<tr>") if "missing_item_id" in r)
+    assert "<td>catalog</td>" in row and "<td>—</td>" in row and "%" not in row
 
 
 def test_top_rules_show_each_set_of_products_once_and_no_product_everywhere() -> None:

@@ -109,13 +109,15 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
                  "events posted to the service.</p>"
                + table_html(["run", "kind", "source", "rows read", "accepted", "catalog rows", "finished"],
                             [list(r) for r in runs], {3, 4, 5}))
-    rej = con.execute("""SELECT reason, count(*) AS n, any_value(raw) FROM rejects GROUP BY reason
-                         ORDER BY n DESC""").fetchall()
-    total_read = con.execute("SELECT coalesce(sum(rows_read), 0) FROM runs").fetchone()[0] or 1
+    rej = con.execute("""SELECT reason, CASE WHEN detail LIKE 'catalog%' THEN 'catalog' ELSE 'events' END AS of,
+                                count(*) AS n, any_value(raw) FROM rejects GROUP BY ALL ORDER BY n DESC""").fetchall()
+    events_read = con.execute("SELECT coalesce(sum(rows_read), 0) FROM runs").fetchone()[0] or 1
     report.add("Data quality: rejected rows",
-               "<p>Every row read is either accepted or kept in the <code>rejects</code> table with its reason.</p>"
-               + table_html(["reason", "rows", "share of rows read", "example"],
-                            [[r, n, f"{n / total_read:.2%}", (ex or "")[:160]] for r, n, ex in rej], {1}))
+               "<p>Every row read is either accepted or kept in the <code>rejects</code> table with its reason. "
+               "The share is of the event rows read; a catalog's rejected rows are counted apart.</p>"
+               + table_html(["reason", "rows of", "rows", "share of event rows read", "example"],
+                            [[r, of, n, f"{n / events_read:.2%}" if of == "events" else "—", (ex or "")[:160]]
+                             for r, of, n, ex in rej], {2}))
 
     figs = []
     if len(sizes):
