@@ -227,6 +227,19 @@ def test_jsonl_malformed_line_becomes_a_reject_and_rows_keep_their_numbers(write
         (4, "malformed_line", '["not", "an", "object"]')]
 
 
+def test_jsonl_order_with_its_products_in_a_list_is_rejected_not_read_as_one_product(write, ingest, query):
+    """An order written as one object with its products in a list would otherwise become one product named
+    '["A","B"]': it is rejected with its own reason, and numbers and plain ids stay products."""
+    text = ('{"order": "o1", "sku": "A"}\n'
+            '{"order": "o2", "sku": ["A", "B"]}\n'
+            '{"order": "o3", "sku": {"id": "B"}}\n'
+            '{"order": "o4", "sku": 22423}\n')
+    res = ingest(write("orders.jsonl", text), cols=BASKET_ITEM)
+    assert (res.rows_read, res.accepted, res.rejected) == (4, 2, {"nested_item_id": 2})
+    assert query("SELECT item_id FROM events ORDER BY source_row") == [("A",), ("22423",)]
+    assert query("SELECT source_row, reason FROM rejects ORDER BY 1") == [(2, "nested_item_id"), (3, "nested_item_id")]
+
+
 def test_csv_ragged_line_is_malformed_and_later_rows_keep_their_numbers(write, ingest, query):
     text = "order,sku,customer\no1,A,c1\no2,B\no3,C,c3\no4,D\no5,E,c5\n"
     res = ingest(write("r.csv", text), cols=[*BASKET_ITEM, "user_id=customer"])

@@ -22,6 +22,7 @@ COLS = ["basket_id=order", "item_id=sku", "user_id=customer", "ts=when", "quanti
 BAD_LINE = {
     "malformed_line": "o3,C,c3",
     "missing_item_id": "o3,,c3,2024-01-03 10:00:00,1,1.00,,buy",
+    "nested_item_id": "o3,[3],c3,2024-01-03 10:00:00,1,1.00,,buy",
     "missing_basket_and_user": ",C,,2024-01-03 10:00:00,1,1.00,,buy",
     "bad_timestamp": "o3,C,c3,the day after tomorrow,1,1.00,,buy",
     "bad_quantity": "o3,C,c3,2024-01-03 10:00:00,a few,1.00,,buy",

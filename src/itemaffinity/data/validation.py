@@ -20,7 +20,7 @@ from itemaffinity.errors import InputError
 log = logging.getLogger(__name__)
 
 REASONS = (
-    "malformed_line", "missing_item_id", "missing_basket_and_user", "bad_timestamp",
+    "malformed_line", "missing_item_id", "nested_item_id", "missing_basket_and_user", "bad_timestamp",
     "bad_quantity", "bad_price", "bad_value", "unknown_event", "non_product_code",
     "unknown_item", "non_positive_price", "non_positive_quantity", "duplicate_line",
     "already_in_store",
@@ -209,6 +209,9 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     }
     checks: list[tuple[str, str]] = [
         ("missing_item_id", "item_id IS NULL"),
+        # a list or object (an order's products in one JSON field) would become one odd product named like it
+        ("nested_item_id",
+         "left(item_id, 1) IN ('[', '{') AND json_type(TRY_CAST(item_id AS JSON)) IN ('ARRAY', 'OBJECT')"),
         ("missing_basket_and_user", "basket_id IS NULL AND user_id IS NULL"),
     ]
     if "ts" in cols:
