@@ -287,13 +287,12 @@ def _sources_besides(store_path: str, demo: Path) -> list[str]:
     import duckdb
 
     from itemaffinity.data.ingest import file_sha256
-    from itemaffinity.store.duckdb_store import runs_table
+    from itemaffinity.store.duckdb_store import runs_table, table_exists
 
     if not Path(store_path).is_file():
         return []
     with duckdb.connect(str(store_path), read_only=True) as con:
-        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        runs = [r for r in runs_table(con) if r["kind"] == "ingest"] if "runs" in present else []
+        runs = [r for r in runs_table(con) if r["kind"] == "ingest"] if table_exists(con, "runs") else []
     demo_sha = file_sha256(str(demo)) if runs and demo.is_file() else None
     return list(dict.fromkeys(r["source"] for r in runs if r["file_sha256"] != demo_sha))
 
@@ -512,14 +511,12 @@ def mining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _save_mined(store_path: str, tables: dict[str, Any], save: bool | None) -> bool:
     """Write the mined `tables` into the store when asked (`save`), or by default when it holds none of them yet;
     whether they were written."""
-    import duckdb
-
     from itemaffinity.mining.export import write_store_tables
+    from itemaffinity.store.duckdb_store import open_store, table_exists
 
     if save is None:
-        with duckdb.connect(store_path, read_only=True) as con:
-            held = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        save = not held & set(tables)
+        with open_store(store_path, read_only=True) as con:
+            save = not any(table_exists(con, name) for name in tables)
     if save:
         write_store_tables(store_path, tables)
     return save

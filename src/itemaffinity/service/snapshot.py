@@ -23,7 +23,7 @@ from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
 from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
-from itemaffinity.store.duckdb_store import ingest_mapping
+from itemaffinity.store.duckdb_store import ingest_mapping, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +174,12 @@ class Snapshot:
         return None if np.isnan(sim) else float(sim)
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
-                            [name]).fetchone()[0])
-
-
 def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, min_count: int) -> PairLists:
     """Each item's bought-together partners: the pairs table's rows bought together in at least `min_count`
     baskets (the table also holds each item's text neighbours, for their relation, bought together or not)."""
     n_items = data.n_items
     empty = np.zeros(0, np.int64)
-    if not _table_exists(con, "pairs"):
+    if not table_exists(con, "pairs"):
         return PairLists(np.zeros(n_items + 1, np.int64), empty, empty, empty, empty, empty.astype(float),
                          empty.astype(float), empty.astype(float), data.n_baskets)
     t = con.execute("""SELECT item_a, item_b, n_ab, n_a, n_b, lift, confidence, shrunk_lift, support
@@ -209,7 +204,7 @@ def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, min_count
 
 
 def _load_bundles(con: duckdb.DuckDBPyConnection, data: InteractionData, max_len: int = 4) -> Bundles:
-    if not _table_exists(con, "itemsets"):
+    if not table_exists(con, "itemsets"):
         return Bundles((), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), {})
     rows = con.execute("SELECT items, support, count FROM itemsets WHERE length <= ?", [max_len]).fetchall()
     single = {r[0][0]: float(r[1]) for r in rows if len(r[0]) == 1}
@@ -241,7 +236,7 @@ RULE_METRICS = ("support", "confidence", "lift", "leverage", "conviction")
 
 
 def _load_rules(con: duckdb.DuckDBPyConnection) -> RuleTable:
-    if not _table_exists(con, "rules"):
+    if not table_exists(con, "rules"):
         return RuleTable((), (), {m: np.zeros(0) for m in RULE_METRICS}, {}, {})
     t = con.execute(f"SELECT antecedent, consequent, {', '.join(RULE_METRICS)} FROM rules").fetchnumpy()
     ante = tuple(tuple(x) for x in t["antecedent"].tolist())
@@ -259,7 +254,7 @@ def _load_rules(con: duckdb.DuckDBPyConnection) -> RuleTable:
 
 
 def _load_segments(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, Any]], tuple[dict[str, Any], ...]]:
-    if not _table_exists(con, "segments"):
+    if not table_exists(con, "segments"):
         return {}, ()
     cur = con.execute("SELECT user_id, recency_days, frequency, monetary, r, f, m, segment, behaviour FROM segments")
     names = [d[0] for d in cur.description]
@@ -279,7 +274,7 @@ def _load_segments(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, dict[str, 
 def _load_groups(con: duckdb.DuckDBPyConnection, data: InteractionData) -> tuple[np.ndarray, np.ndarray]:
     group = np.full(data.n_items, -1, np.int64)
     label = np.full(data.n_items, None, dtype=object)
-    if _table_exists(con, "item_clusters"):
+    if table_exists(con, "item_clusters"):
         t = con.execute("SELECT item_id, cluster, cluster_label FROM item_clusters").fetchall()
         idx = data.items.indices([r[0] for r in t])
         for i, (_, c, lab) in zip(idx, t):

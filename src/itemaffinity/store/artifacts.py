@@ -16,6 +16,7 @@ import duckdb
 from itemaffinity.evaluation.experiment import VS_BEST
 from itemaffinity.models.base import Recommender
 from itemaffinity.models.registry import load_model
+from itemaffinity.store.duckdb_store import table_exists
 
 
 def artifact_dir(store_path: str | Path) -> Path:
@@ -88,8 +89,7 @@ def latest_evaluations(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The most recent row per (task, model label), best first within each task. The rows can come from
     different runs, so a row keeps its NDCG@10 over the leader's only when its run's leader is this table's
     (the same label and NDCG@10); otherwise those fields are None."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'evaluations'").fetchone()[0]
-    if not exists:
+    if not table_exists(con, "evaluations"):
         return []
     rows = con.execute("""SELECT row FROM (SELECT row, row_number() OVER (PARTITION BY task, json_extract_string(row, '$.label')
                           ORDER BY recorded_at DESC) AS r FROM evaluations) WHERE r = 1""").fetchall()

@@ -66,6 +66,12 @@ def open_store(path: str | Path, read_only: bool = False) -> Iterator[duckdb.Duc
         con.close()
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the store holds table `name` (tables an analysis or a mining writes may not be there yet)."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
+                            [name]).fetchone()[0])
+
+
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict:
     """Counts for reports and `--json` output."""
     one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
