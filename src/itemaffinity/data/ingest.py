@@ -121,36 +121,50 @@ class _Prepared:
 
 
 @contextmanager
-def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progress) -> Iterator[_Prepared]:
-    """Read, join and validate one file; fatal input problems raise InputError here, before any write."""
-    t0 = time.perf_counter()
+def _staging() -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """An in-memory DuckDB whose spill files and transcoded copies live in a temp dir removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="itemaffinity-") as workdir:
         con = duckdb.connect(config={"temp_directory": workdir})
         try:
-            say(f"reading {path}")
-            source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
-                                 sheet=mapping.sheet, workdir=workdir)
-            base_dir = Path(path).parent
-            if mapping.joins:
-                apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
-                source.columns = [c for c in column_types(con, "src") if c != "_row"]
-            catalog_file = catalog_path
-            if catalog_file is None and mapping.catalog and mapping.catalog.file:
-                catalog_file = str(base_dir / mapping.catalog.file)
-            catalog_source = None
-            if catalog_file:
-                say(f"reading catalog {catalog_file}")
-                catalog_source, _ = stage_catalog(con, catalog_file, mapping, Path(catalog_file).parent, workdir,
-                                                  delimiter=mapping.delimiter, encoding=mapping.encoding)
-                con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
-                            "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
-            say("validating")
-            stage_events(con, source, mapping, known_items_table="known_items" if catalog_file else None)
-            derived = _derive_catalog(con, resolve_columns(mapping, source))
-            yield _Prepared(path, con, source, mapping, catalog_file, catalog_source, derived,
-                            file_sha256(path), time.perf_counter() - t0)
+            yield con, workdir
         finally:
             con.close()
+
+
+def _stage_catalog_file(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, workdir: str,
+                        say: Progress) -> Source:
+    """Read and validate a catalog file into `staged_catalog` (with events, or alone)."""
+    say(f"reading catalog {path}")
+    source, _ = stage_catalog(con, path, mapping, Path(path).parent, workdir, delimiter=mapping.delimiter,
+                              encoding=mapping.encoding)
+    return source
+
+
+@contextmanager
+def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progress) -> Iterator[_Prepared]:
+    """Read, join and validate one file; fatal input problems raise InputError here, before any write."""
+    t0 = time.perf_counter()
+    with _staging() as (con, workdir):
+        say(f"reading {path}")
+        source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
+                             sheet=mapping.sheet, workdir=workdir)
+        base_dir = Path(path).parent
+        if mapping.joins:
+            apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
+            source.columns = [c for c in column_types(con, "src") if c != "_row"]
+        catalog_file = catalog_path
+        if catalog_file is None and mapping.catalog and mapping.catalog.file:
+            catalog_file = str(base_dir / mapping.catalog.file)
+        catalog_source = None
+        if catalog_file:
+            catalog_source = _stage_catalog_file(con, catalog_file, mapping, workdir, say)
+            con.execute("CREATE OR REPLACE TEMP VIEW known_items AS "
+                        "SELECT item_id FROM staged_catalog WHERE reason IS NULL")
+        say("validating")
+        stage_events(con, source, mapping, known_items_table="known_items" if catalog_file else None)
+        derived = _derive_catalog(con, resolve_columns(mapping, source))
+        yield _Prepared(path, con, source, mapping, catalog_file, catalog_source, derived,
+                        file_sha256(path), time.perf_counter() - t0)
 
 
 def _catalog_rejects(con: duckdb.DuckDBPyConnection, prep: _Prepared, run_id: int) -> dict[str, int]:
@@ -231,9 +245,11 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
                     [run_id, kind, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
                      rows_read, accepted, json.dumps(catalog_rejected if kind == "catalog" else rejected),
                      catalog_rows])
-        twins = [] if prep.mapping.item_id_case != "keep" else [sorted(g) for (g,) in con.execute(
-            "SELECT list(DISTINCT item_id) FROM store.events GROUP BY lower(item_id) "
-            "HAVING count(DISTINCT item_id) > 1 ORDER BY min(item_id)").fetchall()]
+        twins = []  # a catalog alone adds no event ids: no scan of the events for case twins
+        if source is not None and prep.mapping.item_id_case == "keep":
+            twins = [sorted(g) for (g,) in con.execute(
+                "SELECT list(DISTINCT item_id) FROM store.events GROUP BY lower(item_id) "
+                "HAVING count(DISTINCT item_id) > 1 ORDER BY min(item_id)").fetchall()]
         _crash_point("before_commit")
         con.execute("COMMIT")
         result = IngestResult(path, rows_read, accepted, rejected, catalog_rows, run_id,
@@ -288,17 +304,11 @@ def ingest_catalog(catalog_path: str, mapping: Mapping, store_path: str | Path,
     say = progress or (lambda _msg: None)
     _check_readable(catalog_path)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="itemaffinity-") as workdir:
-        con = duckdb.connect(config={"temp_directory": workdir})
-        try:
-            say(f"reading catalog {catalog_path}")
-            catalog_source, _ = stage_catalog(con, catalog_path, mapping, Path(catalog_path).parent, workdir,
-                                              delimiter=mapping.delimiter, encoding=mapping.encoding)
-            prep = _Prepared(catalog_path, con, None, mapping, catalog_path, catalog_source, False,
-                             file_sha256(catalog_path), time.perf_counter() - t0)
-            return _write(prep, store_path, say)
-        finally:
-            con.close()
+    with _staging() as (con, workdir):
+        catalog_source = _stage_catalog_file(con, catalog_path, mapping, workdir, say)
+        prep = _Prepared(catalog_path, con, None, mapping, catalog_path, catalog_source, False,
+                         file_sha256(catalog_path), time.perf_counter() - t0)
+        return _write(prep, store_path, say)
 
 
 def ingest_files(paths: list[str], mapping: Mapping, store_path: str | Path,
