@@ -24,6 +24,7 @@ from itemaffinity.errors import InputError
 
 if TYPE_CHECKING:
     from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.data.mapping import Mapping
     from itemaffinity.evaluation.experiment import ModelSpec
     from itemaffinity.models.base import Recommender
 
@@ -143,7 +144,7 @@ def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_k
     catalog_file = mapping_kw.pop("catalog_file")
     if not files and catalog_file and Path(store_path).is_file() and not any(
             mapping_kw[k] for k in ("preset", "map_file", "item_id_case")):
-        mapping_kw["item_id_case"] = _store_id_case(store_path)  # ids as the store folds them
+        mapping_kw["item_id_case"] = _store_mapping(store_path).item_id_case  # ids as the store folds them
     mapping = build_mapping(**mapping_kw)
     if not files:
         return [ingest_catalog(catalog_file, mapping, store_path, progress)]
@@ -384,19 +385,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             w.writerow({**{k: r.get(k) for k in keys}, **by_third, "config": json.dumps(r.get("config"))})
 
 
-def _store_id_case(store_path: str) -> str:
-    """The store's item_id_case: its newest ingest mapping's, as the service folds ids."""
+def _store_mapping(store_path: str) -> Mapping:
+    """The store's newest ingest mapping: how it folds item ids (item_id_case), as the service does."""
     from itemaffinity.store.duckdb_store import ingest_mapping, open_store
 
     with open_store(store_path, read_only=True) as con:
-        return ingest_mapping(con).item_id_case
-
-
-def _item_id_folder(store_path: str) -> Callable[[str], str]:
-    """The store's rule for a given item id (its newest ingest mapping's item_id_case), as the service uses."""
-    from itemaffinity.data.mapping import Mapping
-
-    return Mapping(name="store", item_id_case=_store_id_case(store_path)).fold_item_id
+        return ingest_mapping(con)
 
 
 def _read_query_csv(path: str, key: str, with_items: bool) -> list[tuple[str, str | None]]:
@@ -449,7 +443,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
     queries = _read_query_csv(baskets_file or users_file, "query_id" if baskets_file else "user_id",
                               with_items=bool(baskets_file))
     if baskets_file:  # item ids as the store holds them (item_id_case), as `similar` and the service fold them
-        fold = _item_id_folder(store_path)
+        fold = _store_mapping(store_path).fold_item_id
         queries = [(qid, fold(item)) for qid, item in queries]
     model = _saved_or_fitted(store_path, spec, progress, fit=bool(fit_files))
     stats = {"queries": 0, "unknown_items": 0, "unknown_users": 0, "rows": 0}
@@ -678,7 +672,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     from itemaffinity.models.explain import RELATION_SCAN, Explainer, text_vectors
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
-    stored_id = _item_id_folder(store_path)(item_id)  # as the store holds it (item_id_case)
+    stored_id = _store_mapping(store_path).fold_item_id(item_id)  # as the store holds it (item_id_case)
     if stored_id not in data.items:
         raise InputError(f"unknown item {item_id!r}: not in the store")
     item_id = stored_id
