@@ -181,7 +181,7 @@ class EventWriter:
                 "SELECT item_id FROM staged_catalog WHERE reason IS NULL ORDER BY source_row").fetchall()]
             rejected = [(int(r), str(why)) for r, why in con.execute(
                 "SELECT source_row, reason FROM staged_catalog WHERE reason IS NOT NULL ORDER BY source_row").fetchall()]
-            run.record("catalog", 0, 0, reason_counts(rejected), catalog_rows=len(stored))
+            self._record(run, "catalog", 0, 0, reason_counts(rejected), catalog_rows=len(stored))
         log.info("api catalog run %d: %d products, %d stored", run.run_id, len(rows), len(stored))
         return CatalogWriteResult(run.run_id, len(rows), stored, rejected)
 
@@ -194,13 +194,21 @@ class EventWriter:
         con.execute("BEGIN TRANSACTION")
         try:
             run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM main.runs").fetchone()[0])
-            yield _Run(con, run_id, started, self._mapping_sha, self._mapping_json)
+            yield _Run(run_id, started)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
             con.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in temp_tables))
+
+    def _record(self, run: _Run, kind: str, rows_read: int, accepted: int, rejected: dict[str, int],
+                catalog_rows: int = 0) -> None:
+        """The batch's row in `runs`: what it read, kept and rejected by reason."""
+        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        self._con.execute("INSERT INTO main.runs VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [run.run_id, kind, API_SOURCE, self._mapping_sha, self._mapping_json, run.started, finished,
+                           rows_read, accepted, json.dumps(rejected), catalog_rows])
 
     def _write_group(self, group: list[tuple[Sequence[dict[str, Any]], Future]]) -> None:
         try:
@@ -242,7 +250,7 @@ class EventWriter:
                    WHERE reason IS NULL ORDER BY source_row""").fetchall()]
             rejected = [(int(r), str(reason)) for r, reason in con.execute(
                 "SELECT source_row, reason FROM staged WHERE reason IS NOT NULL ORDER BY source_row").fetchall()]
-            run.record("api", len(rows), len(accepted), reason_counts(rejected))
+            self._record(run, "api", len(rows), len(accepted), reason_counts(rejected))
         log.info("api run %d: %d events, %d accepted", run.run_id, len(rows), len(accepted))
         return _GroupResult(run.run_id, accepted, rejected)
 
@@ -260,19 +268,8 @@ def _load_posted(con: duckdb.DuckDBPyConnection, table: pa.Table, name: str) -> 
 class _Run:
     """The run a posted batch is written as, inside its transaction."""
 
-    con: duckdb.DuckDBPyConnection
     run_id: int
     started: dt.datetime
-    mapping_sha: str
-    mapping_json: str
-
-    def record(self, kind: str, rows_read: int, accepted: int, rejected: dict[str, int],
-               catalog_rows: int = 0) -> None:
-        """The batch's row in `runs`: what it read, kept and rejected by reason."""
-        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        self.con.execute("INSERT INTO main.runs VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [self.run_id, kind, API_SOURCE, self.mapping_sha, self.mapping_json, self.started, finished,
-                          rows_read, accepted, json.dumps(rejected), catalog_rows])
 
 
 @dataclass
