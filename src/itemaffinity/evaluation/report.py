@@ -12,6 +12,7 @@ import functools
 import html
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,7 +254,7 @@ MAX_RULES_PER_ITEM = 2
 """How many of the report's top rules one product may appear in."""
 
 
-def diverse_rules(ranked: list[dict], n: int) -> list[dict]:
+def diverse_rules(ranked: Iterable[dict], n: int) -> list[dict]:
     """The first n of `ranked` rules that add something: one rule per set of products (A → B + C and B + C → A are
     one set), and each product in at most MAX_RULES_PER_ITEM of them (five herb markers make 25 top rules by lift
     of one family)."""
@@ -276,7 +277,9 @@ def diverse_rules(ranked: list[dict], n: int) -> list[dict]:
 def mining_section(report: Report, data: InteractionData, rules_table, pairs_table, n: int = 25) -> None:
     """Top rules by lift (with support), top pairs, and a small network picture of the strongest pairs."""
     title = lambda item_id: data.titles[data.items.index(item_id)] or item_id  # noqa: E731
-    rules = diverse_rules(rules_table.sort_by([("lift", "descending"), ("confidence", "descending")]).to_pylist(), n)
+    ranked = rules_table.sort_by([("lift", "descending"), ("confidence", "descending")])
+    # read a thousand rules at a time, and only until n are kept, not every rule as a dict
+    rules = diverse_rules((r for batch in ranked.to_batches(1000) for r in batch.to_pylist()), n)
     rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
                   r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
     unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
