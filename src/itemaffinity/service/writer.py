@@ -108,14 +108,22 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+NUMBER_ROLES = ("quantity", "value", "price")
+"""Roles whose posted JSON numbers stay numbers: no decimal comma or point to guess, as in a file's number column."""
+
+
 def posted_table(rows: Sequence[dict[str, Any]], roles: Sequence[str] = EVENT_ROLES) -> pa.Table:
-    """The posted rows as an all-text Arrow table with `_row` (1-based), like a read file."""
-    cols: dict[str, list] = {"_row": list(range(1, len(rows) + 1))}
+    """The posted rows as an Arrow table with `_row` (1-based), like a read file: text, but a number role whose
+    values are all JSON numbers (or missing) is a number column."""
+    cols: dict[str, pa.Array] = {"_row": pa.array(range(1, len(rows) + 1), pa.int64())}
     for role in roles:
-        conv = _ts_text if role == "ts" else (lambda v: v)
-        cols[role] = [_text(conv(r.get(role))) for r in rows]
-    return pa.table({"_row": pa.array(cols.pop("_row"), pa.int64()),
-                     **{k: pa.array(v, pa.string()) for k, v in cols.items()}})
+        values = [r.get(role) for r in rows]
+        if role in NUMBER_ROLES and all(v is None or isinstance(v, (int, float)) for v in values):
+            cols[role] = pa.array(values, pa.float64())
+        else:
+            conv = _ts_text if role == "ts" else (lambda v: v)
+            cols[role] = pa.array([_text(conv(v)) for v in values], pa.string())
+    return pa.table(cols)
 
 
 class EventWriter:
@@ -165,11 +173,7 @@ class EventWriter:
     def _write_catalog(self, rows: Sequence[dict[str, Any]]) -> CatalogWriteResult:
         con = self._con
         roles = ("item_id", *CATALOG_ROLES)
-        table = posted_table(rows, roles)
-        prices = [r.get("price") for r in rows]
-        if all(p is None or isinstance(p, (int, float)) for p in prices):  # JSON numbers: no decimal comma to guess
-            table = table.set_column(table.schema.get_field_index("price"), "price", pa.array(prices, pa.float64()))
-        _load_posted(con, table, "api_catalog")
+        _load_posted(con, posted_table(rows, roles), "api_catalog")
         stage_catalog_table(con, "api_catalog", list(roles), {}, self.mapping)
         with self._run(("api_catalog", "staged_catalog")) as run:
             upsert_catalog(con, "main", f"""SELECT {", ".join(roles)}, {run.run_id} AS run_id FROM staged_catalog
