@@ -89,6 +89,17 @@ def test_a_query_leaves_the_stores_rules_alone_unless_saved(or_store, cli, tmp_p
     assert saved["saved"] and count() == saved["count"] < first["count"]
 
 
+def test_item_filter_folds_the_id_as_the_store_does(two_column, cli, tmp_path) -> None:
+    """In a store ingested with --item-id-case upper, `--item 85123a` is the heart holder of the stored spelling."""
+    store = tmp_path / "folded.duckdb"
+    assert cli("ingest", two_column, "--col", "basket_id=order", "--col", "item_id=sku", "--item-id-case", "upper",
+               "--store", store).returncode == 0
+    for command in ("rules", "itemsets"):
+        found = [json.loads(cli(command, "--store", store, "--min-support", "0.01", "--item", spelling, "--json",
+                                "--no-save").stdout)[command] for spelling in ("85123A", "85123a")]
+        assert found[0] and found[1] == found[0]
+
+
 def test_itemsets_command(or_store, cli, tmp_path) -> None:
     store, _ = or_store
     res = cli("itemsets", "--store", store, "--min-support", "0.02", "--max-len", "2", "--json")

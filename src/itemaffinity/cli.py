@@ -516,14 +516,22 @@ def _save_mined(store_path: str, tables: dict[str, Any], save: bool | None) -> b
     return save
 
 
-def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapping_kw: dict[str, Any]):
+def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapping_kw: dict[str, Any],
+               item_id: str | None) -> tuple[InteractionData, str | None]:
+    """The store's data (after ingesting `files`) and `item_id` as the store holds it (item_id_case)."""
     from itemaffinity.data.interactions import InteractionData
 
     if files:
         do_ingest(list(files), store_path, ctx.obj["progress"], **mapping_kw)
     _require_store(store_path)
     ctx.obj["progress"]("building interaction data")
-    return InteractionData.from_store(store_path)
+    data = InteractionData.from_store(store_path)
+    if item_id is None:
+        return data, None
+    stored_id = _store_mapping(store_path).fold_item_id(item_id)
+    if stored_id not in data.items:
+        raise InputError(f"unknown item {item_id!r}: not in the store")
+    return data, stored_id
 
 
 def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, what: str,
@@ -579,7 +587,7 @@ def rules(ctx: click.Context, files: tuple[str, ...], store_path: str, min_suppo
     """Association rules A → C with support, confidence, lift, leverage and conviction."""
     from itemaffinity.mining.export import itemsets_table, mine, rules_table, sort_rules
 
-    data = _mine_from(ctx, files, store_path, mapping_kw)
+    data, item_id = _mine_from(ctx, files, store_path, mapping_kw, item_id)
     ctx.obj["progress"]("mining itemsets and rules")
     sets, found, _ = mine(data, min_support=min_support, max_len=max_len, min_confidence=min_confidence,
                           min_lift=min_lift, item_id=item_id, category=category)
@@ -602,7 +610,7 @@ def itemsets(ctx: click.Context, files: tuple[str, ...], store_path: str, min_su
     """Frequent itemsets (FP-Growth class speed, exact supports)."""
     from itemaffinity.mining.export import itemsets_table, mine
 
-    data = _mine_from(ctx, files, store_path, mapping_kw)
+    data, item_id = _mine_from(ctx, files, store_path, mapping_kw, item_id)
     ctx.obj["progress"]("mining itemsets")
     sets, _, kept = mine(data, min_support=min_support, max_len=max_len, item_id=item_id, rules_wanted=False)
     table = itemsets_table(sets, data.items)

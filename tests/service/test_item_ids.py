@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import duckdb
 
+from itemaffinity.data.interactions import InteractionData
+from itemaffinity.models import create_model
+from itemaffinity.service import queries
+from itemaffinity.service.online import OnlineState
 from itemaffinity.service.queries import ItemFilter
 from itemaffinity.service.snapshot import build_snapshot
 
@@ -37,3 +41,30 @@ def test_without_folding_the_spellings_stay_two_items(write, ingest, tmp_path):
     snap = _snapshot(write, ingest, tmp_path, "keep")
     assert snap.data.n_items == 3
     assert snap.item_index("85123a") != snap.item_index("85123A") and snap.item_index("85123a") >= 0
+
+
+def test_every_read_folds_the_request_id(write, ingest, cli, tmp_path):
+    """A lower-case id in an upper-folded store gets the answers of the stored spelling: the model's similar items,
+    a basket's completion, the rules of either side and the item's rule count (not an empty list)."""
+    store = tmp_path / "upper.duckdb"
+    ingest(write("events.csv", CSV + "o3,22423,2024-01-03 10:00:00\no3,11111,2024-01-03 10:00:00\n"), cols=COLS,
+           store=store, item_id_case="upper")
+    assert cli("rules", "--store", store, "--min-support", "0.3").returncode == 0
+    data = InteractionData.from_store(store)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={"itemknn": create_model("itemknn").fit(data)})
+    online, plain = OnlineState(snap), ItemFilter()
+
+    def answers(heart: str) -> list:
+        similar = queries.similar(snap, online, heart, model="itemknn", n=5, filt=plain, explain=True)
+        basket = queries.recommend(snap, online, model="itemknn", n=5, filt=plain, explain=True, history=[heart],
+                                   mode="basket")
+        rules = [queries.list_rules(snap, antecedent=a, consequent=c, category=None, min_support=0,
+                                    min_confidence=0, min_lift=None, sort="lift", limit=10, offset=0)["items"]
+                 for a, c in ((heart, None), (None, heart))]
+        return [similar["items"], basket["items"], basket["unknown_items"], rules,
+                queries.item_detail(snap, online, heart)["rules"]]
+
+    stored = answers("85123A")
+    assert stored[0] and stored[1] and all(stored[3]) and stored[4] == 2
+    assert answers("85123a") == stored

@@ -105,7 +105,8 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
                       "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
             "partners": int(snap.pairs.indptr[idx + 1] - snap.pairs.indptr[idx]),
             "bundles": len(snap.bundles.by_item.get(idx, ())),
-            "rules": len(snap.rules.by_antecedent_item.get(item_id, ())) + len(snap.rules.by_consequent_item.get(item_id, ())),
+            "rules": len(snap.rules.by_antecedent_item.get(d.items.id(idx), ()))
+            + len(snap.rules.by_consequent_item.get(d.items.id(idx), ())),
             "models": sorted(snap.models), "default_model": snap.default_model}
 
 
@@ -287,6 +288,7 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
     one relation to it ("instead of": substitute; "goes with": complement)."""
     a = require_item(snap, item_id)
+    item_id = snap.data.items.id(a)  # as the store holds it (a request may differ in letter case)
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
@@ -447,7 +449,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         ids = snap.data.items.ids_of(np.asarray(anchors, np.int64)) if anchors else []
         query_ids = list(ids)
     else:
-        query_ids = list(dict.fromkeys(history or []))
+        query_ids = list(dict.fromkeys(snap.mapping.fold_item_id(i) for i in history or []))
         known = snap.item_indices(query_ids)
         unknown = [i for i, k in zip(query_ids, known) if k < 0]
         anchors = [int(k) for k in known if k >= 0]
@@ -546,12 +548,13 @@ def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None
                min_support: float, min_confidence: float, min_lift: float | None, sort: str,
                limit: int, offset: int) -> dict[str, Any]:
     """Association rules with filters, sorted (descending, then by support), paginated."""
-    rules = snap.rules
+    rules, fold = snap.rules, snap.mapping.fold_item_id
+    none = np.zeros(0, np.int64)
     sel = np.arange(len(rules))
     if antecedent:
-        sel = np.intersect1d(sel, rules.by_antecedent_item.get(antecedent, np.zeros(0, np.int64)))
+        sel = np.intersect1d(sel, rules.by_antecedent_item.get(fold(antecedent), none))
     if consequent:
-        sel = np.intersect1d(sel, rules.by_consequent_item.get(consequent, np.zeros(0, np.int64)))
+        sel = np.intersect1d(sel, rules.by_consequent_item.get(fold(consequent), none))
     m = rules.metrics
     keep = (m["support"][sel] >= min_support) & (m["confidence"][sel] >= min_confidence)
     if min_lift is not None:
