@@ -81,6 +81,18 @@ def test_rules_explorer_filters_sorts_and_exports(page, server, shots):
     assert len(exported) == shown and all(float(r["lift"]) >= 30 for r in exported)
 
 
+def test_product_page_opens_the_rules_with_the_product_on_either_side(page, server):
+    page.goto("/#/item/85123A")
+    page.click("#open-rules")
+    page.wait_for_selector("[data-testid=rule-row]")
+    assert page.input_value("#rules-item") == "85123A"
+    total = httpx.get(server.url + "/v1/rules", params={"item": "85123A", "limit": 1}).json()["total"]
+    starting = httpx.get(server.url + "/v1/rules", params={"antecedent": "85123A", "limit": 1}).json()["total"]
+    assert int(page.inner_text("#rules-count").split()[0].replace(",", "")) == total > starting
+    rows = page.locator("[data-testid=rule-row]").all_inner_texts()
+    assert rows and all("85123A" in row for row in rows)
+
+
 def test_network_renders_the_product_and_its_neighbours(page, shots):
     page.goto("/#/item/85123A")
     page.click("#open-network")

@@ -172,6 +172,11 @@ def test_rules_filter_sort_paginate_and_export(api, store):
     top = store.facts["top_item"]
     mine = ok(api.get("/v1/rules", params={"antecedent": top, "limit": 1000}))
     assert mine["total"] > 0 and all(top in [x["item_id"] for x in r["antecedent"]] for r in mine["items"])
+    ending = ok(api.get("/v1/rules", params={"consequent": top, "limit": 1000}))
+    either = ok(api.get("/v1/rules", params={"item": top, "limit": 1000}))  # a rule holds an item on one side
+    assert ending["total"] > 0
+    assert either["total"] == mine["total"] + ending["total"] == ok(api.get(f"/v1/items/{top}"))["rules"]
+    assert sorted(map(str, either["items"])) == sorted(map(str, mine["items"] + ending["items"]))
     p2 = ok(api.get("/v1/rules", params={"limit": 3, "offset": 3}))["items"]
     p1 = ok(api.get("/v1/rules", params={"limit": 6}))["items"]
     assert p2 == p1[3:]

@@ -546,11 +546,13 @@ RULE_SORTS = ("lift", "confidence", "support", "leverage", "conviction")
 
 def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None, category: str | None,
                min_support: float, min_confidence: float, min_lift: float | None, sort: str,
-               limit: int, offset: int) -> dict[str, Any]:
-    """Association rules with filters, sorted (descending, then by support), paginated."""
+               limit: int, offset: int, item: str | None = None) -> dict[str, Any]:
+    """Association rules with filters (`item`: on either side), sorted (descending, then by support), paginated."""
     rules, fold = snap.rules, snap.mapping.fold_item_id
     none = np.zeros(0, np.int64)
     sel = np.arange(len(rules))
+    if item:
+        sel = np.union1d(rules.by_antecedent_item.get(fold(item), none), rules.by_consequent_item.get(fold(item), none))
     if antecedent:
         sel = np.intersect1d(sel, rules.by_antecedent_item.get(fold(antecedent), none))
     if consequent:

@@ -23,6 +23,8 @@ Fraction = Annotated[float, Query(ge=0, le=1)]
 @router.get("/rules", response_model=RulesOut, responses={**problems(422), 200: {
     "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}}, summary="Association rules")
 async def rules(serving: Current,
+                item: Annotated[str | None, Query(max_length=200, description="Rules that hold this item on either "
+                                                  "side.")] = None,
                 antecedent: Annotated[str | None, Query(max_length=200, description="Rules whose left side holds this item.")] = None,
                 consequent: Annotated[str | None, Query(max_length=200, description="Rules whose right side holds this item.")] = None,
                 category: Annotated[str | None, Query(max_length=200, description="Right side within this category "
@@ -34,7 +36,7 @@ async def rules(serving: Current,
                 format: Annotated[Literal["json", "csv"], Query(description="csv: a file to download.")] = "json",
                 ) -> Response:
     """Rules A → C mined from frequent itemsets, with support, confidence, lift, leverage, conviction."""
-    out = queries.list_rules(serving.snap, antecedent=antecedent, consequent=consequent, category=category,
+    out = queries.list_rules(serving.snap, item=item, antecedent=antecedent, consequent=consequent, category=category,
                              min_support=min_support, min_confidence=min_confidence, min_lift=min_lift, sort=sort,
                              limit=limit, offset=offset)
     if format == "csv":

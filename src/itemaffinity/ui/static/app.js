@@ -205,7 +205,7 @@
           stat(fmt.int(s.users), "customers"), stat("#" + fmt.int(s.popularity_rank), "best-seller rank"),
           stat(s.first_seen ? s.first_seen.slice(0, 10) : "—", "first sold"), stat(s.last_seen ? s.last_seen.slice(0, 10) : "—", "last sold")),
         h("p", {}, h("a", { class: "button secondary", href: "#/network/" + encodeURIComponent(it.item_id), id: "open-network" }, "Show association network"), " ",
-          h("a", { class: "button secondary", href: "#/rules" + query({ antecedent: it.item_id }) }, "Rules starting from this product"))];
+          h("a", { class: "button secondary", href: "#/rules" + query({ item: it.item_id }), id: "open-rules" }, "Rules with this product"))];
     });
     fill(complements, async () => {
       const r = await api(`/v1/items/${encodeURIComponent(id)}/bought-together`, { n: 10, explain: true, ...f });
@@ -253,6 +253,7 @@
       for (const [k, v] of fd.entries()) if (String(v).trim()) next[k] = String(v).trim();
       location.hash = "#/rules" + query(next);
     } },
+      field("item", "With this product on either side (code)", { placeholder: "any", id: "rules-item" }),
       field("antecedent", "If the basket has (product code)", { placeholder: "e.g. 22423" }),
       field("consequent", "…then it also has (product code)", { placeholder: "any" }),
       field("category", "Suggested products in group / category", { list: "rule-groups", placeholder: "any", id: "rules-category" }), groupList,
@@ -265,7 +266,7 @@
     page("Rules explorer", "An association rule “if A then C” means: baskets with A often also contain C. Support = share of all baskets holding A and C; confidence = share of baskets with A that also hold C; lift = how many times more often than if A and C were unrelated (above 1 = they attract).",
       h("div", { class: "card" }, form), h("div", { class: "card" }, results));
     const offset = Number(p.offset || 0), limit = 50;
-    const filters = { antecedent: p.antecedent, consequent: p.consequent, category: p.category, min_support: p.min_support, min_confidence: p.min_confidence, min_lift: p.min_lift, sort: p.sort || "lift" };
+    const filters = { item: p.item, antecedent: p.antecedent, consequent: p.consequent, category: p.category, min_support: p.min_support, min_confidence: p.min_confidence, min_lift: p.min_lift, sort: p.sort || "lift" };
     fill(results, async () => {
       const r = await api("/v1/rules", { ...filters, limit, offset });
       const csv = "/v1/rules" + query({ ...filters, limit: 10000, format: "csv" });
