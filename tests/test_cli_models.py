@@ -241,6 +241,11 @@ def test_evaluate_command_writes_leaderboard_and_report(or_store, cli, tmp_path)
     assert float(table["popularity"]["NDCG@10_rare"]) < float(table["itemknn:k=50"]["NDCG@10_rare"])
     html = (tmp_path / "ev" / "index.html").read_text()
     assert "Leaderboard: basket-completion" in html and "itemknn:k=50" in html
+    res = cli("evaluate", "--store", store, "--split-date", "2011-10-01", "--models", "popularity,itemknn:k=50",
+              "--queries", "200", "--out", tmp_path / "ev3")  # the table into a pipe, as into a saved log
+    header = next(line for line in res.stdout.splitlines() if "model" in line)
+    assert all(col in header for col in ("HR@10", "NDCG@10", "× best (95% interval)", "coverage@10", "eval s"))
+    assert any(line.startswith("│ itemknn:k=50 ") for line in res.stdout.splitlines()), res.stdout
     res = cli("evaluate", "--store", store, "--models", "ease:lam=-1", "--out", tmp_path / "ev2")
     assert res.returncode == 2 and "bad parameters for ease" in res.stderr
 

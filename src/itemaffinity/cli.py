@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("itemaffinity")
 err_console = Console(stderr=True)
 
+
+def _stdout_console() -> Console:
+    """A console for tables on stdout: a terminal's (or $COLUMNS') width; a file or pipe is not squeezed to 80
+    columns, which truncated model names and figures in saved logs."""
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=240 if wide else None)
+
 DEMO_DATA_ENV = "ITEMAFFINITY_DEMO_DATA"
 
 
@@ -316,7 +323,7 @@ def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         table.add_row(r["label"], f"{r['HR@10']:.4f}", f"{r['NDCG@10']:.4f}", vs_best_text(r), f"{r['MRR@10']:.4f}",
                       f"{r['Recall@20']:.4f}", f"{r['coverage@10']:.3f}", f"{r['fit_s']:.1f}", f"{r['eval_s']:.1f}")
-    Console().print(table)
+    _stdout_console().print(table)
 
 
 @main.command()
@@ -561,7 +568,7 @@ def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, w
     for row in preview:
         t.add_row(*["\n".join(map(named, v)) if isinstance(v, list) else (f"{v:.4g}" if isinstance(v, float) else str(v))
                     for v in row.values()])
-    Console().print(t)
+    _stdout_console().print(t)
     if out_file:
         click.echo(f"wrote {shown.num_rows:,} {what} to {out_file}")
     click.echo(f"saved in the store as its {what} table" if saved else
