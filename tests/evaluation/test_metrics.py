@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from itemaffinity.evaluation.metrics import (RANKING_METRICS, catalog_coverage, intra_list_diversity,
-                                             popularity_bias, ratio_interval)
+                                             popularity_bias, ratio_interval, thirds)
 from itemaffinity.models.base import rank_top_n
 
 
@@ -77,3 +77,14 @@ def test_ratio_interval_resamples_groups() -> None:
     _, lo_g, hi_g = ratio_interval(a4, b4, groups=customer)
     assert hi_q - lo_q < 0.6 * (hi - lo)
     assert hi_g - lo_g == pytest.approx(hi - lo, rel=0.15)
+
+
+def test_thirds_keep_ties_together_and_no_group_empty() -> None:
+    plain, cuts = thirds(np.arange(90))
+    assert cuts.tolist() == [29, 59] and np.bincount(plain).tolist() == [30, 30, 30]
+    sold = np.array([1] * 60 + [2] * 20 + [3] * 10 + [50] * 10)  # most products sold once: tertiles are 1 and 1
+    group, cuts = thirds(sold)
+    assert cuts.tolist() == [1, 2] and np.bincount(group).tolist() == [60, 20, 20]
+    assert group[sold == 1].max() == 0 and set(group[sold == 2]) == {1}, "a value at a cut is in the group below it"
+    with pytest.raises(ValueError):
+        thirds(np.array([1, 1, 2]))

@@ -111,9 +111,22 @@ def popularity_thirds(popularity: np.ndarray, targets: list[np.ndarray]) -> tupl
 
 
 def thirds(value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(each value's third, 0–2, by the values' tertiles; the two cut points). A value at a cut goes below it."""
-    cuts = np.quantile(value, [1 / 3, 2 / 3])
-    return np.searchsorted(cuts, value, side="right"), cuts
+    """(each value's third, 0–2; the two cut points, values that occur): three groups as near equal in size as ties
+    allow, none empty, a value at a cut in the group below it (≤ cut). Tertiles of counts with many ties (most
+    products of a small shop sold once) would put all of them above a cut, or leave a group empty.
+
+    Raises:
+        ValueError: fewer than three distinct values.
+    """
+    value = np.asarray(value, dtype=np.float64)
+    distinct, counts = np.unique(value, return_counts=True)
+    if len(distinct) < 3:
+        raise ValueError("thirds need at least three distinct values")
+    share = np.cumsum(counts) / len(value)  # share of the values at or below each distinct value
+    low = int(np.argmin(np.abs(share[:-2] - 1 / 3)))
+    high = low + 1 + int(np.argmin(np.abs(share[low + 1:-1] - 2 / 3)))
+    cuts = distinct[[low, high]]
+    return np.searchsorted(cuts, value, side="left"), cuts
 
 
 def intra_list_diversity(top: np.ndarray, categories: np.ndarray) -> float:

@@ -214,10 +214,10 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
                 f"cannot tell the model from the leader.</p>")
         if thirds:
             lo, hi = thirds["cuts"]
-            note += (f"<p>Rare · middle · best sellers: NDCG@10 in three equal groups of the queries by how often "
-                     f"the held-out item was bought in the training data (≤ {lo:,.0f}, {lo:,.0f}–{hi:,.0f}, more "
-                     f"than {hi:,.0f} {thirds['of']}): does a model find what sells rarely, or only the best "
-                     f"sellers?</p>")
+            note += (f"<p>Rare · middle · best sellers: NDCG@10 in three groups of the queries, as equal as ties "
+                     f"allow, by how often the held-out item was bought in the training data (≤ {lo:,.0f}, "
+                     f"{lo:,.0f}–{hi:,.0f}, more than {hi:,.0f} {thirds['of']}): does a model find what sells "
+                     f"rarely, or only the best sellers?</p>")
         report.add(f"Leaderboard: {task}", note + figure_html(fig, f"{task} leaderboard") + table + extra)
 
 

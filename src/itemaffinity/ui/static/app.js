@@ -430,7 +430,7 @@
   // what the rare · middle · best sellers column means, with the task's cut points (evaluation.metrics.popularity_thirds)
   const byPopularityHint = (t) => {
     const [lo, hi] = t.cuts.map((c) => fmt.int(Math.round(c)));
-    return ` Rare · middle · best sellers: NDCG@10 in three equal groups of the test queries by how often the held-out product was bought in the training data (≤ ${lo}, ${lo}–${hi}, more than ${hi} ${t.of}): does a model find what sells rarely, or only the best sellers?`;
+    return ` Rare · middle · best sellers: NDCG@10 in three groups of the test queries, as equal as ties allow, by how often the held-out product was bought in the training data (≤ ${lo}, ${lo}–${hi}, more than ${hi} ${t.of}): does a model find what sells rarely, or only the best sellers?`;
   };
 
   function evaluationPage() {
