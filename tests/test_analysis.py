@@ -42,9 +42,9 @@ def test_analysis_scores_basket_completion_and_cold_start(or_store, tmp_path) ->
 def test_no_cold_start_rows_without_new_products(or_store) -> None:
     said = []
     # after the data's last day every titled product has sold: no cold items to rank
-    assert cold_start_rows(str(or_store[0]), ("popularity", "tfidf"), split_date="2011-12-31", n_queries=100,
-                           seed=0, progress=said.append) == []
-    assert "no cold-start evaluation" in said[-1]
+    rows, why = cold_start_rows(str(or_store[0]), ("popularity", "tfidf"), split_date="2011-12-31", n_queries=100,
+                                seed=0, progress=said.append)
+    assert rows == [] and why and f"no cold-start evaluation: {why}" == said[-1]
 
 
 def test_analysis_keeps_the_finetuned_encoder_for_serving(or_store, tmp_path, monkeypatch, caplog) -> None:

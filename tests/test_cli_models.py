@@ -348,5 +348,10 @@ def test_analyze_shops_of_every_shape(shape, cli, tmp_path) -> None:
         return
     best = summary["leaderboard"][0]
     assert best["NDCG@10"] > 0.2 and best["model"] != "popularity"
+    # no cold-start leaderboard (no titles; no orders), and the summary and the report say why
+    assert not summary["cold_start"] and "No cold-start evaluation of new products from their text" in page
+    if shape == "customers_epoch_times":
+        assert summary["task"] == "next-item" and "needs orders with times" in summary["no_cold_start"]
     if shape == "one_day":
+        assert summary["task"] == "basket-completion" and summary["no_cold_start"]
         assert "time split at 2026-03-01 " in page  # a moment within the day, not midnight

@@ -145,9 +145,9 @@ def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 
 
 
 def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str | None, n_queries: int, seed: int,
-                    progress: Callable[[str], None]) -> list[dict]:
-    """Leaderboard rows of `models` on the cold-start task; [] when the data have no new products with a
-    title beside known ones after the split. The sentence-encoder models need the `deep` extra: without
+                    progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
+    """Leaderboard rows of `models` on the cold-start task, and why there are none (the data have no new products
+    with a title beside known ones after the split; no text model). The sentence-encoder models need the `deep` extra: without
     sentence-transformers they are left out."""
     import importlib.util
 
@@ -156,15 +156,15 @@ def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str
     if importlib.util.find_spec("sentence_transformers") is None:
         models = tuple(m for m in models if not m.startswith("content"))
     if not models:
-        return []
+        return [], "no text model to evaluate (the sentence-encoder models need the `deep` extra)"
     progress(f"evaluating {', '.join(models)} on cold-start (new products, from their text)")
     try:
         rows, _ = run_evaluation(store_path, "cold-start", parse_models(",".join(models)), split_date=split_date,
                                  n_queries=n_queries, seed=seed, progress=progress)
     except InputError as err:
         progress(f"no cold-start evaluation: {err}")
-        return []
-    return rows
+        return [], str(err)
+    return rows, None
 
 
 def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEFAULT_MODELS,
@@ -215,8 +215,14 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     # (only the hybrid: the evaluated content-finetuned saved no encoder to refresh with)
     refreshable = {label: m for label, m in evaluated.items() if refresh_hybrid and isinstance(m, Hybrid)}
     del evaluated  # the other fitted models' memory
-    cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries, seed=seed,
-                           progress=say) if task == "basket-completion" else []
+    summary["task"] = task
+    if task == "basket-completion":
+        cold, no_cold = cold_start_rows(store_path, cold_start_models, split_date=split_date, n_queries=n_queries,
+                                        seed=seed, progress=say)
+    else:
+        cold, no_cold = [], "it needs orders with times (new products are those first sold after a time split)"
+    if no_cold:
+        summary["no_cold_start"] = no_cold
     record_evaluations(store_path, rows + cold)
     for key, task_rows in (("leaderboard", rows), ("cold_start", cold)):
         summary[key] = [{"model": r["label"], "NDCG@10": round(r["NDCG@10"], 4), "HR@10": round(r["HR@10"], 4)}
@@ -250,6 +256,9 @@ def run_analysis(store_path: str, out_dir: str, *, models: tuple[str, ...] = DEF
     leaderboard_section(report, rows + cold)
     if "no_evaluation" in summary:
         report.add("Evaluation", f"<p>No evaluation: {html.escape(summary['no_evaluation'])}.</p>")
+    if "no_cold_start" in summary:
+        report.add("Cold start", f"<p>No cold-start evaluation of new products from their text: "
+                                 f"{html.escape(summary['no_cold_start'].rstrip('.'))}.</p>")
     clusters_section(report, data, groups, segments)
     summary["report"] = str(report.write(out_dir))
     return summary

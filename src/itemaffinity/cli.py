@@ -278,12 +278,17 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
         click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
         if "no_evaluation" in summary:
             click.echo(f"no evaluation: {summary['no_evaluation']}")
-        cold_heading = "cold start (products first sold after the split, ranked from their text):"
-        for heading, rows in ((None, summary["leaderboard"]), (cold_heading, summary["cold_start"])):
-            if heading and rows:
-                click.echo(heading)
+        headings = {"basket-completion": "basket completion (a product held out of each test basket, ranked from "
+                                         "the rest of it):",
+                    "next-item": "next item (each test customer's last product, ranked from the earlier ones):",
+                    "cold-start": "cold start (products first sold after the split, ranked from their text):"}
+        for task, rows in ((summary["task"], summary["leaderboard"]), ("cold-start", summary["cold_start"])):
+            if rows:
+                click.echo(headings[task])
             for row in rows:
                 click.echo(f"  {row['model']:<22} NDCG@10 {row['NDCG@10']:.4f}  HR@10 {row['HR@10']:.4f}")
+        if "no_cold_start" in summary:
+            click.echo(f"no cold-start evaluation: {summary['no_cold_start']}")
         if "finetuned_encoder" in summary:
             click.echo(f"fine-tuned encoder: {summary['finetuned_encoder']}  (itemaffinity search --text-model)")
         click.echo(f"report: {summary['report']}")

@@ -118,8 +118,8 @@ def build_store(base: Path) -> StoreInfo:
     store_clusters(str(store), data, groups, segments)
     rows, _ = run_evaluation(str(store), "basket-completion", parse_models(",".join(TEST_MODELS)),
                              split_date="2011-10-01", n_queries=300, seed=0)
-    cold = cold_start_rows(str(store), ("popularity", "tfidf"), split_date="2011-10-01", n_queries=300, seed=0,
-                           progress=lambda _m: None)
+    cold, _ = cold_start_rows(str(store), ("popularity", "tfidf"), split_date="2011-10-01", n_queries=300, seed=0,
+                              progress=lambda _m: None)
     record_evaluations(store, rows + cold)
     for name in TEST_MODELS:
         save_model(store, create_model(name).fit(data))
