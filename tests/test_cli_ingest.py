@@ -476,6 +476,15 @@ def test_ingest_reports_rejects_and_exit_0(tmp_path, cli, query):
         (5, "non_positive_quantity"), (6, "duplicate_line")]
 
 
+def test_ingest_notes_lines_that_took_their_orders_customer_and_time(tmp_path, cli):
+    src = tmp_path / "shopify.csv"  # the customer and time on an order's first line only
+    src.write_text("order,sku,customer,when,qty\no1,A,c1,2024-01-01 10:00:00,1\no1,B,,,1\no1,C,,,2\n")
+    proc = cli("ingest", src, *COLS, "--store", tmp_path / "s.duckdb")
+    assert proc.returncode == 0, proc.stderr
+    assert (f"note: {src}: lines without a customer or time took them from the other lines of their order: "
+            "2 customers, 2 times") in proc.stdout
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"

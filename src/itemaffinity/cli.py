@@ -184,6 +184,12 @@ def print_ingest(payload: dict[str, Any]) -> None:
                        f"{sum(f['catalog_rejected'].values()):,}")
             for reason, n in f["catalog_rejected"].items():
                 click.echo(f"  {reason:<26} {n:>10,}")
+    for f in payload["files"]:
+        if f.get("filled_from_order"):
+            took = ", ".join(f"{n:,} {'customers' if k == 'user_id' else 'times'}"
+                             for k, n in f["filled_from_order"].items())
+            click.echo(f"note: {f['source']}: lines without a customer or time took them from the other lines of "
+                       f"their order: {took}")
     twins = payload["files"][-1]["case_twins"] if payload["files"] else []
     if twins:
         click.echo(f"note: item ids that differ only in letter case: {len(twins):,} groups "

@@ -149,6 +149,23 @@ def test_anonymous_rows_with_a_basket_are_kept(write, ingest, query, tmp_path):
     assert data.n_users == 2  # anonymous rows add no user
 
 
+def test_lines_take_the_customer_and_time_of_their_order(write, ingest, query):
+    """An export that gives the customer and time on an order's first line only (Shopify's does): the other lines
+    take them from the order; not a second customer's, and not over a time that could not be read."""
+    path = write("orders.csv", "order,customer,when,sku\n"
+                 "o1,c1,2024-01-02 10:00:00,A\no1,,,B\n"
+                 "o2,c2,2024-01-03 10:00:00,A\no2,c3,,B\no2,,,C\n"
+                 "o3,c4,2024-01-04 10:00:00,A\no3,,someday,B\n")
+    res = ingest(path, cols=["basket_id=order", "user_id=customer", "ts=when", "item_id=sku"])
+    assert (res.accepted, res.rejected) == (6, {"bad_timestamp": 1})
+    assert res.filled_from_order == {"user_id": 1, "ts": 3}
+    assert query("SELECT basket_id, item_id, user_id, strftime(ts, '%d %H') FROM events ORDER BY 1, 2") == [
+        ("o1", "A", "c1", "02 10"), ("o1", "B", "c1", "02 10"),
+        ("o2", "A", "c2", "03 10"), ("o2", "B", "c3", "03 10"), ("o2", "C", None, "03 10"),
+        ("o3", "A", "c4", "04 10")]
+    assert ingest(path, cols=["basket_id=order", "user_id=customer", "ts=when", "item_id=sku"]).skipped
+
+
 def test_user_only_rows_are_kept_without_basket(write, ingest, query):
     res = ingest(write("u.csv", "who,what\nu1,a\nu2,b\n,c\n"), cols=["user_id=who", "item_id=what"])
     assert (res.accepted, res.rejected) == (2, {"missing_basket_and_user": 1})

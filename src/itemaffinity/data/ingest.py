@@ -49,6 +49,8 @@ class IngestResult:
     catalog_rejected: dict[str, int] = field(default_factory=dict)
     case_twins: list[list[str]] = field(default_factory=list)
     """Groups of the store's item ids that differ only in letter case (kept apart: item_id_case keep)."""
+    filled_from_order: dict[str, int] = field(default_factory=dict)
+    """Accepted lines without a customer (user_id) or time (ts) that took them from their order's other lines."""
     kind: str = "ingest"
     """ingest: an events file (with its catalog); catalog: a catalog alone (no event rows)."""
 
@@ -233,14 +235,16 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
             upsert_catalog(con, "store", f"SELECT {cols}, {run_id} AS run_id FROM staged_catalog WHERE reason IS NULL")
             catalog_rows += con.execute("SELECT count(*) FROM staged_catalog WHERE reason IS NULL").fetchone()[0]
             catalog_rejected = _catalog_rejects(con, prep, run_id)
-        rows_read, accepted, rejected = 0, 0, {}
+        rows_read, accepted, rejected, filled = 0, 0, {}, {}
         if source is not None:
             rejected = reject_summary(con)
             if source.malformed:
                 rejected = {"malformed_line": len(source.malformed), **rejected}
             rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
             rows_read = source.rows_read
-            accepted = con.execute("SELECT count(*) FROM staged WHERE reason IS NULL").fetchone()[0]
+            accepted, users, times = con.execute("SELECT count(*), count(*) FILTER (WHERE _user_filled), count(*) "
+                                                 "FILTER (WHERE _ts_filled) FROM staged WHERE reason IS NULL").fetchone()
+            filled = {k: n for k, n in (("user_id", users), ("ts", times)) if n}
         con.execute("INSERT INTO store.runs VALUES (?, ?, ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
                     [run_id, kind, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),
                      rows_read, accepted, json.dumps(catalog_rejected if kind == "catalog" else rejected),
@@ -253,7 +257,8 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
         _crash_point("before_commit")
         con.execute("COMMIT")
         result = IngestResult(path, rows_read, accepted, rejected, catalog_rows, run_id,
-                              seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins, kind=kind)
+                              seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins, kind=kind,
+                              filled_from_order=filled)
         log.info("ingested %s: %d rows, %d accepted, %d catalog rows in %.2fs", path, result.rows_read, accepted,
                  catalog_rows, result.seconds)
         return result

@@ -261,6 +261,9 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
         checks.append(("non_positive_quantity", "quantity <= 0"))
     checks.append(("duplicate_line", "_dup > 1"))
 
+    # An order export may give the customer and time on the order's first line only (Shopify does): the other
+    # lines of the basket take them from it (a time only where none was given, a customer only if it is one).
+    fill_ts = "NOT _ts_given" if "ts" in cols else "FALSE"
     part = ", ".join(q(c) for c in src_cols)
     inner = ", ".join(f"{expr} AS {q(name)}" for name, expr in sel.items())
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for r, cond in checks) + " END"
@@ -273,9 +276,20 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     typed AS (
         SELECT base.*, {"m.event" if event_join else "NULL"} AS _event_mapped, {event_expr} AS event
         FROM base {event_join}),
+    orders AS (
+        SELECT basket_id, min(user_id) AS _order_user, max(user_id) = min(user_id) AS _one_user, min(ts) AS _order_ts
+        FROM typed WHERE basket_id IN (SELECT basket_id FROM typed WHERE user_id IS NULL OR {fill_ts})
+        GROUP BY basket_id),
+    filled AS (
+        SELECT typed.*, _order_user, user_id IS NULL AND _one_user AS _user_filled,
+               {fill_ts} AND _order_ts IS NOT NULL AS _ts_filled, _order_ts
+        FROM typed LEFT JOIN orders USING (basket_id)),
     fin AS (
-        SELECT *, CASE WHEN event = 'return' THEN abs(_quantity) ELSE _quantity END AS quantity FROM typed)
-    SELECT _row AS source_row, event_key, user_id, item_id, event, ts, seq, basket_id,
+        SELECT * REPLACE (CASE WHEN _user_filled THEN _order_user ELSE user_id END AS user_id,
+                          CASE WHEN _ts_filled THEN _order_ts ELSE ts END AS ts),
+               CASE WHEN event = 'return' THEN abs(_quantity) ELSE _quantity END AS quantity
+        FROM filled)
+    SELECT _row AS source_row, event_key, user_id, item_id, event, ts, seq, basket_id, _user_filled, _ts_filled,
            coalesce(quantity, 1.0) AS quantity,
            coalesce(_value, CASE WHEN event = 'rating' THEN NULL ELSE _price * coalesce(quantity, 1.0) END) AS value,
            _price AS price, title, description, category, brand,
