@@ -485,6 +485,18 @@ def test_ingest_notes_lines_that_took_their_orders_customer_and_time(tmp_path, c
             "2 customers, 2 times") in proc.stdout
 
 
+def test_times_are_the_same_on_a_machine_in_another_time_zone(tmp_path, cli, query):
+    """Epoch numbers and offsets are instants: stored as UTC, not as the ingesting machine's local time."""
+    src = tmp_path / "times.csv"
+    src.write_text("order,sku,customer,when,qty\no1,A,c1,1700000000,1\no2,B,c2,1700003600,1\n")
+    stored = {}
+    for zone in ("UTC", "Asia/Shanghai"):
+        store = tmp_path / f"{zone.replace('/', '-')}.duckdb"
+        assert cli("ingest", src, *COLS, "--store", store, env={"TZ": zone}).returncode == 0
+        stored[zone] = query("SELECT strftime(ts, '%Y-%m-%d %H:%M') FROM events ORDER BY 1", store=store)
+    assert stored["Asia/Shanghai"] == stored["UTC"] == [("2023-11-14 22:13",), ("2023-11-14 23:13",)]
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"

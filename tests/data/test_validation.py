@@ -267,6 +267,9 @@ def test_a_value_written_unmistakably_is_read_so_whatever_the_column_mostly_hold
     ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds
     ("2026年3月1日 10:05", "2026-03-01 10:05:00"),     # a Chinese shop export
     ("2026/3/1 10:05", "2026-03-01 10:05:00"),
+    ("2024-01-02 10:00:00 +0100", "2024-01-02 09:00:00"),  # Shopify's "Created at": its offset read, as UTC
+    ("2024-01-05T09:00:00-05:00", "2024-01-05 14:00:00"),
+    ("2024-01-03T11:30:00Z", "2024-01-03 11:30:00"),
 ])
 def test_timestamps_as_shops_write_them(written, expected, write, ingest, query):
     path = write("times.csv", "user,sku,when\n" + "".join(f"u{k},A,{written}\n" for k in range(3)))

@@ -25,7 +25,7 @@ import duckdb
 from itemaffinity.data.mapping import Mapping
 from itemaffinity.data.readers import Source, _check_readable, read_source
 from itemaffinity.data.validation import (REASONS, apply_joins, column_types, reject_summary,
-                                          resolve_columns, stage_catalog, stage_events)
+                                          resolve_columns, stage_catalog, stage_events, utc_session)
 from itemaffinity.errors import InputError
 from itemaffinity.store.duckdb_store import StoreVersionError, ensure_schema
 
@@ -127,6 +127,7 @@ def _staging() -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
     """An in-memory DuckDB whose spill files and transcoded copies live in a temp dir removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="itemaffinity-") as workdir:
         con = duckdb.connect(config={"temp_directory": workdir})
+        utc_session(con)  # the runs' start and end too, as the service's writer records them
         try:
             yield con, workdir
         finally:

@@ -164,8 +164,25 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
         return (f"CASE WHEN regexp_full_match({text}, {_sql_str(EPOCH_TEXT)}) "
                 f"THEN {_epoch(f'TRY_CAST({text} AS DOUBLE)')} END")
     if counts[best] == 0 or best == 0:
-        return f"TRY_CAST({text} AS TIMESTAMP)"
+        return _iso_timestamp(text)
     return f"try_strptime({text}, {_sql_str(TS_FORMATS[best - 1])})"
+
+
+def _iso_timestamp(x: str) -> str:
+    """SQL of ISO text as a timestamp: with a UTC offset ('+01:00', Shopify's ' +0100', 'Z'), the UTC time (a
+    plain TIMESTAMP cast drops the offset); without one, the time as written."""
+    offset = _sql_str(r"\s+([+-]\d\d:?\d\d)$")
+    return (f"coalesce(TRY_CAST(regexp_replace({x}, {offset}, '\\1') AS TIMESTAMPTZ)::TIMESTAMP, "
+            f"TRY_CAST({x} AS TIMESTAMP))")
+
+
+def utc_session(con: duckdb.DuckDBPyConnection) -> None:
+    """Read times in UTC whatever the machine's time zone: epoch numbers and time-zone-aware columns become UTC
+    times, so that one file gives the same stored times on every machine (without ICU they are UTC already)."""
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+    except duckdb.Error:
+        pass
 
 
 def _epoch(x: str) -> str:
@@ -199,6 +216,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
         The staged table's name.
     """
     t = source.table
+    utc_session(con)
     cols = resolve_columns(mapping, source)
     types = column_types(con, t)
     src_cols = source.columns
