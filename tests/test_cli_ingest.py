@@ -497,6 +497,16 @@ def test_times_are_the_same_on_a_machine_in_another_time_zone(tmp_path, cli, que
     assert stored["Asia/Shanghai"] == stored["UTC"] == [("2023-11-14 22:13",), ("2023-11-14 23:13",)]
 
 
+def test_ingest_explodes_an_orders_line_items(tmp_path, cli, query):
+    src = tmp_path / "orders.jsonl"
+    src.write_text('{"id": 7, "line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]}\n')
+    proc = cli("ingest", src, "--explode", "line_items", "--col", "basket_id=id", "--col", "item_id=line_items.sku",
+               "--col", "quantity=line_items.quantity", "--store", tmp_path / "store.duckdb")
+    assert proc.returncode == 0 and "2 rows read, 2 accepted" in proc.stdout, proc.stdout + proc.stderr
+    assert query("SELECT basket_id, item_id, quantity FROM events ORDER BY source_row") == [("7", "A", 2.0),
+                                                                                          ("7", "B", 1.0)]
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"

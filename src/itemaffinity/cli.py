@@ -115,6 +115,9 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--encoding", help="Text encoding (detected when omitted)."),
         click.option("--sheet", help="Excel sheet name (first sheet when omitted)."),
         click.option("--timestamp-format", help="strptime format of the timestamp column."),
+        click.option("--explode", metavar="COLUMN",
+                     help="A column holding a list, e.g. an order's line_items: one row per element, its fields "
+                          "as columns COLUMN.field (--col item_id=line_items.sku)."),
         click.option("--item-id-case", type=click.Choice(["keep", "upper", "lower"]), default=None,
                      help="upper / lower: item ids that differ only in letter case become one item "
                           "(default: the preset's, else keep)."),
@@ -133,12 +136,14 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(fn)
 
 
-def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case):
+def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case,
+                  explode):
     from itemaffinity.data.mapping import resolve_mapping
 
     return resolve_mapping(preset, map_file, list(cols), list(catalog_cols),
                            {"delimiter": delimiter, "encoding": encoding, "sheet": sheet,
-                            "timestamp_format": timestamp_format, "item_id_case": item_id_case})
+                            "timestamp_format": timestamp_format, "item_id_case": item_id_case,
+                            "explode": explode})
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:

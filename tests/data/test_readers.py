@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import gzip
+import json
 
 import duckdb
 import pyarrow as pa
@@ -238,6 +239,46 @@ def test_jsonl_order_with_its_products_in_a_list_is_rejected_not_read_as_one_pro
     assert (res.rows_read, res.accepted, res.rejected) == (4, 2, {"nested_item_id": 2})
     assert query("SELECT item_id FROM events ORDER BY source_row") == [("A",), ("22423",)]
     assert query("SELECT source_row, reason FROM rejects ORDER BY 1") == [(2, "nested_item_id"), (3, "nested_item_id")]
+
+
+def test_orders_with_their_line_items_in_a_list_are_exploded(write, ingest, query):
+    """--explode line_items: one row per line item, its fields as line_items.<field> beside the order's own; an
+    order with no line items and a line item without a product are rejected with their reason, a malformed line
+    keeps its place in the numbering, and the items of an order keep their order (its lines, for lineknn)."""
+    text = ('{"id": 1001, "customer": "c1", "line_items": [{"sku": "B", "quantity": 2}, {"sku": "A", "quantity": 1}]}\n'
+            '{"id": 1002, "customer": "c2", "line_items": []}\n'
+            'not json\n'
+            '{"id": 1003, "customer": "c1", "line_items": [{"sku": "A"}, {"sku": null, "quantity": 5}, {"sku": "C"}]}\n'
+            '{"id": 1004, "customer": "c3", "line_items": {"sku": "D"}}\n')
+    path = write("orders.jsonl", text)
+    cols = ["basket_id=id", "user_id=customer", "item_id=line_items.sku", "quantity=line_items.quantity"]
+    res = ingest(path, cols=cols, explode="line_items")
+    assert (res.rows_read, res.accepted, res.rejected) == (8, 5, {"malformed_line": 1, "missing_item_id": 2})
+    assert query("SELECT source_row, basket_id, user_id, item_id, quantity FROM events ORDER BY source_row") == [
+        (1, "1001", "c1", "B", 2.0), (2, "1001", "c1", "A", 1.0),
+        (5, "1003", "c1", "A", 1.0), (7, "1003", "c1", "C", 1.0), (8, "1004", "c3", "D", 1.0)]
+    rejects = query("SELECT source_row, reason, detail, raw FROM rejects ORDER BY source_row")
+    assert [r[:3] for r in rejects] == [(3, "missing_item_id", None),
+                                        (4, "malformed_line", "line 3: not a JSON object"),
+                                        (6, "missing_item_id", None)]
+    assert json.loads(rejects[2][3])["_line"] == 4 and json.loads(rejects[2][3])["line_items.quantity"] == "5"
+    assert ingest(path, cols=cols, explode="line_items").skipped  # the same file again: nothing new
+
+
+def test_a_parquet_list_of_structs_and_a_list_of_codes_are_exploded(tmp_path, write, ingest, query):
+    path = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"order": [1, 2], "lines": [[{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}],
+                                                        [{"sku": "A", "qty": 3}]]}), path)
+    ingest(path, cols=["basket_id=order", "item_id=lines.sku", "quantity=lines.qty"], explode="lines",
+           store=tmp_path / "p.duckdb")
+    stored = query("SELECT basket_id, item_id, quantity FROM events ORDER BY source_row", store=tmp_path / "p.duckdb")
+    assert stored == [("1", "A", 2.0), ("1", "B", 1.0), ("2", "A", 3.0)]
+    codes = write("codes.jsonl", '{"order": "o1", "sku": ["A", "B"]}\n{"order": "o2", "sku": "C"}\n')
+    ingest(codes, cols=BASKET_ITEM, explode="sku", store=tmp_path / "c.duckdb")
+    assert query("SELECT basket_id, item_id FROM events ORDER BY source_row", store=tmp_path / "c.duckdb") == [
+        ("o1", "A"), ("o1", "B"), ("o2", "C")]
+    with pytest.raises(InputError, match="no column 'items' to explode; columns are: order, sku"):
+        ingest(codes, cols=BASKET_ITEM, explode="items", store=tmp_path / "x.duckdb")
 
 
 def test_csv_ragged_line_is_malformed_and_later_rows_keep_their_numbers(write, ingest, query):

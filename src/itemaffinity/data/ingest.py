@@ -24,7 +24,7 @@ import duckdb
 
 from itemaffinity.data.mapping import Mapping
 from itemaffinity.data.readers import Source, _check_readable, read_source
-from itemaffinity.data.validation import (REASONS, apply_joins, column_types, reject_summary,
+from itemaffinity.data.validation import (REASONS, apply_joins, column_types, explode_list, reject_summary,
                                           resolve_columns, stage_catalog, stage_events, utc_session)
 from itemaffinity.errors import InputError
 from itemaffinity.store.duckdb_store import StoreVersionError, ensure_schema
@@ -152,6 +152,9 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
         source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
                              sheet=mapping.sheet, workdir=workdir)
         base_dir = Path(path).parent
+        if mapping.explode:
+            lines = explode_list(con, source, mapping.explode)
+            say(f"{lines:,} rows exploded into {source.rows:,} rows of their {mapping.explode}")
         if mapping.joins:
             apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
             source.columns = [c for c in column_types(con, "src") if c != "_row"]

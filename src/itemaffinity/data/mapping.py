@@ -68,6 +68,9 @@ class Mapping(_Strict):
         "keep: item ids as given; upper / lower: ids that differ only in letter case (Online Retail's 85123A and "
         "85123a, one product) become one item. Ingest counts such ids when they are kept apart."))
     timestamp_format: str | None = None
+    explode: str | None = Field(default=None, description=(
+        "A column holding a list (an order's line items in one JSON field): one row per element, an element's "
+        "fields as columns `<explode>.<field>` beside the row's own, e.g. item_id = \"line_items.sku\"."))
     delimiter: str | None = None
     encoding: str | None = None
     sheet: str | None = None

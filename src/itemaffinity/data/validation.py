@@ -8,12 +8,13 @@ All work is SQL inside DuckDB, so it runs at scan speed on large files.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
 
 from itemaffinity.data.mapping import Join, Mapping
-from itemaffinity.data.readers import Source, _sql_str, read_source
+from itemaffinity.data.readers import Source, _json_key, _sql_str, read_source
 from itemaffinity.data.schema import ALL_ROLES, EVENT_SYNONYMS
 from itemaffinity.errors import InputError
 
@@ -68,6 +69,54 @@ def apply_joins(con: duckdb.DuckDBPyConnection, table: str, joins: list[Join], b
             FROM {table} t LEFT JOIN (SELECT CAST({q(join.on)} AS VARCHAR) AS _k, {picks} FROM {jt} GROUP BY 1) j
             ON CAST(t.{q(join.on)} AS VARCHAR) = j._k ORDER BY t._row""")
         con.execute(f"DROP TABLE {table}; DROP TABLE {jt}; ALTER TABLE {table}_j RENAME TO {table}")
+
+
+def explode_list(con: duckdb.DuckDBPyConnection, source: Source, key: str) -> int:
+    """One row per element of the list in column `key` (an order's line items in one JSON field), in place of the
+    row: an element's fields become columns `key.field` (a plain value: column `key`), beside the row's other
+    columns. `_row` numbers the line items in file order and `_line` keeps the row each came from. A row whose
+    `key` holds no list, or an empty one, stays one row without element fields (so validation rejects it with its
+    reason, never drops it); a single value or object is one element. Returns the number of rows before."""
+    if key not in source.columns:
+        raise InputError(f"no column {key!r} to explode; columns are: {', '.join(source.columns)}", file=source.path)
+    t, col = source.table, q(key)
+    ctype = column_types(con, t)[key]
+    text = f"{col}" if ctype == "VARCHAR" else f"to_json({col})::VARCHAR"
+    # a list: its elements; an empty list or nothing: one row without an element; one value or object: itself
+    elements = f"""CASE WHEN _x IS NULL OR trim(_x) = '' THEN [NULL::JSON]
+        WHEN NOT json_valid(_x) THEN [to_json(_x)]
+        WHEN json_type(_x) <> 'ARRAY' THEN [_x::JSON]
+        WHEN json_array_length(_x) = 0 THEN [NULL::JSON]
+        ELSE json_extract(_x, '$[*]') END"""
+    con.execute(f"""CREATE TEMP TABLE {t}_items AS
+        SELECT * EXCLUDE (_x, _l), unnest(_l) AS _e, generate_subscripts(_l, 1) AS _i FROM (
+            SELECT * EXCLUDE ({col}), {elements} AS _l FROM (SELECT *, {text} AS _x FROM {t}))""")
+    fields = [k for (k,) in con.execute(f"""SELECT k FROM (SELECT unnest(json_keys(_e)) AS k, _row, _i
+        FROM {t}_items WHERE json_type(_e) = 'OBJECT') GROUP BY k ORDER BY min(_row), min(_i)""").fetchall()]
+    plain = con.execute(f"SELECT count(*) FROM {t}_items WHERE json_type(_e) NOT IN ('OBJECT', 'ARRAY', 'NULL')"
+                        ).fetchone()[0]
+    exprs = [f"json_extract_string(_e, {_sql_str('$.' + _json_key(k))}) AS {q(f'{key}.{k}')}"
+             for k in fields]
+    if plain:
+        exprs.append(f"CASE WHEN json_type(_e) NOT IN ('OBJECT', 'ARRAY') THEN json_extract_string(_e, '$') END "
+                     f"AS {col}")
+    # Rows are renumbered in file order, a malformed line keeping its place among them: the k-th row is the k-th
+    # line item or malformed line of the file, so that every reject has a number of its own.
+    bad = sorted(m.row for m in source.malformed)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {t}_bad AS SELECT unnest(?::BIGINT[]) AS line", [bad])
+    before = source.rows
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {t} AS
+        SELECT row_number() OVER (ORDER BY _row, _i) + (SELECT count(*) FROM {t}_bad b WHERE b.line < i._row) AS _row,
+               _row AS _line, * EXCLUDE (_row, _e, _i) {''.join(', ' + e for e in exprs)}
+        FROM {t}_items i ORDER BY i._row, _i""")
+    moved = con.execute(f"""SELECT b.line, b.line - (SELECT count(DISTINCT _line) FROM {t} WHERE _line < b.line)
+        + (SELECT count(*) FROM {t} WHERE _line < b.line) FROM {t}_bad b""").fetchall()
+    renumber = dict(moved)
+    source.malformed = [replace(m, row=renumber[m.row], detail=f"line {m.row}: {m.detail}") for m in source.malformed]
+    con.execute(f"DROP TABLE {t}_items; DROP TABLE {t}_bad")
+    source.columns = [c for c in column_types(con, t) if c not in ("_row", "_line")]
+    source.rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    return before
 
 
 def resolve_columns(mapping: Mapping, source: Source, roles: tuple[str, ...] = ALL_ROLES) -> dict[str, str]:

@@ -589,8 +589,8 @@ def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None
 REJECT_REASONS = {
     "malformed_line": "The line could not be split into fields (wrong number of columns or broken quoting).",
     "missing_item_id": "The row has no product id.",
-    "nested_item_id": "The product id is a list or an object (an order's products in one JSON field): write one "
-                      "line per product.",
+    "nested_item_id": "The product id is a list or an object (an order's products in one JSON field): name the "
+                      "list to explode (--explode, explode in a mapping file) or write one line per product.",
     "missing_basket_and_user": "The row has neither a basket/order id nor a customer id.",
     "bad_timestamp": "The date/time could not be read.",
     "bad_quantity": "The quantity is not a number.",
