@@ -51,6 +51,21 @@ def test_the_dataset_section_lists_a_catalog_alone_as_its_own_kind_of_run(write,
     assert "<td>catalog</td>" in row and "<td>—</td>" in row and "%" not in row
 
 
+def test_the_dataset_section_says_when_nothing_was_rejected_and_there_are_no_times(write, ingest, tmp_path) -> None:
+    import duckdb
+
+    from itemaffinity.evaluation.report import dataset_sections
+
+    store = tmp_path / "store.duckdb"
+    ingest(write("e.csv", "order,sku\no1,A\no1,B\n"), cols=["basket_id=order", "item_id=sku"])
+    report = Report("test")
+    with duckdb.connect(str(store), read_only=True) as con:
+        dataset_sections(report, con, InteractionData.from_store(store))
+    assert "none: the file order is the time order" in report.sections[0].html
+    assert "first event" not in report.sections[0].html
+    assert "No row was rejected." in report.sections[1].html and "<table" not in report.sections[1].html
+
+
 def test_top_rules_show_each_set_of_products_once_and_no_product_everywhere() -> None:
     """Five herb markers bought together make every top rule by lift; the report keeps one rule per set of products
     and each product in at most two rules, so other associations get their rows."""

@@ -99,7 +99,8 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
         ["distinct items (with events)", s["items"]], ["catalog items", s["catalog_items"]],
         ["users", s["users"]], ["purchase baskets", data.n_baskets],
         ["mean basket size (distinct items)", float(sizes.mean()) if len(sizes) else 0.0],
-        ["first event", s["time_range"][0]], ["last event", s["time_range"][1]],
+        *([["first event", s["time_range"][0]], ["last event", s["time_range"][1]]] if s["time_range"][0] else
+          [["event times", "none: the file order is the time order"]]),
     ]
     by_type = table_html(["event", "rows"], [[k, v] for k, v in s["events_by_type"].items()], {1})
     runs = con.execute("""SELECT run_id, kind, source, rows_read, accepted, catalog_rows, finished_at FROM runs
@@ -116,9 +117,9 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
     report.add("Data quality: rejected rows",
                "<p>Every row read is either accepted or kept in the <code>rejects</code> table with its reason. "
                "The share is of the event rows read; a catalog's rejected rows are counted apart.</p>"
-               + table_html(["reason", "rows of", "rows", "share of event rows read", "example"],
-                            [[r, of, n, f"{n / events_read:.2%}" if of == "events" else "—", (ex or "")[:160]]
-                             for r, of, n, ex in rej], {2}))
+               + (table_html(["reason", "rows of", "rows", "share of event rows read", "example"],
+                             [[r, of, n, f"{n / events_read:.2%}" if of == "events" else "—", (ex or "")[:160]]
+                              for r, of, n, ex in rej], {2}) if rej else "<p>No row was rejected.</p>"))
 
     figs = []
     if len(sizes):
