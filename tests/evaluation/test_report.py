@@ -86,3 +86,10 @@ def test_top_rules_show_each_set_of_products_once_and_no_product_everywhere() ->
     assert kept[0]["antecedent"] == ["thyme"] and kept[-2:] == [ranked[-3], ranked[-1]]
     assert len(kept) == 4 + 2  # four herb pairs (greedy, by lift) under the cap of two per herb; teacups, lunch box
     assert len(diverse_rules(ranked, 3)) == 3
+
+
+def test_tables_write_missing_and_unbounded_figures_as_readers_expect() -> None:
+    from itemaffinity.evaluation.report import table_html
+
+    html = table_html(["diversity", "conviction", "spend"], [[float("nan"), float("inf"), 1234.5]], {0, 1, 2})
+    assert [c.split("<")[0] for c in html.split('<td class="num">')[1:]] == ["—", "∞", "1,234"]

@@ -80,7 +80,8 @@ def table_html(header: list[str], rows: list[list[object]], numeric: set[int] | 
         if i in numeric and isinstance(v, (int, np.integer)):
             return f'<td class="num">{int(v):,}</td>'
         if i in numeric and isinstance(v, (float, np.floating)):
-            return f'<td class="num">{float(v):,.4g}</td>'
+            text = f"{float(v):,.4g}" if np.isfinite(v) else "—" if np.isnan(v) else "∞" if v > 0 else "−∞"
+            return f'<td class="num">{text}</td>'
         return f"<td>{html.escape('' if v is None else str(v))}</td>"
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -234,7 +235,8 @@ def clusters_section(report: Report, data: InteractionData, groups, segments: di
     seg_rows = []
     for name in seg_names:
         mask = segments["segment"] == name
-        seg_rows.append([name, int(mask.sum()), float(np.median(segments["recency_days"][mask])),
+        recency = float(np.median(segments["recency_days"][mask]))  # no purchase dates: none to count from
+        seg_rows.append([name, int(mask.sum()), recency if np.isfinite(recency) else "—",
                          float(np.median(segments["frequency"][mask])), float(np.median(segments["monetary"][mask]))])
     seg_rows.sort(key=lambda r: -r[1])
     fig, ax = plt.subplots(figsize=(6, 3))
