@@ -262,6 +262,17 @@ def test_a_value_written_unmistakably_is_read_so_whatever_the_column_mostly_hold
         1.5, 3.25, 1.5, 1299.0]
 
 
+def test_a_time_left_out_on_some_rows_keeps_the_columns_date_order(write, ingest, query):
+    """A German export writes 02.01.2024 10:00, and 03.01.2024 where the time is midnight: both are January, read
+    in the column's day-first order (not rejected, not read month-first)."""
+    path = write("de.csv", "order;sku;when\no1;A;02.01.2024 10:00\no1;B;02.01.2024 10:00\no2;A;03.01.2024\n"
+                 "o3;C;13.01.2024 09:30\n")
+    res = ingest(path, cols=["basket_id=order", "item_id=sku", "ts=when"])
+    assert res.accepted == 4 and not res.rejected
+    assert query("SELECT strftime(ts, '%Y-%m-%d %H:%M') FROM events ORDER BY source_row") == [
+        ("2024-01-02 10:00",), ("2024-01-02 10:00",), ("2024-01-03 00:00",), ("2024-01-13 09:30",)]
+
+
 @pytest.mark.parametrize("written, expected", [
     ("1700000000", "2023-11-14 22:13:20"),           # epoch seconds in a CSV (text, not a number column)
     ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds

@@ -214,7 +214,11 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
                 f"THEN {_epoch(f'TRY_CAST({text} AS DOUBLE)')} END")
     if counts[best] == 0 or best == 0:
         return _iso_timestamp(text)
-    return f"try_strptime({text}, {_sql_str(TS_FORMATS[best - 1])})"
+    # The column's format first, then the same date order with another time part (a time left out at midnight,
+    # seconds on some rows): never the other date order, which would read 03.01 as March where most rows say January.
+    chosen = TS_FORMATS[best - 1]
+    formats = [chosen, *(f for f in TS_FORMATS if f.split(" ")[0] == chosen.split(" ")[0] and f != chosen)]
+    return "coalesce(" + ", ".join(f"try_strptime({text}, {_sql_str(f)})" for f in formats) + ")"
 
 
 def _iso_timestamp(x: str) -> str:
