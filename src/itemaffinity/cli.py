@@ -114,6 +114,9 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--delimiter", help="CSV delimiter (detected when omitted)."),
         click.option("--encoding", help="Text encoding (detected when omitted)."),
         click.option("--sheet", help="Excel sheet name (first sheet when omitted)."),
+        click.option("--header-row", type=click.IntRange(min=1), default=None,
+                     help="The events file's CSV/Excel row holding the column names, when a title comes first "
+                          "(default 1)."),
         click.option("--timestamp-format", help="strptime format of the timestamp column."),
         click.option("--explode", metavar="COLUMN",
                      help="A column holding a list, e.g. an order's line_items: one row per element, its fields "
@@ -137,13 +140,13 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case,
-                  explode):
+                  explode, header_row):
     from itemaffinity.data.mapping import resolve_mapping
 
     return resolve_mapping(preset, map_file, list(cols), list(catalog_cols),
                            {"delimiter": delimiter, "encoding": encoding, "sheet": sheet,
                             "timestamp_format": timestamp_format, "item_id_case": item_id_case,
-                            "explode": explode})
+                            "explode": explode, "header_row": header_row})
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:

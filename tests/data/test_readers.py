@@ -281,6 +281,22 @@ def test_a_parquet_list_of_structs_and_a_list_of_codes_are_exploded(tmp_path, wr
         ingest(codes, cols=BASKET_ITEM, explode="items", store=tmp_path / "x.duckdb")
 
 
+def test_a_title_above_the_column_names_is_named_and_skipped_with_header_row(tmp_path, write, ingest, query):
+    """A report export with a title and a blank row above the column names: the error says how to read it, and
+    --header-row 3 reads the data rows below it, numbered from 1, a ragged line keeping its place."""
+    text = "Sales report December 2024\n\norder,sku\no1,A\no2\no3,C\n"
+    path = write("titled.csv", text)
+    with pytest.raises(InputError, match="give --header-row N"):
+        ingest(path, cols=BASKET_ITEM)
+    res = ingest(path, cols=BASKET_ITEM, header_row=3)
+    assert (res.rows_read, res.accepted, res.rejected) == (3, 2, {"malformed_line": 1})
+    assert query("SELECT source_row, item_id FROM events ORDER BY 1") == [(1, "A"), (3, "C")]
+    assert query("SELECT source_row, reason FROM rejects") == [(2, "malformed_line")]
+    book = _workbook(tmp_path / "titled.xlsx", {"Sales": [["Sales report"], [], ["order", "sku"], ["o4", "D"]]})
+    ingest(book, cols=BASKET_ITEM, header_row=3)
+    assert query("SELECT source_row, basket_id, item_id FROM events WHERE basket_id = 'o4'") == [(1, "o4", "D")]
+
+
 def test_csv_ragged_line_is_malformed_and_later_rows_keep_their_numbers(write, ingest, query):
     text = "order,sku,customer\no1,A,c1\no2,B\no3,C,c3\no4,D\no5,E,c5\n"
     res = ingest(write("r.csv", text), cols=[*BASKET_ITEM, "user_id=customer"])

@@ -150,7 +150,7 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
     with _staging() as (con, workdir):
         say(f"reading {path}")
         source = read_source(con, path, "src", delimiter=mapping.delimiter, encoding=mapping.encoding,
-                             sheet=mapping.sheet, workdir=workdir)
+                             sheet=mapping.sheet, header_row=mapping.header_row, workdir=workdir)
         base_dir = Path(path).parent
         if mapping.explode:
             lines = explode_list(con, source, mapping.explode)

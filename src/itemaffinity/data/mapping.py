@@ -74,6 +74,9 @@ class Mapping(_Strict):
     delimiter: str | None = None
     encoding: str | None = None
     sheet: str | None = None
+    header_row: int = Field(default=1, ge=1, description=(
+        "The events file's CSV or Excel row that holds the column names, when a title or notes come first; rows "
+        "above it are not data."))
     strict_catalog: bool = False
     catalog: CatalogSpec | None = None
 

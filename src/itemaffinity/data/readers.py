@@ -166,10 +166,11 @@ def _sql_str(s: str) -> str:
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, path: str, table: str, delimiter: str | None,
-              encoding: str | None, workdir: str) -> list[Malformed]:
+              encoding: str | None, workdir: str, header_row: int = 1) -> list[Malformed]:
     enc = detect_encoding(path, encoding)
     scan_path = path if enc in ("utf-8", "utf-8-sig") else _transcode_to_utf8(path, enc, workdir)
-    opts = ["all_varchar=true", "header=true", "store_rejects=true", "null_padding=false", "parallel=false"]
+    opts = ["all_varchar=true", "header=true", "store_rejects=true", "null_padding=false", "parallel=false",
+            f"skip={header_row - 1}"]
     if delimiter:
         opts.append(f"delim={_sql_str(delimiter)}")
     elif path.lower().removesuffix(".gz").endswith(".tsv"):
@@ -190,7 +191,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: str, table: str, delimiter: 
     # DuckDB logs one error per problem (e.g. one per missing column): one malformed row per line.
     bad = con.execute("SELECT line, any_value(error_type::VARCHAR), any_value(error_message), "
                       "any_value(csv_line) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
-    return [Malformed(int(line) - 1, "malformed_line", f"{etype}: {msg}", raw or "")
+    return [Malformed(int(line) - header_row, "malformed_line", f"{etype}: {msg}", raw or "")  # a data row's number
             for line, etype, msg, raw in bad]
 
 
@@ -245,7 +246,8 @@ def _cell_text(v: object) -> str | None:
     return str(v)
 
 
-def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str | None) -> list[Malformed]:
+def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str | None,
+               header_row: int = 1) -> list[Malformed]:
     """Excel: streamed with openpyxl's read-only mode, cells as text (dates ISO-formatted)."""
     import zipfile
 
@@ -259,7 +261,7 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str
         if sheet and sheet not in wb.sheetnames:
             raise InputError(f"no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}", file=path)
         ws = wb[sheet] if sheet else wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
+        rows = ws.iter_rows(min_row=header_row, values_only=True)
         header = next(rows, None)
         if header is None or all(h is None for h in header):
             raise InputError("Excel sheet has no header row", file=path)
@@ -305,21 +307,22 @@ def _number_rows(con: duckdb.DuckDBPyConnection, raw: str, table: str, malformed
 
 def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: str | None = None,
                 delimiter: str | None = None, encoding: str | None = None,
-                sheet: str | None = None, workdir: str | None = None) -> Source:
-    """Read `path` into temp table `table` with a 1-based `_row` column; fatal problems raise InputError."""
+                sheet: str | None = None, header_row: int = 1, workdir: str | None = None) -> Source:
+    """Read `path` into temp table `table` with a 1-based `_row` column (the data rows below the header, which
+    is `header_row` in a CSV or Excel file); fatal problems raise InputError."""
     _check_readable(path)
     fmt = fmt or detect_format(path)
     own_tmp = None if workdir else tempfile.TemporaryDirectory(prefix="itemaffinity-")
     tmp = workdir or own_tmp.name
     try:
         if fmt == "csv":
-            malformed = _read_csv(con, path, f"{table}_raw", delimiter, encoding, tmp)
+            malformed = _read_csv(con, path, f"{table}_raw", delimiter, encoding, tmp, header_row)
         elif fmt == "parquet":
             malformed = _read_parquet(con, path, f"{table}_raw")
         elif fmt == "jsonl":
             malformed = _read_jsonl(con, path, f"{table}_raw", encoding, tmp)
         else:
-            malformed = _read_xlsx(con, path, f"{table}_raw", sheet)
+            malformed = _read_xlsx(con, path, f"{table}_raw", sheet, header_row)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"cannot decompress: {exc}", file=path) from None
     finally:

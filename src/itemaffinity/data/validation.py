@@ -124,8 +124,10 @@ def resolve_columns(mapping: Mapping, source: Source, roles: tuple[str, ...] = A
     cols = dict(mapping.columns)
     for role, column in cols.items():
         if column not in source.columns:
+            below = "" if source.fmt not in ("csv", "xlsx") else \
+                " (if the column names are on a later row, below a title, give --header-row N)"
             raise InputError(f"required column {column!r} (mapped to {role}) not found; the file's "
-                             f"columns are: {', '.join(source.columns)}", file=source.path, column=column)
+                             f"columns are: {', '.join(source.columns)}{below}", file=source.path, column=column)
     for role in roles:
         if role not in cols and role in source.columns:
             cols[role] = role
