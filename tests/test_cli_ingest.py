@@ -507,6 +507,13 @@ def test_ingest_explodes_an_orders_line_items(tmp_path, cli, query):
                                                                                           ("7", "B", 1.0)]
 
 
+def test_ingest_reads_below_a_title_with_header_row(tmp_path, cli):
+    src = tmp_path / "report.csv"
+    src.write_text("Orders, December\norder,sku,customer,when,qty\no1,A,c1,2024-12-01 10:00:00,1\n")
+    proc = cli("ingest", src, *COLS, "--header-row", "2", "--store", tmp_path / "s.duckdb")
+    assert proc.returncode == 0 and "1 rows read, 1 accepted" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"
