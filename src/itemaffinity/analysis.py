@@ -147,8 +147,8 @@ def mine_tables(store_path: str, data: InteractionData, *, min_support: float = 
 def cold_start_rows(store_path: str, models: tuple[str, ...], *, split_date: str | None, n_queries: int, seed: int,
                     progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
     """Leaderboard rows of `models` on the cold-start task, and why there are none (the data have no new products
-    with a title beside known ones after the split; no text model). The sentence-encoder models need the `deep` extra: without
-    sentence-transformers they are left out."""
+    with a title beside known ones after the split; no text model). The sentence-encoder models need the `deep`
+    extra: without sentence-transformers they are left out."""
     import importlib.util
 
     from itemaffinity.evaluation.experiment import parse_models, run_evaluation

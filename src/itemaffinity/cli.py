@@ -38,6 +38,7 @@ def _stdout_console() -> Console:
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     return Console(width=240 if wide else None)
 
+
 DEMO_DATA_ENV = "ITEMAFFINITY_DEMO_DATA"
 
 

@@ -246,8 +246,9 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
                 rejected = {"malformed_line": len(source.malformed), **rejected}
             rejected = dict(sorted(rejected.items(), key=lambda kv: REASONS.index(kv[0])))
             rows_read = source.rows_read
-            accepted, users, times = con.execute("SELECT count(*), count(*) FILTER (WHERE _user_filled), count(*) "
-                                                 "FILTER (WHERE _ts_filled) FROM staged WHERE reason IS NULL").fetchone()
+            accepted, users, times = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE _user_filled), count(*) FILTER (WHERE _ts_filled) "
+                "FROM staged WHERE reason IS NULL").fetchone()
             filled = {k: n for k, n in (("user_id", users), ("ts", times)) if n}
         con.execute("INSERT INTO store.runs VALUES (?, ?, ?, ?, ?, ?, now() - INTERVAL (?) SECOND, now(), ?, ?, ?, ?)",
                     [run_id, kind, path, prep.sha, mapping_sha, mapping_json, int(elapsed()),

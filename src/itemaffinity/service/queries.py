@@ -95,6 +95,7 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
     """The catalog record and statistics of one item."""
     idx = require_item(snap, item_id)
     d = snap.data
+    stored_id = d.items.id(idx)  # as the store holds it (a request may differ in letter case)
     return {**item_summary(snap, idx), "description": snap.descriptions[idx], "category": d.categories[idx],
             "brand": d.brands[idx], "group_id": int(snap.group[idx]) if snap.group[idx] >= 0 else None,
             "stats": {"baskets": online.item_baskets(idx), "users": int(d.item_users[idx]),
@@ -105,8 +106,8 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
                       "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
             "partners": int(snap.pairs.indptr[idx + 1] - snap.pairs.indptr[idx]),
             "bundles": len(snap.bundles.by_item.get(idx, ())),
-            "rules": len(snap.rules.by_antecedent_item.get(d.items.id(idx), ()))
-            + len(snap.rules.by_consequent_item.get(d.items.id(idx), ())),
+            "rules": len(snap.rules.by_antecedent_item.get(stored_id, ())) + len(snap.rules.by_consequent_item.get(
+                stored_id, ())),
             "models": sorted(snap.models), "default_model": snap.default_model}
 
 
@@ -549,14 +550,15 @@ def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None
                limit: int, offset: int, item: str | None = None) -> dict[str, Any]:
     """Association rules with filters (`item`: on either side), sorted (descending, then by support), paginated."""
     rules, fold = snap.rules, snap.mapping.fold_item_id
-    none = np.zeros(0, np.int64)
+    empty = np.zeros(0, np.int64)
     sel = np.arange(len(rules))
     if item:
-        sel = np.union1d(rules.by_antecedent_item.get(fold(item), none), rules.by_consequent_item.get(fold(item), none))
+        sel = np.union1d(rules.by_antecedent_item.get(fold(item), empty),
+                         rules.by_consequent_item.get(fold(item), empty))
     if antecedent:
-        sel = np.intersect1d(sel, rules.by_antecedent_item.get(fold(antecedent), none))
+        sel = np.intersect1d(sel, rules.by_antecedent_item.get(fold(antecedent), empty))
     if consequent:
-        sel = np.intersect1d(sel, rules.by_consequent_item.get(fold(consequent), none))
+        sel = np.intersect1d(sel, rules.by_consequent_item.get(fold(consequent), empty))
     m = rules.metrics
     keep = (m["support"][sel] >= min_support) & (m["confidence"][sel] >= min_confidence)
     if min_lift is not None:
