@@ -514,6 +514,24 @@ def test_ingest_reads_below_a_title_with_header_row(tmp_path, cli):
     assert proc.returncode == 0 and "1 rows read, 1 accepted" in proc.stdout, proc.stdout + proc.stderr
 
 
+def test_ingest_reads_the_catalog_sheet_of_the_orders_workbook(tmp_path, cli, query):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Orders"
+    for row in (["order", "sku"], ["o1", "A"], ["o1", "B"]):
+        book.active.append(row)
+    products = book.create_sheet("Products")
+    for row in (["sku", "name"], ["A", "Blue mug"], ["B", "Teapot"]):
+        products.append(row)
+    book.save(tmp_path / "shop.xlsx")
+    proc = cli("ingest", tmp_path / "shop.xlsx", "--col", "basket_id=order", "--col", "item_id=sku", "--catalog",
+               tmp_path / "shop.xlsx", "--catalog-sheet", "Products", "--catalog-col", "item_id=sku", "--catalog-col",
+               "title=name", "--store", tmp_path / "store.duckdb")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert query("SELECT item_id, title FROM catalog ORDER BY 1") == [("A", "Blue mug"), ("B", "Teapot")]
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"

@@ -115,6 +115,8 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--delimiter", help="CSV delimiter (detected when omitted)."),
         click.option("--encoding", help="Text encoding (detected when omitted)."),
         click.option("--sheet", help="Excel sheet name (first sheet when omitted)."),
+        click.option("--catalog-sheet", help="The catalog's Excel sheet (first sheet when omitted), e.g. the "
+                     "products beside the orders in one workbook."),
         click.option("--header-row", type=click.IntRange(min=1), default=None,
                      help="The events file's CSV/Excel row holding the column names, when a title comes first "
                           "(default 1)."),
@@ -141,13 +143,13 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case,
-                  explode, header_row):
+                  explode, header_row, catalog_sheet):
     from itemaffinity.data.mapping import resolve_mapping
 
     return resolve_mapping(preset, map_file, list(cols), list(catalog_cols),
                            {"delimiter": delimiter, "encoding": encoding, "sheet": sheet,
                             "timestamp_format": timestamp_format, "item_id_case": item_id_case,
-                            "explode": explode, "header_row": header_row})
+                            "explode": explode, "header_row": header_row}, catalog_sheet)
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:

@@ -123,7 +123,7 @@ def test_bad_mappings_raise_input_error(kwargs, message):
     ('colour = "red"\n', "colour: Extra inputs are not permitted"),
     ('[columns]\nitem_id = 3\n', "columns.item_id: Input should be a valid string"),
     ('half_life_days = 0\n', "half_life_days: Input should be greater than 0"),
-    ('[catalog]\nfile = "p.csv"\nsheet = "x"\n', "catalog.sheet: Extra inputs are not permitted"),
+    ('[catalog]\nfile = "p.csv"\ntab = "x"\n', "catalog.tab: Extra inputs are not permitted"),
 ])
 def test_bad_toml_content_raises_input_error_naming_the_file(tmp_path, body, message):
     f = tmp_path / "bad.toml"

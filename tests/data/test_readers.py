@@ -297,6 +297,23 @@ def test_a_title_above_the_column_names_is_named_and_skipped_with_header_row(tmp
     assert query("SELECT source_row, basket_id, item_id FROM events WHERE basket_id = 'o4'") == [(1, "o4", "D")]
 
 
+def test_an_excel_catalog_beside_the_orders_and_on_their_workbooks_other_sheet(tmp_path, write, ingest, query):
+    """A catalog in Excel after an events file (DuckDB 2 refused to register its rows beside an open result: an
+    internal error), and the products on a sheet of the orders' own workbook ([catalog] sheet in the mapping)."""
+    products = _workbook(tmp_path / "products.xlsx", {"P": [["sku", "name"], ["A", "Blue mug"]]})
+    ingest(write("o.csv", "order,sku\no1,A\no1,B\n"), cols=BASKET_ITEM, catalog=products,
+           catalog_cols=["item_id=sku", "title=name"], store=tmp_path / "a.duckdb")
+    assert query("SELECT item_id, title FROM catalog", store=tmp_path / "a.duckdb") == [("A", "Blue mug")]
+    book = _workbook(tmp_path / "shop.xlsx", {"Orders": [["order", "sku"], ["o1", "A"], ["o1", "C"]],
+                                              "Products": [["sku", "name"], ["A", "Blue mug"], ["C", "New cup"]]})
+    shop = write("shop.toml", 'sheet = "Orders"\n[columns]\nbasket_id = "order"\nitem_id = "sku"\n'
+                 '[catalog]\nfile = "shop.xlsx"\nsheet = "Products"\n[catalog.columns]\nitem_id = "sku"\n'
+                 'title = "name"\n')
+    ingest(book, map_file=shop, catalog=book, store=tmp_path / "b.duckdb")
+    assert query("SELECT item_id, title FROM catalog ORDER BY 1", store=tmp_path / "b.duckdb") == [
+        ("A", "Blue mug"), ("C", "New cup")]
+
+
 def test_csv_ragged_line_is_malformed_and_later_rows_keep_their_numbers(write, ingest, query):
     text = "order,sku,customer\no1,A,c1\no2,B\no3,C,c3\no4,D\no5,E,c5\n"
     res = ingest(write("r.csv", text), cols=[*BASKET_ITEM, "user_id=customer"])

@@ -38,6 +38,8 @@ class CatalogSpec(_Strict):
     """
 
     file: str | None = None
+    sheet: str | None = None
+    """The Excel sheet of the catalog (first sheet when omitted): products beside the orders in one workbook."""
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     joins: list[Join] = Field(default_factory=list)
 
@@ -190,7 +192,7 @@ def load_map_file(path: str | Path) -> dict[str, Any]:
 
 def resolve_mapping(preset: str | None = None, map_file: str | Path | None = None,
                     cols: list[str] | None = None, catalog_cols: list[str] | None = None,
-                    options: dict[str, Any] | None = None) -> Mapping:
+                    options: dict[str, Any] | None = None, catalog_sheet: str | None = None) -> Mapping:
     """Build the mapping for one ingest from a preset or TOML file plus flags.
 
     Args:
@@ -198,6 +200,7 @@ def resolve_mapping(preset: str | None = None, map_file: str | Path | None = Non
         map_file: path of a TOML mapping file.
         cols: `ROLE=COLUMN` overrides for the events file.
         catalog_cols: `ROLE=COLUMN` overrides for the catalog file.
+        catalog_sheet: the catalog's Excel sheet.
         options: further top-level fields (delimiter, encoding, sheet, timestamp_format …).
     """
     if preset and map_file:
@@ -211,9 +214,11 @@ def resolve_mapping(preset: str | None = None, map_file: str | Path | None = Non
     else:
         raw, origin = {}, "flags"
     raw["columns"] = {**raw.get("columns", {}), **_parse_pairs(cols or [], "--col")}
-    if catalog_cols:
+    if catalog_cols or catalog_sheet:
         cat = dict(raw.get("catalog") or {})
-        cat["columns"] = {**cat.get("columns", {}), **_parse_pairs(catalog_cols, "--catalog-col")}
+        cat["columns"] = {**cat.get("columns", {}), **_parse_pairs(catalog_cols or [], "--catalog-col")}
+        if catalog_sheet:
+            cat["sheet"] = catalog_sheet
         raw["catalog"] = cat
     raw.update({k: v for k, v in (options or {}).items() if v is not None})
     return _validated(raw, origin)

@@ -279,6 +279,7 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str
     finally:
         wb.close()
     arrow = pa.concat_tables(batches)
+    con.execute("SELECT 1").fetchall()  # DuckDB 2 registers nothing beside a result a fetchone() left open
     con.register(f"{table}_arrow", arrow)
     con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
     con.unregister(f"{table}_arrow")

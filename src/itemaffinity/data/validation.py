@@ -381,7 +381,8 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
                   workdir: str, delimiter: str | None = None, encoding: str | None = None) -> tuple[Source, str]:
     """Read a catalog file into temp table `staged_catalog` (item_id + catalog roles + reason)."""
     spec = mapping.catalog
-    src = read_source(con, path, "catsrc", delimiter=delimiter, encoding=encoding, workdir=workdir)
+    src = read_source(con, path, "catsrc", delimiter=delimiter, encoding=encoding, sheet=spec.sheet if spec else None,
+                      workdir=workdir)
     if spec and spec.joins:
         apply_joins(con, "catsrc", list(spec.joins), base_dir, workdir)
         src.columns = [c for c in column_types(con, "catsrc") if c != "_row"]
