@@ -21,6 +21,7 @@ COLS = ["basket_id=order", "item_id=sku", "user_id=customer", "ts=when", "quanti
 # reason → the one offending line (appended after GOOD, so it is data row 4).
 BAD_LINE = {
     "malformed_line": "o3,C,c3",
+    "repeated_header": HEADER,  # files joined end to end, each with its header
     "missing_item_id": "o3,,c3,2024-01-03 10:00:00,1,1.00,,buy",
     "nested_item_id": "o3,[3],c3,2024-01-03 10:00:00,1,1.00,,buy",
     "missing_basket_and_user": ",C,,2024-01-03 10:00:00,1,1.00,,buy",

@@ -21,7 +21,7 @@ from itemaffinity.errors import InputError
 log = logging.getLogger(__name__)
 
 REASONS = (
-    "malformed_line", "missing_item_id", "nested_item_id", "missing_basket_and_user", "bad_timestamp",
+    "malformed_line", "repeated_header", "missing_item_id", "nested_item_id", "missing_basket_and_user", "bad_timestamp",
     "bad_quantity", "bad_price", "bad_value", "unknown_event", "non_product_code",
     "unknown_item", "non_positive_price", "non_positive_quantity", "duplicate_line",
     "already_in_store",
@@ -280,7 +280,11 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
         "user_id": _id_expr(cols["user_id"]) if "user_id" in cols else "NULL::VARCHAR",
         "basket_id": _id_expr(cols["basket_id"]) if "basket_id" in cols else "NULL::VARCHAR",
     }
+    # Exports joined end to end (cat jan.csv feb.csv) repeat the header: such a line is not an order of product "sku".
+    sel["_header_again"] = " AND ".join(f"coalesce(CAST({q(c)} AS VARCHAR) = {_sql_str(c)}, false)"
+                                        for c in dict.fromkeys(cols.values()))
     checks: list[tuple[str, str]] = [
+        ("repeated_header", "_header_again"),
         ("missing_item_id", "item_id IS NULL"),
         # a list or object (an order's products in one JSON field) would become one odd product named like it
         ("nested_item_id",

@@ -590,6 +590,7 @@ def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None
 
 REJECT_REASONS = {
     "malformed_line": "The line could not be split into fields (wrong number of columns or broken quoting).",
+    "repeated_header": "The row repeats the column names (files joined end to end, each with its header).",
     "missing_item_id": "The row has no product id.",
     "nested_item_id": "The product id is a list or an object (an order's products in one JSON field): name the "
                       "list to explode (--explode, explode in a mapping file) or write one line per product.",
