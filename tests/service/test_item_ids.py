@@ -68,3 +68,13 @@ def test_every_read_folds_the_request_id(write, ingest, cli, tmp_path):
     stored = answers("85123A")
     assert stored[0] and stored[1] and all(stored[3]) and stored[4] == 2
     assert answers("85123a") == stored
+
+
+def test_a_product_page_shows_an_html_description_as_text(write, ingest, tmp_path):
+    catalog = write("products.csv", 'sku,name,body\n85123A,Heart holder,"<p>White <b>heart</b>&nbsp;holder</p>"\n')
+    store = tmp_path / "html.duckdb"
+    ingest(write("events.csv", CSV), cols=COLS, catalog=catalog, catalog_cols=["item_id=sku", "title=name",
+                                                                            "description=body"], store=store)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={})
+    assert queries.item_detail(snap, OnlineState(snap), "85123A")["description"] == "White heart holder"

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, TfidfEncoder, catalog_text, catalog_texts,
-                                        item_texts, resolve_model, tfidf_vectors)
+                                        item_texts, plain_text, resolve_model, tfidf_vectors)
 
 
 def test_catalog_text_joins_what_is_present() -> None:
@@ -19,6 +19,14 @@ def test_catalog_text_joins_what_is_present() -> None:
     assert catalog_text("JUMBO BAG  RED ", None, float("nan"), "") == "JUMBO BAG RED"
     assert catalog_text(None) == ""
     assert catalog_texts(["a", None], categories=["c", "d"]) == ["a. c", "d"]
+
+
+def test_an_html_description_is_read_as_its_text() -> None:
+    """Shopify's "Body (HTML)": tags and entities would make every product look alike to the encoders."""
+    body = "<p><strong>Blue</strong> mug&nbsp;350&nbsp;ml &amp; lid</p><ul><li>Dishwasher safe</li></ul>"
+    assert catalog_text("Blue mug", body, "Kitchen > Mugs") == "Blue mug. Blue mug 350 ml & lid Dishwasher safe. " \
+        "Kitchen > Mugs"
+    assert plain_text("size <10 cm & > 5 cm; AT&T cable") == "size <10 cm & > 5 cm; AT&T cable"  # no markup: as is
 
 
 def test_item_texts_follow_item_indices() -> None:

@@ -24,6 +24,7 @@ from itemaffinity.models.base import Recommender
 from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
 from itemaffinity.store.duckdb_store import ingest_mapping, table_exists
+from itemaffinity.text.encoders import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +294,7 @@ def _descriptions(con: duckdb.DuckDBPyConnection, data: InteractionData) -> np.n
     rows = con.execute("SELECT item_id, description FROM catalog WHERE description IS NOT NULL").fetchall()
     for i, (_, d) in zip(data.items.indices([r[0] for r in rows]), rows):
         if i >= 0:
-            out[i] = d
+            out[i] = plain_text(d) or None  # the page shows text, not a shop export's HTML
     return out
 
 

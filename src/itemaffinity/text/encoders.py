@@ -21,6 +21,7 @@ text's sha256, so re-encoding the same catalog with the same weights computes no
 from __future__ import annotations
 
 import hashlib
+import html
 import inspect
 import json
 import logging
@@ -83,9 +84,21 @@ def _clean(value: Any) -> str:
     return " ".join(str(value).split())
 
 
+HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]*>")
+
+
+def plain_text(value: Any) -> str:
+    """A description as plain text: shop exports (Shopify's "Body (HTML)", WooCommerce) write it as HTML, whose
+    tags and entities (<p>, &nbsp;) would make every product's text look alike to the encoders."""
+    text = _clean(value)
+    if "<" in text or "&" in text:
+        text = _clean(html.unescape(HTML_TAG.sub(" ", text)))
+    return text
+
+
 def catalog_text(title: Any = None, description: Any = None, category: Any = None, brand: Any = None) -> str:
     """One item's text: "title. description. category. brand" with the missing parts left out."""
-    return ". ".join(p for p in map(_clean, (title, description, category, brand)) if p)
+    return ". ".join(p for p in (_clean(title), plain_text(description), _clean(category), _clean(brand)) if p)
 
 
 def catalog_texts(titles: Sequence[Any], descriptions: Sequence[Any] | None = None,
