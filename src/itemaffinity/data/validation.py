@@ -21,8 +21,8 @@ from itemaffinity.errors import InputError
 log = logging.getLogger(__name__)
 
 REASONS = (
-    "malformed_line", "repeated_header", "missing_item_id", "nested_item_id", "missing_basket_and_user", "bad_timestamp",
-    "bad_quantity", "bad_price", "bad_value", "unknown_event", "non_product_code",
+    "malformed_line", "repeated_header", "missing_item_id", "nested_item_id", "missing_basket_and_user",
+    "bad_timestamp", "bad_quantity", "bad_price", "bad_value", "unknown_event", "non_product_code",
     "unknown_item", "non_positive_price", "non_positive_quantity", "duplicate_line",
     "already_in_store",
 )
