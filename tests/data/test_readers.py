@@ -265,6 +265,19 @@ def test_orders_with_their_line_items_in_a_list_are_exploded(write, ingest, quer
     assert ingest(path, cols=cols, explode="line_items").skipped  # the same file again: nothing new
 
 
+def test_exploded_line_items_with_a_join_are_known_again_in_another_file(tmp_path, write, ingest, query):
+    """A row's content (its event key) is its file's and its joins' columns, not where it stood: the same order on
+    another line of another file is already in the store, joins or not."""
+    write("cust.csv", "id,customer\n1,c1\n")
+    shop = write("m.toml", 'explode = "line_items"\n[columns]\nbasket_id = "id"\nitem_id = "line_items.sku"\n'
+                 'user_id = "customer"\n[[joins]]\nfile = "cust.csv"\non = "id"\n')
+    order = '{"id": 1, "line_items": [{"sku": "A"}, {"sku": "B"}]}\n'
+    assert ingest(write("a.jsonl", order), map_file=shop).accepted == 2
+    again = ingest(write("b.jsonl", '{"id": 1, "line_items": [{"sku": "C"}]}\n' + order), map_file=shop)
+    assert (again.accepted, again.rejected) == (1, {"already_in_store": 2})
+    assert query("SELECT DISTINCT user_id FROM events") == [("c1",)]
+
+
 def test_a_parquet_list_of_structs_and_a_list_of_codes_are_exploded(tmp_path, write, ingest, query):
     path = tmp_path / "nested.parquet"
     pq.write_table(pa.table({"order": [1, 2], "lines": [[{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}],

@@ -306,6 +306,16 @@ def _number_rows(con: duckdb.DuckDBPyConnection, raw: str, table: str, malformed
     con.execute(f"DROP TABLE {table}_gaps")
 
 
+INTERNAL_COLUMNS = ("_row", "_line")
+"""Columns ingest adds to a read table: the row's number and, for an exploded list, the line it came from."""
+
+
+def own_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of a read table that came from its file (and its joins): what a row's content, its event key,
+    is made of."""
+    return [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description if d[0] not in INTERNAL_COLUMNS]
+
+
 def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: str | None = None,
                 delimiter: str | None = None, encoding: str | None = None,
                 sheet: str | None = None, header_row: int = 1, workdir: str | None = None) -> Source:
@@ -331,8 +341,7 @@ def read_source(con: duckdb.DuckDBPyConnection, path: str, table: str, *, fmt: s
             own_tmp.cleanup()
     _number_rows(con, f"{table}_raw", table, malformed)
     con.execute(f"DROP TABLE {table}_raw")
-    columns = [c for c in (d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description)
-               if c != "_row"]
+    columns = own_columns(con, table)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if rows == 0 and not malformed:
         raise InputError("file has no data rows", file=path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from itemaffinity.data.mapping import Join, Mapping
-from itemaffinity.data.readers import Source, _json_key, _sql_str, read_source
+from itemaffinity.data.readers import Source, _json_key, _sql_str, own_columns, read_source
 from itemaffinity.data.schema import ALL_ROLES, EVENT_SYNONYMS
 from itemaffinity.errors import InputError
 
@@ -114,7 +114,7 @@ def explode_list(con: duckdb.DuckDBPyConnection, source: Source, key: str) -> in
     renumber = dict(moved)
     source.malformed = [replace(m, row=renumber[m.row], detail=f"line {m.row}: {m.detail}") for m in source.malformed]
     con.execute(f"DROP TABLE {t}_items; DROP TABLE {t}_bad")
-    source.columns = [c for c in column_types(con, t) if c not in ("_row", "_line")]
+    source.columns = own_columns(con, t)
     source.rows = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
     return before
 
@@ -389,7 +389,7 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
                       workdir=workdir)
     if spec and spec.joins:
         apply_joins(con, "catsrc", list(spec.joins), base_dir, workdir)
-        src.columns = [c for c in column_types(con, "catsrc") if c != "_row"]
+        src.columns = own_columns(con, "catsrc")
     stage_catalog_table(con, "catsrc", src.columns, dict(spec.columns) if spec else {}, mapping, file=path)
     return src, "staged_catalog"
 
