@@ -106,6 +106,15 @@ def upsert_catalog(con: duckdb.DuckDBPyConnection, db: str, select: str) -> None
           price = coalesce(excluded.price, price), run_id = excluded.run_id""")
 
 
+def insert_rejects(con: duckdb.DuckDBPyConnection, db: str, staged: str, src: str, run_id: int, source: str,
+                   detail: str | None = None) -> None:
+    """Keep `staged`'s rejected rows in `db`.rejects with their reason and their row of `src` as read (JSON);
+    `detail` 'catalog' marks a catalog's rows."""
+    con.execute(f"""INSERT INTO {db}.rejects SELECT ?, ?, r.source_row, r.reason, ?, to_json(s)::VARCHAR
+                    FROM {staged} r JOIN {src} s ON s._row = r.source_row
+                    WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run_id, source, detail])
+
+
 @dataclass
 class _Prepared:
     """One file read and validated in its own in-memory DuckDB (`con`), not yet written."""
@@ -175,9 +184,7 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
 
 def _catalog_rejects(con: duckdb.DuckDBPyConnection, prep: _Prepared, run_id: int) -> dict[str, int]:
     """Store the catalog's rejected rows, its malformed lines too, and count them by reason."""
-    con.execute("""INSERT INTO store.rejects SELECT ?, ?, r.source_row, r.reason, 'catalog', to_json(s)::VARCHAR
-                   FROM staged_catalog r JOIN catsrc s ON s._row = r.source_row
-                   WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run_id, prep.catalog_file])
+    insert_rejects(con, "store", "staged_catalog", "catsrc", run_id, prep.catalog_file, "catalog")
     malformed = prep.catalog_source.malformed
     counts = reject_summary(con, "staged_catalog")
     if not malformed:
@@ -194,9 +201,7 @@ def _write_events(con: duckdb.DuckDBPyConnection, source: Source, path: str, run
     con.execute(f"""INSERT INTO store.events SELECT event_key, {run_id}, source_row, user_id, item_id,
         event, ts, seq, basket_id, quantity, value, price FROM staged WHERE reason IS NULL ORDER BY source_row""")
     _crash_point("mid_ingest")
-    con.execute(f"""INSERT INTO store.rejects SELECT {run_id}, ?, r.source_row, r.reason, NULL,
-        to_json(s)::VARCHAR FROM staged r JOIN src s ON s._row = r.source_row
-        WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [path])
+    insert_rejects(con, "store", "staged", "src", run_id, path)
     if source.malformed:
         con.executemany("INSERT INTO store.rejects VALUES (?, ?, ?, ?, ?, ?)",
                         [(run_id, path, m.row, m.reason, m.detail, m.raw) for m in source.malformed])

@@ -27,7 +27,7 @@ from typing import Any, Iterator, Sequence
 import duckdb
 import pyarrow as pa
 
-from itemaffinity.data.ingest import upsert_catalog
+from itemaffinity.data.ingest import insert_rejects, upsert_catalog
 from itemaffinity.data.mapping import Mapping
 from itemaffinity.data.readers import Source
 from itemaffinity.data.schema import CATALOG_ROLES, EVENT_ROLES
@@ -178,9 +178,7 @@ class EventWriter:
         with self._run(("api_catalog", "staged_catalog")) as run:
             upsert_catalog(con, "main", f"""SELECT {", ".join(roles)}, {run.run_id} AS run_id FROM staged_catalog
                                            WHERE reason IS NULL""")
-            con.execute("""INSERT INTO main.rejects SELECT ?, ?, r.source_row, r.reason, 'catalog', to_json(s)::VARCHAR
-                           FROM staged_catalog r JOIN api_catalog s ON s._row = r.source_row
-                           WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run.run_id, API_SOURCE])
+            insert_rejects(con, "main", "staged_catalog", "api_catalog", run.run_id, API_SOURCE, "catalog")
             stored = [i for (i,) in con.execute(
                 "SELECT item_id FROM staged_catalog WHERE reason IS NULL ORDER BY source_row").fetchall()]
             rejected = [(int(r), str(why)) for r, why in con.execute(
@@ -246,9 +244,7 @@ class EventWriter:
             con.execute("""INSERT INTO main.events SELECT event_key, ?, source_row, user_id, item_id, event,
                            coalesce(ts, ?::TIMESTAMP), seq, basket_id, quantity, value, price
                            FROM staged WHERE reason IS NULL ORDER BY source_row""", [run.run_id, run.started])
-            con.execute("""INSERT INTO main.rejects SELECT ?, ?, r.source_row, r.reason, NULL, to_json(s)::VARCHAR
-                           FROM staged r JOIN api_src s ON s._row = r.source_row
-                           WHERE r.reason IS NOT NULL ORDER BY r.source_row""", [run.run_id, API_SOURCE])
+            insert_rejects(con, "main", "staged", "api_src", run.run_id, API_SOURCE)
             accepted = [(int(r), PostedEvent(run.run_id, u, i, e, b)) for r, u, i, e, b in con.execute(
                 """SELECT source_row, user_id, item_id, event, basket_id FROM staged
                    WHERE reason IS NULL ORDER BY source_row""").fetchall()]
