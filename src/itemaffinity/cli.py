@@ -555,12 +555,15 @@ def _mine_from(ctx: click.Context, files: tuple[str, ...], store_path: str, mapp
     _require_store(store_path)
     ctx.obj["progress"]("building interaction data")
     data = InteractionData.from_store(store_path)
-    if item_id is None:
-        return data, None
+    return data, None if item_id is None else _stored_item_id(store_path, data, item_id)
+
+
+def _stored_item_id(store_path: str, data: InteractionData, item_id: str) -> str:
+    """`item_id` as the store holds it (item_id_case), or an input error naming the id as given."""
     stored_id = _store_mapping(store_path).fold_item_id(item_id)
     if stored_id not in data.items:
         raise InputError(f"unknown item {item_id!r}: not in the store")
-    return data, stored_id
+    return stored_id
 
 
 def _emit_table(table, limit: int | None, out_file: str | None, as_json: bool, what: str,
@@ -709,10 +712,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     from itemaffinity.models.explain import RELATION_SCAN, Explainer, text_vectors
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
-    stored_id = _store_mapping(store_path).fold_item_id(item_id)  # as the store holds it (item_id_case)
-    if stored_id not in data.items:
-        raise InputError(f"unknown item {item_id!r}: not in the store")
-    item_id = stored_id
+    item_id = _stored_item_id(store_path, data, item_id)
     explainer = Explainer(data, text_vectors(data)) if explain or relation else None
     recs = model.similar_items([item_id], n=RELATION_SCAN if relation else n)[0]
     if relation:  # the model's ranking, kept where the pair's evidence names the relation

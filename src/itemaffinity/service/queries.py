@@ -294,7 +294,7 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
     body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
-    if rec.items_.index(snap.data.items.id(a)) < 0:  # a product added since this model was fitted
+    if rec.items_.index(item_id) < 0:  # a product added since this model was fitted
         body["note"] = (f"the {name} model was fitted before this product was added: a rebuild that refits it "
                         "(POST /v1/admin/rebuild) includes it")
     return body
@@ -451,7 +451,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         query_ids = list(ids)
     else:
         query_ids = list(dict.fromkeys(snap.mapping.fold_item_id(i) for i in history or []))
-        known = snap.item_indices(query_ids)
+        known = snap.data.items.indices(query_ids)  # folded once, above
         unknown = [i for i, k in zip(query_ids, known) if k < 0]
         anchors = [int(k) for k in known if k >= 0]
     k = n if filt.empty else rec.n_items_
