@@ -59,9 +59,10 @@ def test_recommend_every_model_with_custom_map(model: str, shop, cli, tmp_path) 
               "--baskets", shop["queries"], "--n", "5", "--out", out, "--json")
     assert res.returncode == 0, res.stderr
     payload = json.loads(res.stdout)
-    assert payload["unknown_items"] == 2 and payload["queries"] == 3
+    assert payload["unknown_items"] == 2 and payload["queries"] == 3 and payload["fallback_queries"] == 1
     rows = list(csv.DictReader(open(out)))
-    assert list(rows[0]) == ["query_id", "rank", "item_id", "score"]
+    assert list(rows[0]) == ["query_id", "rank", "item_id", "score", "fallback"]
+    assert {r["query_id"] for r in rows if r["fallback"] == "popular"} == {"q3"}  # only the basket of unknown items
     by_q: dict[str, list[dict]] = {}
     for r in rows:
         by_q.setdefault(r["query_id"], []).append(r)
@@ -77,8 +78,9 @@ def test_recommend_every_model_with_custom_map(model: str, shop, cli, tmp_path) 
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["unknown_users"] == 1
     urows = list(csv.DictReader(open(users_out)))
-    assert list(urows[0]) == ["user_id", "rank", "item_id", "score"]
+    assert list(urows[0]) == ["user_id", "rank", "item_id", "score", "fallback"]
     assert {r["user_id"] for r in urows} == {"17850", "13047", "ghost-user"}
+    assert {r["user_id"]: r["fallback"] for r in urows} == {"17850": "", "13047": "", "ghost-user": "popular"}
 
 
 def test_recommend_rejects_bad_input(shop, cli, tmp_path) -> None:

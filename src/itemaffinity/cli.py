@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import click
 from rich.console import Console
@@ -475,11 +475,11 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
         fold = _store_mapping(store_path).fold_item_id
         queries = [(qid, fold(item)) for qid, item in queries]
     model = _saved_or_fitted(store_path, spec, progress, fit=bool(fit_files))
-    stats = {"queries": 0, "unknown_items": 0, "unknown_users": 0, "rows": 0}
+    stats = {"queries": 0, "unknown_items": 0, "unknown_users": 0, "fallback_queries": 0, "rows": 0}
     with open(out_file, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         if baskets_file:
-            w.writerow(["query_id", "rank", "item_id", "score"])
+            w.writerow(["query_id", "rank", "item_id", "score", "fallback"])
             grouped: dict[str, list[str]] = {}
             for qid, item in queries:
                 grouped.setdefault(qid, []).append(item)
@@ -487,19 +487,16 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             ids = list(grouped)
             for s in range(0, len(ids), 1000):
                 chunk = ids[s:s + 1000]
-                for qid, recs in zip(chunk, model.recommend_batch(histories=[grouped[q] for q in chunk], n=n)):
-                    w.writerows([qid, r + 1, i, f"{sc:.6g}"] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
-                    stats["rows"] += len(recs)
+                answers = model.recommend_batch(histories=[grouped[q] for q in chunk], n=n)
+                _write_recs(w, stats, chunk, answers, [not any(i in model.items_ for i in grouped[q]) for q in chunk])
             stats["queries"] = len(ids)
         else:
-            w.writerow(["user_id", "rank", "item_id", "score"])
+            w.writerow(["user_id", "rank", "item_id", "score", "fallback"])
             users = list(dict.fromkeys(u for u, _ in queries))
             stats["unknown_users"] = sum(1 for u in users if u not in model.users_)
             for s in range(0, len(users), 1000):
                 chunk = users[s:s + 1000]
-                for uid, recs in zip(chunk, model.recommend_batch(chunk, n=n)):
-                    w.writerows([uid, r + 1, i, f"{sc:.6g}"] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
-                    stats["rows"] += len(recs)
+                _write_recs(w, stats, chunk, model.recommend_batch(chunk, n=n), [u not in model.users_ for u in chunk])
             stats["queries"] = len(users)
     payload = {"model": spec.label, "out": out_file, **stats}
     if as_json:
@@ -510,6 +507,19 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             click.echo(f"ignored {stats['unknown_items']:,} unknown item(s) in the queries", err=True)
         if stats["unknown_users"]:
             click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
+        elif stats["fallback_queries"]:
+            click.echo(f"{stats['fallback_queries']:,} basket(s) with no known item got popular items", err=True)
+
+
+def _write_recs(writer: Any, stats: dict[str, int], query_ids: Sequence[str], answers: Sequence[Any],
+                unknown: Sequence[bool]) -> None:
+    """CSV rows of each query's recommendations; `fallback` marks popular items for a query the model knows nothing
+    of (an unknown user, a basket of unknown items), so that a shop can tell them from its own answers."""
+    for qid, recs, fell_back in zip(query_ids, answers, unknown):
+        marker = "popular" if fell_back else ""
+        writer.writerows([qid, r + 1, i, f"{sc:.6g}", marker] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
+        stats["rows"] += len(recs)
+        stats["fallback_queries"] += bool(fell_back)
 
 
 def mining_options(fn: Callable[..., Any]) -> Callable[..., Any]:
