@@ -744,7 +744,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         ev = r.get("evidence")
         if ev:
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
-            line += f"  [{ev['relation']}: bought together {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
+            together = "bought together" if data.n_baskets else "same customer"  # no orders: a customer's items
+            line += f"  [{ev['relation']}: {together} {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
         click.echo(line)
     if relation and not rows:
         click.echo(f"  no {relation} among the model's first {RELATION_SCAN:,} similar items")

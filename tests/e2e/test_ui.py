@@ -179,3 +179,42 @@ def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
         expect(page.locator("#similar")).to_contain_text(
             "The itemknn model was fitted before this product was added: a rebuild that refits it")
         context.close()
+
+
+def test_a_store_without_orders_counts_customers(browser, tmp_path, cli, shared_file):
+    """Amazon Beauty's reviews have no orders: the pages say customers where a shop's orders say baskets, a best
+    seller's page shows its shared customers, and the status line counts customers."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from svc_support import Server, running
+
+    t = pq.read_table(shared_file("amazon_beauty", "interactions.parquet"))
+    pq.write_table(t.filter(pc.less(t["user_id"], 3001)), tmp_path / "reviews.parquet")
+    store = tmp_path / "beauty.duckdb"
+    res = cli("ingest", tmp_path / "reviews.parquet", "--preset", "amazon-beauty", "--catalog",
+              shared_file("amazon_beauty", "items.parquet"), "--store", store)
+    assert res.returncode == 0, res.stderr
+    from itemaffinity.analysis import mine_tables
+    from itemaffinity.data.interactions import InteractionData
+
+    mine_tables(str(store), InteractionData.from_store(store))  # pairs, itemsets and rules, as analyze mines them
+    with running(Server(store)) as (server,):
+        best = httpx.get(server.url + "/v1/items", params={"limit": 1}).json()["items"][0]
+        context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=server.url)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto("/#/item/" + best["item_id"])
+        page.wait_for_selector("[data-testid=complement]")
+        expect(page.locator("#status")).to_contain_text("3,000 customers")
+        chips = page.locator("[data-testid=complement] .chip").all_inner_texts()
+        assert any(c.endswith(" shared customers") for c in chips) and not any("basket" in c for c in chips)
+        assert page.locator("[data-testid=reason]").first.inner_text().startswith("Bought by the same ")
+        assert "of all customers" in page.inner_text("#product-head")
+        assert "baskets" not in page.inner_text("#product-head")
+        page.goto("/#/rules")
+        page.wait_for_selector("#rules-count")
+        assert "If the customer bought (product code)" in page.inner_text("main")
+        assert "Min. support (share of customers)" in page.inner_text("main")
+        context.close()
+        assert not errors, errors

@@ -24,7 +24,7 @@ def test_a_ranking_gets_the_relations_its_pairs_get_one_by_one(store):
     with duckdb.connect(str(store.path), read_only=True) as con:
         snap = build_snapshot(con, str(store.path), version=1, models={"itemknn": model})
     online = OnlineState(snap)
-    a = int(np.argmax(np.diff(snap.basket_csc.indptr)))
+    a = int(np.argmax(snap.item_transactions))
     ranking = model.similar_items([data.items.id(a)], n=RELATION_SCAN)[0]
     b = data.items.indices(ranking.item_ids)
     assert len(b) == RELATION_SCAN and (b >= 0).all()

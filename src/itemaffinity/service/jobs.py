@@ -136,7 +136,8 @@ def rebuild(state: "ServiceState", job: Job, models: list[str] | None, cluster: 
     try:
         job.step("reading events", 0.02)
         data, watermark = read_data(cur)
-        job.step(f"mining pairs, itemsets and rules over {data.n_baskets:,} baskets", 0.1)
+        job.step(f"mining pairs, itemsets and rules over {data.n_baskets:,} baskets" if data.n_baskets else
+                 f"mining pairs, itemsets and rules over {data.n_users:,} customers (no orders)", 0.1)
         mine_tables(store, data)
         if cluster:
             job.step("clustering products and segmenting customers", 0.3)

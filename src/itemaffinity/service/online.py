@@ -2,8 +2,10 @@
 
 A purchase adds its item to its basket: the co-count of the item with every item already in that
 basket goes up by one (and the basket count of the item, and the number of baskets when the
-basket is new). Counts are exact: an item touched online gets its partner list recomputed, on its
-next read, from the snapshot's basket matrix plus the online co-counts, with the same measure,
+basket is new). In a store without orders a transaction is a customer's items instead (what the
+analysis mined), and any event of positive weight adds its item to its customer's. Counts are exact:
+an item touched online gets its partner list recomputed, on its next read, from the snapshot's
+transactions plus the online co-counts, with the same measure,
 minimum count and list length as the analysis (`mining.pair_stats` + `top_k_per_item` by shrunk
 lift). Lists of items not touched since the snapshot stay as the analysis wrote them; a rebuild
 makes every list exact again. Bundles, rules and models change only with a rebuild.
@@ -63,12 +65,13 @@ def snapshot_pairs(snap: Snapshot, item_idx: int) -> PairRows:
 
 
 def co_counts(snap: Snapshot, item_idx: int) -> np.ndarray:
-    """(n_items,) int64 number of snapshot baskets holding both `item_idx` and each item."""
-    x, csc = snap.data.basket_items, snap.basket_csc
-    baskets = csc.indices[csc.indptr[item_idx]:csc.indptr[item_idx + 1]]
-    if not len(baskets):
+    """(n_items,) int64 number of snapshot transactions (baskets, or customers) holding both `item_idx` and each
+    item."""
+    x, csc = snap.transactions, snap.transactions_csc
+    rows = csc.indices[csc.indptr[item_idx]:csc.indptr[item_idx + 1]]
+    if not len(rows):
         return np.zeros(snap.n_items, np.int64)
-    starts, ends = x.indptr[baskets], x.indptr[baskets + 1]
+    starts, ends = x.indptr[rows], x.indptr[rows + 1]
     lens = ends - starts
     # Positions of every entry of those rows: the concatenated ranges starts[j]..ends[j].
     pos = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
@@ -77,7 +80,7 @@ def co_counts(snap: Snapshot, item_idx: int) -> np.ndarray:
 
 def rank_pairs(item_idx: int, co: np.ndarray, counts: np.ndarray, n_transactions: int, k: int,
                min_count: int) -> PairRows:
-    """The k strongest partners by shrunk lift, from a co-count row and per-item basket counts.
+    """The k strongest partners by shrunk lift, from a co-count row and per-item transaction counts.
 
     Ties go to the smaller partner index, as in `mining.top_k_per_item`.
     """
@@ -104,11 +107,11 @@ class OnlineState:
     def __init__(self, snap: Snapshot, *, k: int = 50, min_count: int = 2) -> None:
         self.snap = snap
         self.k, self.min_count = k, min_count
-        self.base_counts = np.diff(snap.basket_csc.indptr).astype(np.int64)
+        self.base_counts = snap.item_transactions
         self.count_delta = np.zeros(snap.n_items, np.int64)
-        self.new_baskets = 0
+        self.new_transactions = 0
         self.co: dict[int, Counter] = {}
-        self.baskets: dict[str, set[int]] = {}
+        self.touched: dict[str, set[int]] = {}  # transaction key → its items, for those posted to
         self.generation: dict[int, int] = {}
         self.user_delta: dict[str, dict[int, float]] = {}
         self.folded = 0
@@ -130,52 +133,55 @@ class OnlineState:
                 self.unknown_items += 1
                 continue
             n += 1
-            if ev.event in BASKET_EVENTS and ev.basket_id is not None:
-                self._add_to_basket(ev.basket_id, idx)
+            if self.snap.unit == "basket" and ev.event in BASKET_EVENTS and ev.basket_id is not None:
+                self._add_to_transaction(ev.basket_id, self.snap.transaction_index(ev.basket_id, None), idx)
+            elif self.snap.unit == "customer" and ev.user_id is not None and self._weights.get(ev.event, 0.0) > 0:
+                # without orders a transaction is a customer's items, as mining.transactions makes them
+                self._add_to_transaction(ev.user_id, self.snap.transaction_index(None, ev.user_id), idx)
             if ev.user_id is not None:
                 hist = self.user_delta.setdefault(ev.user_id, {})
                 hist[idx] = hist.get(idx, 0.0) + self._weights.get(ev.event, 0.0)
         self.folded += n
         return n
 
-    def _add_to_basket(self, basket_id: str, idx: int) -> None:
-        basket = self.baskets.get(basket_id)
-        if basket is None:
-            b = self.snap.data.baskets.index(basket_id)
-            x = self.snap.data.basket_items
-            basket = set(x.indices[x.indptr[b]:x.indptr[b + 1]].tolist()) if b >= 0 else set()
-            self.baskets[basket_id] = basket
-        if idx in basket:
+    def _add_to_transaction(self, key: str, row: int, idx: int) -> None:
+        """Item `idx` joins the transaction `key` (the snapshot's `row`, −1 for a new one)."""
+        members = self.touched.get(key)
+        if members is None:
+            x = self.snap.transactions
+            members = set(x.indices[x.indptr[row]:x.indptr[row + 1]].tolist()) if row >= 0 else set()
+            self.touched[key] = members
+        if idx in members:
             return
-        if not basket:
-            self.new_baskets += 1
-        row = self.co.setdefault(idx, Counter())
-        for other in basket:
-            row[other] += 1
+        if not members:
+            self.new_transactions += 1
+        co = self.co.setdefault(idx, Counter())
+        for other in members:
+            co[other] += 1
             self.co.setdefault(other, Counter())[idx] += 1
             self.generation[other] = self.generation.get(other, 0) + 1
-        basket.add(idx)
+        members.add(idx)
         self.count_delta[idx] += 1
         self.generation[idx] = self.generation.get(idx, 0) + 1
 
     # -- reads ----------------------------------------------------------------------------------
     @property
     def n_transactions(self) -> int:
-        return self.snap.data.n_baskets + self.new_baskets
+        return self.snap.n_transactions + self.new_transactions
 
     def item_generation(self, item_idx: int) -> int:
         """How many online changes touched the item's pair list (0: the snapshot's list holds)."""
         return self.generation.get(item_idx, 0)
 
-    def item_baskets(self, item_idx: int) -> int:
+    def item_transactions(self, item_idx: int) -> int:
         return int(self.base_counts[item_idx] + self.count_delta[item_idx])
 
-    def basket_counts(self) -> np.ndarray:
-        """(n_items,) baskets holding each item, snapshot + online."""
+    def transaction_counts(self) -> np.ndarray:
+        """(n_items,) transactions (baskets, or customers) holding each item, snapshot + online."""
         return self.base_counts + self.count_delta
 
     def co_row(self, item_idx: int) -> np.ndarray:
-        """(n_items,) baskets holding both `item_idx` and each item, snapshot + online."""
+        """(n_items,) transactions holding both `item_idx` and each item, snapshot + online."""
         co = co_counts(self.snap, item_idx)
         extra = self.co.get(item_idx)
         if extra:
@@ -191,7 +197,7 @@ class OnlineState:
         cached = self._pairs.get(item_idx)
         if cached is not None and cached[0] == gen:
             return cached[1]
-        rows = rank_pairs(item_idx, self.co_row(item_idx), self.basket_counts(), self.n_transactions, self.k,
+        rows = rank_pairs(item_idx, self.co_row(item_idx), self.transaction_counts(), self.n_transactions, self.k,
                           self.min_count)
         self._pairs[item_idx] = (gen, rows)
         return rows

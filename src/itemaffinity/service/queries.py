@@ -98,11 +98,11 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
     stored_id = d.items.id(idx)  # as the store holds it (a request may differ in letter case)
     return {**item_summary(snap, idx), "description": snap.descriptions[idx], "category": d.categories[idx],
             "brand": d.brands[idx], "group_id": int(snap.group[idx]) if snap.group[idx] >= 0 else None,
-            "stats": {"baskets": online.item_baskets(idx), "users": int(d.item_users[idx]),
+            "stats": {"baskets": online.item_transactions(idx), "users": int(d.item_users[idx]),
                       "events": int(d.item_events[idx]), "returns": int(d.item_returns[idx]),
                       "first_seen": _iso(d.item_first_seen[idx]), "last_seen": _iso(d.item_last_seen[idx]),
                       "baskets_online": int(online.count_delta[idx]),
-                      "share_of_baskets": online.item_baskets(idx) / max(online.n_transactions, 1),
+                      "share_of_baskets": online.item_transactions(idx) / max(online.n_transactions, 1),
                       "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
             "partners": int(snap.pairs.indptr[idx + 1] - snap.pairs.indptr[idx]),
             "bundles": len(snap.bundles.by_item.get(idx, ())),
@@ -145,11 +145,11 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
         close = np.array([closeness.get(int(i), 0.0) for i in idx])
         # Of the titles holding every word, those closest in meaning first ("salt": Salt before Salted Butter),
         # then the best sellers.
-        order = idx[np.lexsort((-snap.data.item_baskets[idx], -close, -scores))] if len(idx) else idx
+        order = idx[np.lexsort((-online.transaction_counts()[idx], -close, -scores))] if len(idx) else idx
         scores = np.array([combined[int(i)] for i in order])
     page = order[offset:offset + limit]
     items = [{**item_summary(snap, int(i)), "score": float(s), "match": match.get(int(i), "popular"),
-              "baskets": online.item_baskets(int(i))}
+              "baskets": online.item_transactions(int(i))}
              for i, s in zip(page, scores[offset:offset + limit])]
     return {"query": q, "total": int(len(order)), "limit": limit, "offset": offset, "items": items,
             "semantic": semantic.kind if semantic is not None else None}
@@ -157,15 +157,16 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
 
 # -- evidence -----------------------------------------------------------------------------------
 def pair_counts(snap: Snapshot, online: OnlineState, a: int, b: int) -> tuple[int, int, int, int]:
-    """(n_ab, n_a, n_b, n): baskets holding both items, each, and all baskets (snapshot + online)."""
-    csc = snap.basket_csc
+    """(n_ab, n_a, n_b, n): transactions (baskets, or customers) holding both items, each, and all of them
+    (snapshot + online)."""
+    csc = snap.transactions_csc
     ba = csc.indices[csc.indptr[a]:csc.indptr[a + 1]]
     bb = csc.indices[csc.indptr[b]:csc.indptr[b + 1]]
     n_ab = len(np.intersect1d(ba, bb, assume_unique=True))
     extra = online.co.get(a)
     if extra:
         n_ab += extra.get(b, 0)
-    return n_ab, online.item_baskets(a), online.item_baskets(b), online.n_transactions
+    return n_ab, online.item_transactions(a), online.item_transactions(b), online.n_transactions
 
 
 def pair_measures(n_ab: int, n_a: int, n_b: int, n: int) -> dict[str, float]:
@@ -186,15 +187,17 @@ RELATION_WORDS = {
 
 
 def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float) -> str:
-    """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance."""
+    """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance." In a store
+    without orders the same of customers: "Bought by the same N customers: X% of customers with A also have B"."""
     if n_ab == 0:
-        return "Never bought in the same basket so far."
+        return f"Never bought {'in the same basket' if snap.unit == 'basket' else 'by the same customer'} so far."
     a_name = _short(snap.title(a), snap.data.items.id(a))
     b_name = _short(snap.title(b), snap.data.items.id(b))
     times = f"{lift:.1f}× as often as chance would give" if lift >= 1.05 else \
         ("about as often as chance would give" if lift > 0.95 else f"less often than chance ({lift:.2f}×)")
-    return (f"Bought together in {n_ab:,} basket{'s' if n_ab != 1 else ''}: {confidence:.0%} of baskets with "
-            f"{a_name} also have {b_name}, {times}.")
+    together = f"Bought together in {snap.count_of(n_ab)}" if snap.unit == "basket" else \
+        f"Bought by the same {snap.count_of(n_ab)}"
+    return f"{together}: {confidence:.0%} of {snap.unit}s with {a_name} also have {b_name}, {times}."
 
 
 def contributions(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, top: int = 3) -> list[dict[str, Any]]:
@@ -272,7 +275,7 @@ def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
     """The relation of item a to each item of b, as `_pair_facts` labels one pair (snapshot + online counts; a
     model's own relation first), RELATION_CHUNK items at a time: a relation filter stops once it has enough, and
     may walk RELATION_SCAN items for a rare relation. The item's co-counts are read once for all chunks."""
-    counts, co = online.basket_counts(), online.co_row(a)
+    counts, co = online.transaction_counts(), online.co_row(a)
     for s in range(0, len(b), RELATION_CHUNK):
         part = b[s:s + RELATION_CHUNK]
         lift = MEASURES["lift"](co[part], np.full(len(part), counts[a]), counts[part], online.n_transactions)
@@ -341,7 +344,7 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
     if sim is not None:
         ev["text_similarity"] = sim
-        if not snap.data.item_baskets[a]:  # a new product: its text and category are all there is to go by
+        if not snap.item_transactions[a]:  # a new product: its text and category are all there is to go by
             parts.append(f"{snap.title(a) or snap.data.items.id(a)} has not been bought yet, so the answer comes "
                          f"from its text and category (text similarity {sim:.2f}).")
         elif sim >= SUBSTITUTE_MIN_TEXT:
@@ -407,8 +410,9 @@ def bundles(snap: Snapshot, a: int, filt: ItemFilter, n: int) -> list[dict[str, 
         names = ", ".join(_short(snap.title(i), snap.data.items.id(i)) for i in members)
         out.append({"items": [item_summary(snap, i) for i in members], "support": float(b.support[k]),
                     "count": count, "lift": lift,
-                    "reason": (f"These {len(members)} products ({names}) were bought together in {count:,} baskets "
-                               f"({count / max(n_tx, 1):.1%} of all baskets), {lift:.1f}× as often as if they "
+                    "reason": (f"These {len(members)} products ({names}) were bought "
+                               f"{'together in' if snap.unit == 'basket' else 'by the same'} {snap.count_of(count)} "
+                               f"({count / max(n_tx, 1):.1%} of all {snap.unit}s), {lift:.1f}× as often as if they "
                                f"were unrelated.")})
         if len(out) >= n:
             break
@@ -458,7 +462,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     if not anchors:
         fallback = "popular"
         order = _filtered(snap, snap.popularity_order, filt)[:n]
-        scores = snap.data.item_baskets[order].astype(float)
+        scores = snap.item_transactions[order].astype(float)
         picked = [(int(i), float(s), None) for i, s in zip(order, scores)]
     else:
         if user_id is not None and not online.has_online_history(user_id) and user_id in rec.users_:
@@ -494,7 +498,7 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
                        mode: str, fallback: str | None) -> dict[str, Any]:
     if fallback:
         return {"model": None, "model_score": score, "contributing": [],
-                "reason": f"Nothing to go on yet, so this is one of the most bought products ({int(score):,} baskets)."}
+                "reason": f"Nothing to go on yet, so this is one of the most bought products ({snap.count_of(int(score))})."}
     contrib = contributions(snap, online, anchors[:50], b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "contributing": contrib}
     parts = []
@@ -505,12 +509,12 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         lift = float(snap.rules.metrics["lift"][r])
         ev["rule"] = {"antecedent": list(snap.rules.antecedent[r]), "consequent": list(snap.rules.consequent[r]),
                       "confidence": conf, "lift": lift}
-        parts.append(f"Rule: {conf:.0%} of baskets with {ante} also have it ({lift:.1f}× chance).")
+        parts.append(f"Rule: {conf:.0%} of {snap.unit}s with {ante} also have it ({lift:.1f}× chance).")
     if contrib:
         c = contrib[0]
         ev.update(co_count=c["co_count"], lift=c["lift"], confidence=c["confidence"])
         who = "this basket" if mode == "basket" else "their history"
-        names = "; ".join(f"{_short(x['title'], x['item_id'])} in {x['co_count']:,} baskets ({x['lift']:.1f}× chance)"
+        names = "; ".join(f"{_short(x['title'], x['item_id'])} in {snap.count_of(x['co_count'])} ({x['lift']:.1f}× chance)"
                           for x in contrib)
         parts.append(f"Bought together with items in {who}: {names}.")
     else:
@@ -582,8 +586,8 @@ def list_rules(snap: Snapshot, *, antecedent: str | None, consequent: str | None
         a_names = ", ".join(_short(x["title"], x["item_id"]) for x in ante)
         c_names = ", ".join(_short(x["title"], x["item_id"]) for x in cons)
         items.append({"antecedent": ante, "consequent": cons, **vals,
-                      "reason": (f"{vals['confidence']:.0%} of baskets with {a_names} also have {c_names} — "
-                                 f"{vals['lift']:.1f}× as often as chance; {vals['support']:.1%} of all baskets "
+                      "reason": (f"{vals['confidence']:.0%} of {snap.unit}s with {a_names} also have {c_names} — "
+                                 f"{vals['lift']:.1f}× as often as chance; {vals['support']:.1%} of all {snap.unit}s "
                                  f"hold all of them.")})
     return {"total": int(len(order)), "limit": limit, "offset": offset, "sort": sort, "items": items}
 

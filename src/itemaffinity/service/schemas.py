@@ -125,7 +125,7 @@ class BoughtTogetherOut(_Response):
     item: ItemSummary
     items: list[ItemResult]
     bundles: list[BundleOut]
-    baskets: int = Field(description="Baskets the counts are out of.")
+    baskets: int = Field(description="Baskets the counts are out of (customers where /health's unit is customer).")
     online_changes: int = Field(description="Posted-basket updates folded into this item's list since the snapshot.")
 
 
@@ -300,7 +300,10 @@ class HealthOut(_Response):
     snapshot_built_at: str
     items: int
     users: int
-    baskets: int
+    baskets: int = Field(description="Transactions every co-count is out of: purchase baskets, or customers in a "
+                                     "store without orders (unit). Every answer's basket counts are of this unit.")
+    unit: str = Field(description="basket, or customer in a store without orders (reviews, ratings, views), where "
+                                  "what goes together is what the same customer bought.")
     models: list[str]
     default_model: str | None
     writable: bool

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
+from itemaffinity.mining.transactions import transactions
 from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
 from itemaffinity.store.duckdb_store import ingest_mapping, table_exists
@@ -99,7 +100,10 @@ class Snapshot:
         built_at: ISO time of construction.
         watermark: the largest events `run_id` the snapshot includes (later runs are folded online).
         data: the store's InteractionData (vocabularies, baskets, user histories, item statistics).
-        basket_csc: `data.basket_items` as CSC (the baskets of each item).
+        transactions, transactions_csc: what every co-count is out of, as CSR and CSC (`mining.transactions`):
+            the purchase baskets, or in a store without orders (reviews, ratings, views) each customer's items.
+        unit: "basket" or "customer", what one transaction is (the words of the answers' reasons).
+        item_transactions: (n_items,) transactions holding each item.
         descriptions: catalog description per item index (or None).
         group, group_label: product group (cluster) per item index (−1 / None when unknown).
         pairs: the store's pair statistics per item.
@@ -112,7 +116,7 @@ class Snapshot:
         mapping: the newest ingest's mapping (cleaning rules reused for posted events).
         models: loaded models by name; default_model: the store's default (set by analyze), else
             the best on the leaderboard, else ease.
-        popularity_order: item indices by baskets, most bought first.
+        popularity_order: item indices by transactions (baskets, or customers), most bought first.
         text_vectors: TF-IDF vectors of the catalog texts. A pair's text similarity is their cosine everywhere:
             in its evidence and relation here, in the store's pairs table and on the CLI.
     """
@@ -121,7 +125,10 @@ class Snapshot:
     built_at: str
     watermark: int
     data: InteractionData
-    basket_csc: sp.csc_matrix
+    transactions: sp.csr_matrix
+    transactions_csc: sp.csc_matrix
+    unit: str
+    item_transactions: np.ndarray
     descriptions: np.ndarray
     group: np.ndarray
     group_label: np.ndarray
@@ -143,6 +150,20 @@ class Snapshot:
     @property
     def n_items(self) -> int:
         return self.data.n_items
+
+    @property
+    def n_transactions(self) -> int:
+        return self.transactions.shape[0]
+
+    def count_of(self, n: int) -> str:
+        """"3 baskets", "1 customer": a count of transactions in the store's unit, for reasons."""
+        return f"{n:,} {self.unit}{'' if n == 1 else 's'}"
+
+    def transaction_index(self, basket_id: str | None, user_id: str | None) -> int:
+        """The snapshot's row of an event's transaction (its basket, or its customer in a store without orders),
+        −1 for a new one."""
+        key = basket_id if self.unit == "basket" else user_id
+        return -1 if key is None else (self.data.baskets if self.unit == "basket" else self.data.users).index(key)
 
     def item_index(self, item_id: str) -> int:
         """The item's index, −1 if unknown; an id in another letter case finds the item when the store's
@@ -175,14 +196,16 @@ class Snapshot:
         return None if np.isnan(sim) else float(sim)
 
 
-def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, min_count: int) -> PairLists:
+def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, n_transactions: int, min_count: int
+                ) -> PairLists:
     """Each item's bought-together partners: the pairs table's rows bought together in at least `min_count`
-    baskets (the table also holds each item's text neighbours, for their relation, bought together or not)."""
+    of the `n_transactions` (the table also holds each item's text neighbours, for their relation, bought together
+    or not)."""
     n_items = data.n_items
     empty = np.zeros(0, np.int64)
     if not table_exists(con, "pairs"):
         return PairLists(np.zeros(n_items + 1, np.int64), empty, empty, empty, empty, empty.astype(float),
-                         empty.astype(float), empty.astype(float), data.n_baskets)
+                         empty.astype(float), empty.astype(float), n_transactions)
     t = con.execute("""SELECT item_a, item_b, n_ab, n_a, n_b, lift, confidence, shrunk_lift, support
                        FROM pairs""").fetchnumpy()
     a = data.items.indices(t["item_a"].tolist())
@@ -196,7 +219,7 @@ def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, min_count
     cols = {k: np.asarray(t[k])[keep][order] for k in ("n_ab", "n_a", "n_b", "lift", "confidence", "support")}
     indptr = np.zeros(n_items + 1, np.int64)
     np.cumsum(np.bincount(a, minlength=n_items), out=indptr[1:])
-    n_tx = data.n_baskets
+    n_tx = n_transactions
     if len(cols["n_ab"]) and cols["support"][0] > 0:
         n_tx = int(round(cols["n_ab"][0] / cols["support"][0]))
     return PairLists(indptr, b[order].astype(np.int64), cols["n_ab"].astype(np.int64), cols["n_a"].astype(np.int64),
@@ -372,7 +395,10 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         say("reading events")
         data, watermark = read_data(con)
     say("reading pairs, itemsets, rules, clusters and segments")
-    pairs = _load_pairs(con, data, pair_min_count)
+    tx = transactions(data)
+    item_tx = np.bincount(tx.indices, minlength=data.n_items).astype(np.int64)
+    item_tx.flags.writeable = False
+    pairs = _load_pairs(con, data, tx.shape[0], pair_min_count)
     bundles = _load_bundles(con, data)
     rules = _load_rules(con)
     group, group_label = _load_groups(con, data)
@@ -393,13 +419,15 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         cats[i] = tuple(str(x).lower() for x in (c, g) if x)
     snap = Snapshot(
         version=version, built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        watermark=int(watermark or 0), data=data, basket_csc=data.basket_items.tocsc(),
+        watermark=int(watermark or 0), data=data, transactions=tx,
+        transactions_csc=tx.tocsc(), unit="basket" if data.n_baskets else "customer",
+        item_transactions=item_tx,
         descriptions=_descriptions(con, data), group=group, group_label=group_label, pairs=pairs,
         bundles=bundles, rules=rules, segments=segments, segment_summary=segment_summary,
         evaluations=evaluations, rejects=rejects,
         reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=ingest_mapping(con), models=dict(models),
         default_model=default_model_name(evaluations, models, _stored_default(con)),
-        popularity_order=np.argsort(-data.item_baskets, kind="stable"), category_keys=cats,
+        popularity_order=np.argsort(-item_tx, kind="stable"), category_keys=cats,
         text_vectors=text_vectors(data))
     log.info("snapshot %d: %d items, %d pair rows, %d bundles, %d rules, models %s in %.1fs", version,
              data.n_items, len(pairs.partner), len(bundles.members), len(rules), ", ".join(snap.models) or "none",

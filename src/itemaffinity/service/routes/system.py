@@ -18,6 +18,7 @@ async def health(state: State, serving: Current) -> Response:
     return json_response({
         "status": "ok", "snapshot_version": snap.version, "snapshot_built_at": snap.built_at,
         "items": snap.n_items, "users": snap.data.n_users, "baskets": online.n_transactions,
+        "unit": snap.unit,
         "models": sorted(snap.models), "default_model": snap.default_model,
         "writable": state.writer is not None, "semantic": state.semantic_status,
         "precomputed": state.warmed_version == snap.version,

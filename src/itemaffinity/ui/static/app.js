@@ -112,12 +112,16 @@
 
   // ---- status line -----------------------------------------------------------------------------
   let health = null;
+  // What the counts are of: baskets, or customers in a store without orders (reviews, ratings, views), where
+  // what goes together is what the same customer bought (/health's unit).
+  const units = () => (health && health.unit === "customer" ? "customers" : "baskets");
+  const shared = () => (health && health.unit === "customer" ? " shared customers" : " shared baskets");
   async function refreshStatus() {
     const el = document.getElementById("status");
     try {
       health = await api("/health");
       el.textContent = `snapshot v${health.snapshot_version} · ${fmt.int(health.items)} products · ` +
-        `${fmt.int(health.baskets)} baskets · search: ${health.semantic === "off" || health.semantic === "unavailable" ? "words" : "words + " + health.semantic}`;
+        `${fmt.int(health.baskets)} ${units()} · search: ${health.semantic === "off" || health.semantic === "unavailable" ? "words" : "words + " + health.semantic}`;
     } catch (err) { el.textContent = "server not reachable"; }
   }
 
@@ -140,7 +144,7 @@
       const r = await api("/v1/items", { q, limit, offset });
       const heading = q ? `${fmt.int(r.total)} products match “${q}”` : "Best sellers (type above to search)";
       if (!r.items.length) return [h("h2", { text: heading }), empty(q ? "No product matches these words. Try fewer or shorter words, or a product code." : "The store has no products yet.")];
-      const table = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Product"), h("th", {}, "Product group"), h("th", { class: "num" }, "Price"), h("th", { class: "num" }, "Baskets"), h("th", {}, "Matched on"))),
+      const table = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Product"), h("th", {}, "Product group"), h("th", { class: "num" }, "Price"), h("th", { class: "num" }, health && health.unit === "customer" ? "Customers" : "Baskets"), h("th", {}, "Matched on"))),
         h("tbody", {}, r.items.map((it) => h("tr", { "data-testid": "search-result" },
           h("td", {}, productCell(it)), h("td", { text: it.group || "—" }), h("td", { class: "num", text: fmt.money(it.price) }),
           h("td", { class: "num", text: fmt.int(it.baskets) }), h("td", { class: "hint", text: it.match })))));
@@ -183,7 +187,7 @@
       h("div", { class: "card" }, filterBar(filters, (f) => { location.hash = itemHref(id) + query(f); })),
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "h-comp" }, h("h2", { id: "h-comp", text: "Bought together (complements)" }),
-          h("p", { class: "hint", text: "Products found in the same baskets much more often than chance. Good for cross-selling and “frequently bought together”." }), complements),
+          h("p", { class: "hint", text: `Products found in the same ${units()} much more often than chance. Good for cross-selling and “frequently bought together”.` }), complements),
         h("section", { class: "card", "aria-labelledby": "h-sim" }, h("h2", { id: "h-sim", text: "Similar products (substitutes)" }),
           h("p", { class: "hint" }, "Alternatives a shopper might take instead, according to the model ", modelSel, "; show ", relationSel, "."), similar)),
       h("section", { class: "card", "aria-labelledby": "h-bun" }, h("h2", { id: "h-bun", text: "Bundles" }),
@@ -201,8 +205,8 @@
           it.category ? h("span", { class: "chip tag", style: "margin-left:8px" }, it.category) : null),
         it.description ? h("p", { text: it.description }) : null,
         h("div", { class: "stats" },
-          stat(fmt.money(it.price), "typical price"), stat(fmt.int(s.baskets), "baskets"), stat(fmt.pct(s.share_of_baskets, 2), "of all baskets"),
-          stat(fmt.int(s.users), "customers"), stat("#" + fmt.int(s.popularity_rank), "best-seller rank"),
+          stat(fmt.money(it.price), "typical price"), health && health.unit === "customer" ? null : stat(fmt.int(s.baskets), "baskets"),
+          stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat("#" + fmt.int(s.popularity_rank), "best-seller rank"),
           stat(s.first_seen ? s.first_seen.slice(0, 10) : "—", "first sold"), stat(s.last_seen ? s.last_seen.slice(0, 10) : "—", "last sold")),
         h("p", {}, h("a", { class: "button secondary", href: "#/network/" + encodeURIComponent(it.item_id), id: "open-network" }, "Show association network"), " ",
           h("a", { class: "button secondary", href: "#/rules" + query({ item: it.item_id }), id: "open-rules" }, "Rules with this product"))];
@@ -210,9 +214,9 @@
     fill(complements, async () => {
       const r = await api(`/v1/items/${encodeURIComponent(id)}/bought-together`, { n: 10, explain: true, ...f });
       bundles.replaceChildren(...renderBundles(r.bundles));
-      if (!r.items.length) return empty("No product is bought with this one often enough yet (at least 2 shared baskets are needed)" + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
+      if (!r.items.length) return empty(`No product is bought with this one often enough yet (at least 2${shared()} are needed)` + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
       return r.items.map((x) => h("div", { class: "list-item", "data-testid": "complement" }, productCell(x),
-        chips([[fmt.int(x.evidence.co_count) + " shared baskets", "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its baskets"],
+        chips([[fmt.int(x.evidence.co_count) + shared(), "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its " + units()],
           x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
         h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
     });
@@ -222,7 +226,7 @@
         if (!r.items.length) return empty(r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
         return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
-            [fmt.int(x.evidence.co_count) + " shared baskets"], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
+            [fmt.int(x.evidence.co_count) + shared()], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
           h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
       });
     }
@@ -231,10 +235,10 @@
   function stat(value, label) { return h("div", { class: "stat" }, h("b", { text: value }), h("span", { text: label })); }
 
   function renderBundles(list) {
-    if (!list.length) return [empty("This product is not part of a frequent bundle (bundles need to appear in at least 1% of baskets).")];
+    if (!list.length) return [empty(`This product is not part of a frequent bundle (bundles need to appear in at least 1% of ${units()}).`)];
     return list.map((b) => h("div", { class: "list-item", "data-testid": "bundle" },
       h("div", {}, b.items.map((it, i) => [i ? " + " : "", h("a", { href: itemHref(it.item_id) }, it.title || it.item_id)])),
-      chips([[fmt.int(b.count) + " baskets", "good"], [fmt.pct(b.support) + " of all baskets"], [fmt.times(b.lift) + " chance"]]),
+      chips([[fmt.int(b.count) + " " + units(), "good"], [fmt.pct(b.support) + " of all " + units()], [fmt.times(b.lift) + " chance"]]),
       h("div", { class: "reason", text: b.reason })));
   }
 
@@ -254,16 +258,17 @@
       location.hash = "#/rules" + query(next);
     } },
       field("item", "With this product on either side (code)", { placeholder: "any", id: "rules-item" }),
-      field("antecedent", "If the basket has (product code)", { placeholder: "e.g. 22423" }),
-      field("consequent", "…then it also has (product code)", { placeholder: "any" }),
+      field("antecedent", health && health.unit === "customer" ? "If the customer bought (product code)" : "If the basket has (product code)", { placeholder: "e.g. 22423" }),
+      field("consequent", health && health.unit === "customer" ? "…they also bought (product code)" : "…then it also has (product code)", { placeholder: "any" }),
       field("category", "Suggested products in group / category", { list: "rule-groups", placeholder: "any", id: "rules-category" }), groupList,
-      field("min_support", "Min. support (share of baskets)", { type: "number", step: "0.001", min: 0, max: 1, placeholder: "0.01" }),
+      field("min_support", `Min. support (share of ${units()})`, { type: "number", step: "0.001", min: 0, max: 1, placeholder: "0.01" }),
       field("min_confidence", "Min. confidence", { type: "number", step: "0.05", min: 0, max: 1, placeholder: "0–1" }),
       field("min_lift", "Min. lift", { type: "number", step: "0.5", min: 0, id: "rules-min-lift", placeholder: "e.g. 5" }),
       h("label", { class: "field" }, "Sort by", sort),
       h("button", { type: "submit", id: "rules-apply" }, "Show rules"));
     const results = h("div", { id: "rules-results" });
-    page("Rules explorer", "An association rule “if A then C” means: baskets with A often also contain C. Support = share of all baskets holding A and C; confidence = share of baskets with A that also hold C; lift = how many times more often than if A and C were unrelated (above 1 = they attract).",
+    const u = units();
+    page("Rules explorer", `An association rule “if A then C” means: ${u} with A often also have C. Support = share of all ${u} holding A and C; confidence = share of ${u} with A that also hold C; lift = how many times more often than if A and C were unrelated (above 1 = they attract).`,
       h("div", { class: "card" }, form), h("div", { class: "card" }, results));
     const offset = Number(p.offset || 0), limit = 50;
     const filters = { item: p.item, antecedent: p.antecedent, consequent: p.consequent, category: p.category, min_support: p.min_support, min_confidence: p.min_confidence, min_lift: p.min_lift, sort: p.sort || "lift" };
@@ -275,7 +280,8 @@
         h("a", { class: "button secondary", href: csv, download: "rules.csv", id: "rules-export" }, "Export CSV"));
       if (!r.items.length) return [top, empty("No rule passes these filters. Lower the minimums or clear a product code.")];
       const side = (items) => h("div", {}, items.map((x, i) => [i ? h("br") : null, h("a", { href: itemHref(x.item_id) }, x.title || x.item_id), " ", h("span", { class: "id", text: x.item_id })]));
-      const table = h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, h("th", {}, "If the basket has"), h("th", {}, "…it often also has"),
+      const table = h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, h("th", {}, health && health.unit === "customer" ? "If the customer bought" : "If the basket has"),
+        h("th", {}, health && health.unit === "customer" ? "…they often also bought" : "…it often also has"),
         ...["support", "confidence", "lift", "leverage", "conviction"].map((k) => h("th", { class: "num" }, k)))),
         h("tbody", {}, r.items.map((x) => h("tr", { "data-testid": "rule-row", title: x.reason }, h("td", {}, side(x.antecedent)), h("td", {}, side(x.consequent)),
           h("td", { class: "num", text: fmt.pct(x.support, 2) }), h("td", { class: "num", text: fmt.pct(x.confidence, 0) }), h("td", { class: "num", "data-testid": "rule-lift", text: fmt.num(x.lift, 1) }),
@@ -306,7 +312,7 @@
     const status = h("span", { id: "network-status", class: "hint" }, "Loading…");
     page("Association network", null,
       h("div", { class: "card" }, h("div", { class: "row", style: "align-items:center" }, h("a", { href: itemHref(id) }, "← Back to the product"), size, status),
-        h("p", { class: "legend" }, "Each circle is a product (bigger = in more baskets). A line joins two products bought together more often than chance; thicker = stronger (lift). Point at a product to see how many baskets it shares with each neighbour. The chosen product is dark blue, in the middle.")),
+        h("p", { class: "legend" }, `Each circle is a product (bigger = in more ${units()}). A line joins two products bought together more often than chance; thicker = stronger (lift). Point at a product to see how many ${units()} it shares with each neighbour. The chosen product is dark blue, in the middle.`)),
       h("div", { class: "card" }, canvas, info));
     drawNetwork(id, n, canvas, status, info);
   }
@@ -345,11 +351,11 @@
       cy.on("mouseout", "node", (evt) => evt.target.connectedEdges().removeClass("near"));
       cy.on("tap", "node", (evt) => {
         const d = evt.target.data();
-        info.replaceChildren(h("b", { text: d.title }), " ", h("span", { class: "id", text: d.id }), ` — in ${fmt.int(d.baskets)} baskets. `, h("a", { href: itemHref(d.id) }, "Open product"));
+        info.replaceChildren(h("b", { text: d.title }), " ", h("span", { class: "id", text: d.id }), ` — in ${fmt.int(d.baskets)} ${units()}. `, h("a", { href: itemHref(d.id) }, "Open product"));
       });
       cy.on("tap", "edge", (evt) => {
         const d = evt.target.data();
-        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: bought together in ${fmt.int(d.co)} baskets, ${fmt.times(d.lift)} as often as chance.`);
+        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: bought ${health && health.unit === "customer" ? "by the same" : "together in"} ${fmt.int(d.co)} ${units()}, ${fmt.times(d.lift)} as often as chance.`);
       });
       cy.on("dbltap", "node", (evt) => { location.hash = "#/network/" + encodeURIComponent(evt.target.id()); });
       status.textContent = `${nodes.size} products, ${edges.size} links`;
@@ -418,7 +424,7 @@
       if (!r.items.length) return empty("Nothing to recommend: the customer already bought everything the model suggests.");
       return [r.fallback ? h("p", { class: "hint", text: "No history to go on, so these are best sellers." }) : h("p", { class: "hint", text: `Model: ${r.model}, from ${r.history_size} products in the history.` }),
         ...r.items.map((x) => h("div", { class: "list-item", "data-testid": "customer-rec" }, productCell(x),
-          x.evidence && x.evidence.contributing && x.evidence.contributing.length ? chips(x.evidence.contributing.map((c) => ["with " + (c.title || c.item_id) + ": " + fmt.int(c.co_count) + " baskets"])) : null,
+          x.evidence && x.evidence.contributing && x.evidence.contributing.length ? chips(x.evidence.contributing.map((c) => ["with " + (c.title || c.item_id) + ": " + fmt.int(c.co_count) + " " + units()])) : null,
           h("div", { class: "reason", text: x.evidence ? x.evidence.reason : "" })))];
     });
   }
@@ -515,7 +521,6 @@
   }
 
   window.addEventListener("hashchange", route);
-  refreshStatus();
   setInterval(refreshStatus, 30000);
-  route();
+  refreshStatus().then(route);  // the pages' words follow the store's unit
 })();
