@@ -93,3 +93,36 @@ def test_tables_write_missing_and_unbounded_figures_as_readers_expect() -> None:
 
     html = table_html(["diversity", "conviction", "spend"], [[float("nan"), float("inf"), 1234.5]], {0, 1, 2})
     assert [c.split("<")[0] for c in html.split('<td class="num">')[1:]] == ["—", "∞", "1,234"]
+
+
+def test_a_log_without_orders_is_reported_by_customer(ingest, tmp_path, shared_file) -> None:
+    """Amazon Beauty's reviews have no orders: the best sellers are those most customers bought (not every item at
+    0 baskets in id order), the pairs and rules are of customers, and a title of hundreds of characters is cut."""
+    import duckdb
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from itemaffinity.analysis import mine_tables
+    from itemaffinity.evaluation.report import TITLE_CHARS, dataset_sections
+
+    t = pq.read_table(shared_file("amazon_beauty", "interactions.parquet"))
+    t = t.filter(pc.less(t["user_id"], 3001))
+    pq.write_table(t, tmp_path / "reviews.parquet")
+    store = tmp_path / "beauty.duckdb"
+    ingest(tmp_path / "reviews.parquet", preset="amazon-beauty", store=store,
+           catalog=shared_file("amazon_beauty", "items.parquet"))
+    data = InteractionData.from_store(store)
+    tables = mine_tables(str(store), data)
+    report = Report("test")
+    with duckdb.connect(str(store), read_only=True) as con:
+        dataset_sections(report, con, data)
+    customers = t.to_pandas().groupby("item_id").user_id.nunique().sort_values(ascending=False, kind="stable")
+    best = report.sections[2].html.split("Most frequently bought items")[1]
+    first = [r.split("</td>")[0].split(">")[-1] for r in best.split("<tr>")[2:5]]
+    assert first == [str(i) for i in customers.index[:3]]
+    mining_section(report, data, tables["rules"], tables["pairs"])
+    pairs = report.sections[-1].html.split("<h3>Most frequent pairs</h3>")[1]
+    assert "bought by the same customer" in pairs and "<th>customers</th>" in pairs and "baskets" not in pairs
+    assert "if a customer bought" in report.sections[-1].html
+    cells = [c.split("</td>")[0] for c in pairs.split("<td>")[1:]]
+    assert max(map(len, cells)) <= TITLE_CHARS + 1 and any(c.endswith("…") for c in cells)

@@ -89,6 +89,25 @@ def table_html(header: list[str], rows: list[list[object]], numeric: set[int] | 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+TITLE_CHARS = 90
+"""A title's length in the report's tables: marketplace titles run to hundreds of characters (Amazon's)."""
+
+
+def short_title(text: str | None) -> str | None:
+    """`text` cut to TITLE_CHARS at a word, with an ellipsis."""
+    if text is None or len(text) <= TITLE_CHARS:
+        return text
+    return text[:TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;-–") + "…"
+
+
+def transaction_counts(data: InteractionData) -> tuple[np.ndarray, str]:
+    """(n_items,) transactions holding each item and what one is: baskets, or in a log without orders (reviews,
+    ratings, views) customers, as the analysis mines them (`mining.transactions`)."""
+    from itemaffinity.mining.transactions import transactions
+
+    return np.bincount(transactions(data).indices, minlength=data.n_items), ("basket" if data.n_baskets else "customer")
+
+
 def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: InteractionData) -> None:
     """Dataset summary, rejects by reason, basket sizes, item popularity and activity over time."""
     from itemaffinity.store.duckdb_store import store_summary
@@ -130,13 +149,14 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
         ax.set_ylabel("baskets")
         ax.set_title("Basket sizes")
         figs.append(figure_html(fig, "basket size histogram"))
-    pop = np.sort(np.asarray(data.basket_items.sum(axis=0)).ravel())[::-1]
+    counts, unit = transaction_counts(data)
+    pop = np.sort(counts)[::-1]
     pop = pop[pop > 0]
     if len(pop):
         fig, ax = plt.subplots(figsize=(6, 3.2))
         ax.loglog(np.arange(1, len(pop) + 1), pop, color="#a53b3b")
         ax.set_xlabel("item rank")
-        ax.set_ylabel("baskets containing the item")
+        ax.set_ylabel("baskets containing the item" if unit == "basket" else "customers who bought the item")
         ax.set_title("Item popularity (long tail)")
         figs.append(figure_html(fig, "item popularity"))
     monthly = con.execute("""SELECT date_trunc('month', ts) AS m, count(*) FROM events WHERE ts IS NOT NULL
@@ -148,8 +168,9 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
         ax.set_ylabel("events")
         ax.set_title("Events per month")
         figs.append(figure_html(fig, "events per month"))
-    top = np.argsort(-np.asarray(data.basket_items.sum(axis=0)).ravel())[:15]
-    top_rows = [[data.items.id(i), data.titles[i], int(data.item_baskets[i]), int(data.item_users[i])] for i in top]
+    top = np.argsort(-counts, kind="stable")[:15]
+    top_rows = [[data.items.id(i), short_title(data.titles[i]), int(data.item_baskets[i]), int(data.item_users[i])]
+                for i in top]
     report.add("Activity", '<div class="figs">' + "".join(figs) + "</div><h3>Most frequently bought items</h3>"
                + table_html(["item_id", "title", "baskets", "users"], top_rows, {2, 3}))
 
@@ -226,11 +247,11 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
 def clusters_section(report: Report, data: InteractionData, groups, segments: dict) -> None:
     """Product groups with example titles, and customer segments with their RFM profile."""
     rows = []
-    pop = np.asarray(data.basket_items.sum(axis=0)).ravel() if data.n_baskets else np.zeros(data.n_items)
+    pop = transaction_counts(data)[0]
     for c, label in enumerate(groups.labels):
         members = np.flatnonzero(groups.item_cluster == c)
         top = members[np.argsort(-pop[members])][:4]
-        rows.append([c, label, int(groups.sizes[c]), "; ".join(str(data.titles[i] or data.items.id(i)) for i in top)])
+        rows.append([c, label, int(groups.sizes[c]), "; ".join(str(short_title(data.titles[i]) or data.items.id(i)) for i in top)])
     seg_names = [s for s in dict.fromkeys(segments["segment"].tolist()) if s]
     seg_rows = []
     for name in seg_names:
@@ -279,12 +300,13 @@ def diverse_rules(ranked: Iterable[dict], n: int) -> list[dict]:
 
 def mining_section(report: Report, data: InteractionData, rules_table, pairs_table, n: int = 25) -> None:
     """Top rules by lift (with support), top pairs, and a small network picture of the strongest pairs."""
-    title = lambda item_id: data.titles[data.items.index(item_id)] or item_id  # noqa: E731
+    title = lambda item_id: short_title(data.titles[data.items.index(item_id)]) or item_id  # noqa: E731
     ranked = rules_table.sort_by([("lift", "descending"), ("confidence", "descending")])
     # read a thousand rules at a time, and only until n are kept, not every rule as a dict
     rules = diverse_rules((r for batch in ranked.to_batches(1000) for r in batch.to_pylist()), n)
     rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
                   r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
+    unit = transaction_counts(data)[1]
     unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
     # bought together at least once: the table also holds text neighbours never bought together
     top_pairs = unordered.filter(pc.greater(unordered["n_ab"], 0)).sort_by([("n_ab", "descending")]) \
@@ -296,14 +318,17 @@ def mining_section(report: Report, data: InteractionData, rules_table, pairs_tab
     report.add("Associations: rules and pairs",
                f"<p>{rules_table.num_rows:,} rules; pairs ranked by co-purchase count. Significance is −log10 of "
                "the one-sided Fisher exact p-value (rare coincidences score low).</p>"
-               + _network_figure(strong, title)
+               + _network_figure(strong, title, unit)
                + "<h3>Top rules by lift</h3><p>The best rule of each set of products, each product in at most "
                  f"{MAX_RULES_PER_ITEM} of them, so that one family of look-alikes does not fill the table; "
                  "every rule is in the store's <code>rules</code> table and the rules explorer.</p>"
-               + table_html(["if a basket has", "it also has", "support", "confidence", "lift", "leverage",
-                             "conviction"], rule_rows, {2, 3, 4, 5, 6})
+               + table_html(["if a basket has" if unit == "basket" else "if a customer bought",
+                             "it also has" if unit == "basket" else "they also bought", "support", "confidence",
+                             "lift", "leverage", "conviction"], rule_rows, {2, 3, 4, 5, 6})
                + "<h3>Most frequent pairs</h3>"
-               + table_html(["item", "bought with", "baskets", "support", "confidence", "lift", "significance"],
+               + ("" if unit == "basket" else "<p>The log has no orders: a pair is bought by the same customer, "
+                  "and support is a share of the customers.</p>")
+               + table_html(["item", "bought with", f"{unit}s", "support", "confidence", "lift", "significance"],
                             pair_rows, {2, 3, 4, 5, 6}))
 
 
@@ -330,7 +355,7 @@ def _chart_label(text: str, item_id: str) -> tuple[str, list[str] | None]:
     return (text, ["DejaVu Sans", font]) if font else (item_id, None)
 
 
-def _network_figure(pairs: list[dict], title) -> str:
+def _network_figure(pairs: list[dict], title, unit: str = "basket") -> str:
     """A circle layout of the strongest pairs: nodes are products, edge width is the lift."""
     if not pairs:
         return ""
@@ -357,5 +382,5 @@ def _network_figure(pairs: list[dict], title) -> str:
     ax.set_xlim(-1.9, 1.9)
     ax.set_ylim(-1.9, 1.9)
     ax.axis("off")
-    ax.set_title("Strongest associations (≥ 30 shared baskets; edge width = shrunk lift)")
+    ax.set_title(f"Strongest associations (≥ 30 shared {unit}s; edge width = shrunk lift)")
     return figure_html(fig, "association network")
