@@ -209,7 +209,7 @@ def test_a_store_without_orders_counts_customers(browser, tmp_path, cli, shared_
         expect(page.locator("#status")).to_contain_text("3,000 customers")
         chips = page.locator("[data-testid=complement] .chip").all_inner_texts()
         assert any(c.endswith(" shared customers") for c in chips) and not any("basket" in c for c in chips)
-        assert page.locator("[data-testid=reason]").first.inner_text().startswith("Bought by the same ")
+        assert page.locator("[data-testid=reason]").first.inner_text().startswith("Both bought by ")
         assert "of all customers" in page.inner_text("#product-head")
         assert "baskets" not in page.inner_text("#product-head")
         page.goto("/#/rules")

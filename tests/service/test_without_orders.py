@@ -67,7 +67,7 @@ def test_similar_and_bought_together_tell_the_same_counts(beauty):
     b = partner["item_id"]
     shared = len(set(pairs.user_id[pairs.item_id == int(a)]) & set(pairs.user_id[pairs.item_id == int(b)]))
     assert partner["evidence"]["co_count"] == shared >= 2
-    assert partner["evidence"]["reason"].startswith(f"Bought by the same {shared:,} customers: ")
+    assert partner["evidence"]["reason"].startswith(f"Both bought by {shared:,} customers: ")
     buyers = pairs.groupby("item_id").user_id.apply(set)
     similar = queries.similar(snap, online, a, model="itemknn", n=20, filt=plain, explain=True)["items"]
     assert len(similar) == 20

@@ -188,7 +188,7 @@ RELATION_WORDS = {
 
 def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float) -> str:
     """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance." In a store
-    without orders the same of customers: "Bought by the same N customers: X% of customers with A also have B"."""
+    without orders the same of customers: "Both bought by N customers: X% of customers with A also have B"."""
     if n_ab == 0:
         return f"Never bought {'in the same basket' if snap.unit == 'basket' else 'by the same customer'} so far."
     a_name = _short(snap.title(a), snap.data.items.id(a))
@@ -196,7 +196,7 @@ def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, li
     times = f"{lift:.1f}× as often as chance would give" if lift >= 1.05 else \
         ("about as often as chance would give" if lift > 0.95 else f"less often than chance ({lift:.2f}×)")
     together = f"Bought together in {snap.count_of(n_ab)}" if snap.unit == "basket" else \
-        f"Bought by the same {snap.count_of(n_ab)}"
+        f"Both bought by {snap.count_of(n_ab)}"
     return f"{together}: {confidence:.0%} of {snap.unit}s with {a_name} also have {b_name}, {times}."
 
 
@@ -410,8 +410,8 @@ def bundles(snap: Snapshot, a: int, filt: ItemFilter, n: int) -> list[dict[str, 
         names = ", ".join(_short(snap.title(i), snap.data.items.id(i)) for i in members)
         out.append({"items": [item_summary(snap, i) for i in members], "support": float(b.support[k]),
                     "count": count, "lift": lift,
-                    "reason": (f"These {len(members)} products ({names}) were bought "
-                               f"{'together in' if snap.unit == 'basket' else 'by the same'} {snap.count_of(count)} "
+                    "reason": (f"These {len(members)} products ({names}) were "
+                               f"{'bought together in' if snap.unit == 'basket' else 'all bought by'} {snap.count_of(count)} "
                                f"({count / max(n_tx, 1):.1%} of all {snap.unit}s), {lift:.1f}× as often as if they "
                                f"were unrelated.")})
         if len(out) >= n:

@@ -355,7 +355,7 @@
       });
       cy.on("tap", "edge", (evt) => {
         const d = evt.target.data();
-        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: bought ${health && health.unit === "customer" ? "by the same" : "together in"} ${fmt.int(d.co)} ${units()}, ${fmt.times(d.lift)} as often as chance.`);
+        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: ${health && health.unit === "customer" ? "both bought by" : "bought together in"} ${fmt.int(d.co)} ${units()}, ${fmt.times(d.lift)} as often as chance.`);
       });
       cy.on("dbltap", "node", (evt) => { location.hash = "#/network/" + encodeURIComponent(evt.target.id()); });
       status.textContent = `${nodes.size} products, ${edges.size} links`;
