@@ -197,7 +197,20 @@ def test_a_store_without_orders_counts_customers(browser, tmp_path, cli, shared_
     from itemaffinity.analysis import mine_tables
     from itemaffinity.data.interactions import InteractionData
 
-    mine_tables(str(store), InteractionData.from_store(store))  # pairs, itemsets and rules, as analyze mines them
+    import duckdb
+
+    from itemaffinity.models.cluster import customer_segments, product_groups, store_clusters
+    from itemaffinity.models.registry import create_model
+    from itemaffinity.store.artifacts import save_model
+
+    data = InteractionData.from_store(store)
+    mine_tables(str(store), data)  # pairs, itemsets, rules, groups and segments, as analyze makes them
+    groups = product_groups(data)
+    with duckdb.connect(str(store), read_only=True) as con:
+        segments = customer_segments(con, data, groups)
+    store_clusters(str(store), data, groups, segments)
+    save_model(store, create_model("itemknn").fit(data))
+    reviews = t.filter(pc.equal(t["user_id"], 1)).num_rows
     with running(Server(store)) as (server,):
         best = httpx.get(server.url + "/v1/items", params={"limit": 1}).json()["items"][0]
         context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=server.url)
@@ -216,5 +229,8 @@ def test_a_store_without_orders_counts_customers(browser, tmp_path, cli, shared_
         page.wait_for_selector("#rules-count")
         assert "If the customer bought (product code)" in page.inner_text("main")
         assert "Min. support (share of customers)" in page.inner_text("main")
+        page.goto("/#/customer/1")  # each review is a purchase of its own, not 0 orders
+        page.wait_for_selector("[data-testid=customer-rec]")
+        assert f", {reviews} purchases, spend" in page.inner_text("#customer-head")
         context.close()
         assert not errors, errors

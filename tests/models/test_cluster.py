@@ -103,6 +103,23 @@ def test_customers_without_purchase_times_get_no_rfm_name() -> None:
     assert NO_DATES not in (named["u3"], named["u4"]) and named["u3"] != named["u4"]
 
 
+def test_purchases_without_an_order_id_count_one_occasion_each() -> None:
+    """A review or rating log has no orders: each purchase is an occasion (frequency was 0 for every customer);
+    lines of one order stay one."""
+    import duckdb
+
+    from itemaffinity.models.cluster import customer_segments
+
+    events = pa.table({"user_id": ["u1", "u1", "u1", "u2", "u2", "u2"], "basket_id": [None, None, None, "b1", "b1", None],
+                       "item_id": ["A", "B", "C", "A", "B", "C"], "event": ["purchase"] * 6,
+                       "value": [1.0] * 6, "ts": pa.array([None] * 6, pa.timestamp("s"))})
+    data = InteractionData.from_tables(events)
+    con = duckdb.connect()
+    con.register("events", events)
+    seg = customer_segments(con, data, product_groups(data))
+    assert dict(zip(seg["user_id"].tolist(), seg["frequency"].tolist())) == {"u1": 3, "u2": 2}
+
+
 def test_a_shop_with_fewer_kinds_of_product_than_groups_gets_no_empty_group() -> None:
     """Four customers of two products bought apart: no pair beats chance, so every product embeds alike. K-Means
     was asked for more groups than distinct points: empty groups, and sklearn's warnings in a

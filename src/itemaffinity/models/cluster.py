@@ -139,9 +139,11 @@ def customer_segments(con: duckdb.DuckDBPyConnection, data: InteractionData, gro
         dict with user_id, recency_days, frequency, monetary, r, f, m, segment, behaviour arrays.
     """
     # Days from each customer's last purchase to the last purchase of all; NULL (no purchase times) is unknown.
+    # Frequency counts orders; a purchase without an order id (a review, a rating log) is an occasion of its own.
     rows = con.execute("""WITH p AS (SELECT * FROM events WHERE event = 'purchase' AND user_id IS NOT NULL)
         SELECT user_id, epoch((SELECT max(ts) FROM p)) - epoch(max(ts)) AS recency_s,
-               count(DISTINCT basket_id) AS frequency, sum(coalesce(value, 0)) AS monetary
+               count(DISTINCT basket_id) + count(*) FILTER (WHERE basket_id IS NULL) AS frequency,
+               sum(coalesce(value, 0)) AS monetary
         FROM p GROUP BY user_id ORDER BY user_id""").fetchnumpy()
     users = rows["user_id"].astype(object)
     recency = np.ma.filled(np.ma.asarray(rows["recency_s"], dtype=np.float64), np.inf) / 86400.0

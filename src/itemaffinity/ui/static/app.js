@@ -115,6 +115,7 @@
   // What the counts are of: baskets, or customers in a store without orders (reviews, ratings, views), where
   // what goes together is what the same customer bought (/health's unit).
   const units = () => (health && health.unit === "customer" ? "customers" : "baskets");
+  const orders = () => (health && health.unit === "customer" ? "purchases" : "orders");  // each purchase is one without orders
   const shared = () => (health && health.unit === "customer" ? " shared customers" : " shared baskets");
   async function refreshStatus() {
     const el = document.getElementById("status");
@@ -390,7 +391,7 @@
       list.replaceChildren(...renderSegmentUsers(r, seg, offset));
       if (!r.summary.length) return empty("No segments yet: run the analysis (itemaffinity analyze) on a store with customer ids.");
       return [h("h2", { text: "Segments" }), barChart(r.summary.map((s) => ({ label: s.segment, value: s.users })), { title: "Customers per segment", format: (v) => fmt.int(v) }),
-        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Segment"), h("th", { class: "num" }, "Customers"), h("th", { class: "num" }, "Avg. days since last order"), h("th", { class: "num" }, "Avg. orders"), h("th", { class: "num" }, "Avg. spend"))),
+        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Segment"), h("th", { class: "num" }, "Customers"), h("th", { class: "num" }, "Avg. days since last " + orders().slice(0, -1)), h("th", { class: "num" }, "Avg. " + orders()), h("th", { class: "num" }, "Avg. spend"))),
           h("tbody", {}, r.summary.map((s) => h("tr", {}, h("td", {}, h("a", { href: "#/customers" + query({ segment: s.segment }) }, s.segment), h("div", { class: "reason", text: SEGMENT_HELP[s.segment] || "" })),
             h("td", { class: "num", text: fmt.int(s.users) }), h("td", { class: "num", text: fmt.num(s.avg_recency_days, 0) }), h("td", { class: "num", text: fmt.num(s.avg_frequency, 1) }), h("td", { class: "num", text: fmt.money(s.avg_monetary) }))))) ];
     });
@@ -400,7 +401,7 @@
     if (!seg) return [h("h2", { text: "Customers" }), empty("Pick a segment on the left to list its customers, biggest spenders first.")];
     const go = (o) => { location.hash = "#/customers" + query({ segment: seg, offset: o }); };
     return [h("h2", { text: `${seg}: ${fmt.int(r.total)} customers` }),
-      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Customer"), h("th", { class: "num" }, "Days since last order"), h("th", { class: "num" }, "Orders"), h("th", { class: "num" }, "Spend"))),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Customer"), h("th", { class: "num" }, "Days since last " + orders().slice(0, -1)), h("th", { class: "num" }, orders().charAt(0).toUpperCase() + orders().slice(1)), h("th", { class: "num" }, "Spend"))),
         h("tbody", {}, r.users.map((u) => h("tr", {}, h("td", {}, h("a", { href: "#/customer/" + encodeURIComponent(u.user_id) }, u.user_id)),
           h("td", { class: "num", text: fmt.num(u.recency_days, 0) }), h("td", { class: "num", text: fmt.int(u.frequency) }), h("td", { class: "num", text: fmt.money(u.monetary) }))))),
       h("div", { class: "pager" }, h("button", { class: "secondary", disabled: offset === 0, onclick: () => go(Math.max(0, offset - 25)) }, "← Previous"),
@@ -417,7 +418,7 @@
       const u = r.user;
       head.replaceChildren(h("h2", { text: u.known ? "Customer " + id : "Unknown customer " + id }),
         u.segment ? h("p", {}, h("span", { class: "chip tag" }, u.segment.segment), " ", SEGMENT_HELP[u.segment.segment] || "",
-          ` — last order ${fmt.num(u.segment.recency_days, 0)} days before the end of the data, ${fmt.int(u.segment.frequency)} orders, spend ${fmt.money(u.segment.monetary)}.`) :
+          ` — last ${orders().slice(0, -1)} ${fmt.num(u.segment.recency_days, 0)} days before the end of the data, ${fmt.int(u.segment.frequency)} ${orders()}, spend ${fmt.money(u.segment.monetary)}.`) :
           h("p", { class: "hint", text: u.known ? "No segment for this customer (no purchases with a date)." : "This customer id has no purchases in the data; showing best sellers." }),
         h("h2", { text: "Bought recently" }),
         u.recent_items.length ? h("div", { class: "chips" }, u.recent_items.map((it) => h("a", { class: "chip", href: itemHref(it.item_id) }, it.title || it.item_id))) : empty("No purchases yet."));
