@@ -514,9 +514,11 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         c = contrib[0]
         ev.update(co_count=c["co_count"], lift=c["lift"], confidence=c["confidence"])
         who = "this basket" if mode == "basket" else "their history"
-        names = "; ".join(f"{_short(x['title'], x['item_id'])} in {snap.count_of(x['co_count'])} ({x['lift']:.1f}× chance)"
-                          for x in contrib)
-        parts.append(f"Bought together with items in {who}: {names}.")
+        shared = "in" if snap.unit == "basket" else "by"
+        names = "; ".join(f"{_short(x['title'], x['item_id'])} {shared} {snap.count_of(x['co_count'])} "
+                          f"({x['lift']:.1f}× chance)" for x in contrib)
+        parts.append(f"Bought together with items in {who}: {names}." if snap.unit == "basket" else
+                     f"Bought by the customers of items in {who}: {names}.")
     else:
         where = "basket" if mode == "basket" else "history"
         alike = _most_alike(snap, anchors[:50], b)

@@ -116,7 +116,7 @@
   // what goes together is what the same customer bought (/health's unit).
   const units = () => (health && health.unit === "customer" ? "customers" : "baskets");
   const orders = () => (health && health.unit === "customer" ? "purchases" : "orders");  // each purchase is one without orders
-  const shared = () => (health && health.unit === "customer" ? " shared customers" : " shared baskets");
+  const shared = (n) => (health && health.unit === "customer" ? " shared customer" : " shared basket") + (n === 1 ? "" : "s");
   async function refreshStatus() {
     const el = document.getElementById("status");
     try {
@@ -188,7 +188,7 @@
       h("div", { class: "card" }, filterBar(filters, (f) => { location.hash = itemHref(id) + query(f); })),
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "h-comp" }, h("h2", { id: "h-comp", text: "Bought together (complements)" }),
-          h("p", { class: "hint", text: `Products found in the same ${units()} much more often than chance. Good for cross-selling and “frequently bought together”.` }), complements),
+          h("p", { class: "hint", text: `Products ${health && health.unit === "customer" ? "bought by the same customers" : "found in the same baskets"} much more often than chance. Good for cross-selling and “frequently bought together”.` }), complements),
         h("section", { class: "card", "aria-labelledby": "h-sim" }, h("h2", { id: "h-sim", text: "Similar products (substitutes)" }),
           h("p", { class: "hint" }, "Alternatives a shopper might take instead, according to the model ", modelSel, "; show ", relationSel, "."), similar)),
       h("section", { class: "card", "aria-labelledby": "h-bun" }, h("h2", { id: "h-bun", text: "Bundles" }),
@@ -215,10 +215,10 @@
     fill(complements, async () => {
       const r = await api(`/v1/items/${encodeURIComponent(id)}/bought-together`, { n: 10, explain: true, ...f });
       bundles.replaceChildren(...renderBundles(r.bundles));
-      if (!r.items.length) return empty(`No product is bought with this one often enough yet (at least 2${shared()} are needed)` + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
+      if (!r.items.length) return empty(`No product is bought with this one often enough yet (at least 2${shared(2)} are needed)` + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
       return r.items.map((x) => h("div", { class: "list-item", "data-testid": "complement" }, productCell(x),
-        chips([[fmt.int(x.evidence.co_count) + shared(), "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its " + units()],
-          x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
+        chips([[fmt.int(x.evidence.co_count) + shared(x.evidence.co_count), "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its " + units()],
+          x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, x.price == null ? null : [fmt.money(x.price)]]),
         h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
     });
     function loadSimilar() {
@@ -227,7 +227,7 @@
         if (!r.items.length) return empty(r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
         return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
-            [fmt.int(x.evidence.co_count) + shared()], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, [fmt.money(x.price)]]),
+            [fmt.int(x.evidence.co_count) + shared(x.evidence.co_count)], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, x.price == null ? null : [fmt.money(x.price)]]),
           h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
       });
     }
@@ -418,14 +418,16 @@
       const u = r.user;
       head.replaceChildren(h("h2", { text: u.known ? "Customer " + id : "Unknown customer " + id }),
         u.segment ? h("p", {}, h("span", { class: "chip tag" }, u.segment.segment), " ", SEGMENT_HELP[u.segment.segment] || "",
-          ` — last ${orders().slice(0, -1)} ${fmt.num(u.segment.recency_days, 0)} days before the end of the data, ${fmt.int(u.segment.frequency)} ${orders()}, spend ${fmt.money(u.segment.monetary)}.`) :
+          " — " + [u.segment.recency_days == null ? null : `last ${orders().slice(0, -1)} ${fmt.num(u.segment.recency_days, 0)} days before the end of the data`,
+            `${fmt.int(u.segment.frequency)} ${orders().slice(0, u.segment.frequency === 1 ? -1 : undefined)}`,
+            u.segment.monetary ? `spend ${fmt.money(u.segment.monetary)}` : null].filter(Boolean).join(", ") + ".") :
           h("p", { class: "hint", text: u.known ? "No segment for this customer (no purchases with a date)." : "This customer id has no purchases in the data; showing best sellers." }),
         h("h2", { text: "Bought recently" }),
         u.recent_items.length ? h("div", { class: "chips" }, u.recent_items.map((it) => h("a", { class: "chip", href: itemHref(it.item_id) }, it.title || it.item_id))) : empty("No purchases yet."));
       if (!r.items.length) return empty("Nothing to recommend: the customer already bought everything the model suggests.");
       return [r.fallback ? h("p", { class: "hint", text: "No history to go on, so these are best sellers." }) : h("p", { class: "hint", text: `Model: ${r.model}, from ${r.history_size} products in the history.` }),
         ...r.items.map((x) => h("div", { class: "list-item", "data-testid": "customer-rec" }, productCell(x),
-          x.evidence && x.evidence.contributing && x.evidence.contributing.length ? chips(x.evidence.contributing.map((c) => ["with " + (c.title || c.item_id) + ": " + fmt.int(c.co_count) + " " + units()])) : null,
+          x.evidence && x.evidence.contributing && x.evidence.contributing.length ? chips(x.evidence.contributing.map((c) => ["with " + (c.title || c.item_id) + ": " + fmt.int(c.co_count) + " " + units().slice(0, c.co_count === 1 ? -1 : undefined)])) : null,
           h("div", { class: "reason", text: x.evidence ? x.evidence.reason : "" })))];
     });
   }
