@@ -294,6 +294,37 @@ def test_a_parquet_list_of_structs_and_a_list_of_codes_are_exploded(tmp_path, wr
         ingest(codes, cols=BASKET_ITEM, explode="items", store=tmp_path / "x.duckdb")
 
 
+def test_a_field_of_an_object_is_mapped_by_its_dotted_name(tmp_path, write, ingest, query):
+    """JSON orders as a shop's API exports them nest the customer (`"customer": {"id": 501}`): `customer.id` maps
+    its field, in JSON lines, in a Parquet struct and in JSON text in a CSV cell, beside exploded line items; an
+    order without a customer is a guest's; the field is not part of a row's content (the same file mapped without
+    it is already in the store); a field no row holds is an input error."""
+    text = ('{"id": 1001, "customer": {"id": 501, "email": "a@x"}, "line_items": [{"sku": "A"}, {"sku": "B"}]}\n'
+            '{"id": 1002, "customer": null, "line_items": [{"sku": "A"}]}\n'
+            '{"id": 1003, "customer": {"id": 502, "address": {"city": "Lyon"}}, "line_items": [{"sku": "C"}]}\n')
+    path = write("orders.jsonl", text)
+    cols = ["basket_id=id", "item_id=line_items.sku"]
+    res = ingest(path, cols=[*cols, "user_id=customer.id"], explode="line_items")
+    assert (res.accepted, res.rejected) == (4, {})
+    assert query("SELECT basket_id, user_id, item_id FROM events ORDER BY source_row") == [
+        ("1001", "501", "A"), ("1001", "501", "B"), ("1002", None, "A"), ("1003", "502", "C")]
+    assert ingest(path, cols=cols, explode="line_items").rejected == {"already_in_store": 4}
+    deep = ingest(path, cols=[*cols, "user_id=customer.address.city"], explode="line_items",
+                  store=tmp_path / "deep.duckdb")
+    assert deep.accepted == 4 and query("SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL",
+                                        store=tmp_path / "deep.duckdb") == [("Lyon",)]
+    with pytest.raises(InputError, match="no row's 'customer' holds a field 'phone'"):
+        ingest(path, cols=[*cols, "user_id=customer.phone"], explode="line_items", store=tmp_path / "x.duckdb")
+    parquet = tmp_path / "orders.parquet"
+    pq.write_table(pa.table({"order": ["o1", "o2"], "sku": ["A", "B"],
+                             "buyer": [{"id": "c1", "tier": 1}, {"id": "c2", "tier": 2}]}), parquet)
+    ingest(parquet, cols=[*BASKET_ITEM, "user_id=buyer.id"], store=tmp_path / "p.duckdb")
+    assert query("SELECT user_id FROM events ORDER BY source_row", store=tmp_path / "p.duckdb") == [("c1",), ("c2",)]
+    csv = write("cells.csv", 'order,sku,buyer\no1,A,"{""id"": ""c9""}"\no2,B,not json\n')
+    ingest(csv, cols=[*BASKET_ITEM, "user_id=buyer.id"], store=tmp_path / "c.duckdb")
+    assert query("SELECT user_id FROM events ORDER BY source_row", store=tmp_path / "c.duckdb") == [("c9",), (None,)]
+
+
 def test_a_title_above_the_column_names_is_named_and_skipped_with_header_row(tmp_path, write, ingest, query):
     """A report export with a title and a blank row above the column names: the error says how to read it, and
     --header-row 3 reads the data rows below it, numbered from 1, a ragged line keeping its place."""

@@ -24,7 +24,7 @@ import duckdb
 
 from itemaffinity.data.mapping import Mapping
 from itemaffinity.data.readers import Source, _check_readable, own_columns, read_source
-from itemaffinity.data.validation import (REASONS, apply_joins, explode_list, reject_summary,
+from itemaffinity.data.validation import (REASONS, apply_joins, explode_list, object_fields, reject_summary,
                                           resolve_columns, stage_catalog, stage_events, utc_session)
 from itemaffinity.errors import InputError
 from itemaffinity.store.duckdb_store import StoreVersionError, ensure_schema
@@ -167,6 +167,7 @@ def _prepare(path: str, mapping: Mapping, catalog_path: str | None, say: Progres
         if mapping.joins:
             apply_joins(con, "src", list(mapping.joins), base_dir, workdir)
             source.columns = own_columns(con, "src")
+        object_fields(con, source, mapping)
         catalog_file = catalog_path
         if catalog_file is None and mapping.catalog and mapping.catalog.file:
             catalog_file = str(base_dir / mapping.catalog.file)

@@ -50,6 +50,8 @@ class Source:
     columns: list[str]
     rows: int
     malformed: list[Malformed] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+    """Columns read out of an object column for the mapping ("customer.id"): not the row's own content."""
 
     @property
     def rows_read(self) -> int:

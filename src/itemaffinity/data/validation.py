@@ -119,11 +119,39 @@ def explode_list(con: duckdb.DuckDBPyConnection, source: Source, key: str) -> in
     return before
 
 
+def object_fields(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mapping) -> None:
+    """Columns for the mapped names that reach into an object column, as JSON exports nest them
+    (`--col user_id=customer.id`: the field `id` of each row's `customer`), kept in `source.fields` and out of the
+    rows' own columns (their event keys). A field that no row's object holds is an input error, not a column of
+    nulls."""
+    t = source.table
+    nested = [c for c in dict.fromkeys(mapping.columns.values())
+              if "." in c and c not in source.columns and c not in source.fields]
+    types = column_types(con, t) if nested else {}
+    for column in nested:
+        parts = column.split(".")
+        base = next((".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in source.columns),
+                    None)
+        if base is None:
+            continue
+        rest = column[len(base) + 1:]
+        path = _sql_str("$." + ".".join(_json_key(p) for p in rest.split(".")))
+        value = f"to_json({q(base)})" if types[base] != "VARCHAR" else \
+            f"CASE WHEN json_valid({q(base)}) THEN {q(base)}::JSON END"  # a JSON text in a CSV cell
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT *, json_extract_string({value}, {path}) AS {q(column)} "
+                    f"FROM {t} ORDER BY _row")
+        if not con.execute(f"SELECT count({q(column)}) FROM {t}").fetchone()[0]:
+            raise InputError(f"no row's {base!r} holds a field {rest!r} (mapped as {column!r})", file=source.path,
+                             column=column)
+        source.fields.append(column)
+
+
 def resolve_columns(mapping: Mapping, source: Source, roles: tuple[str, ...] = ALL_ROLES) -> dict[str, str]:
-    """role → source column: the mapping's columns (checked to exist) plus same-named columns."""
+    """role → source column: the mapping's columns (checked to exist; `object_fields` reads nested ones) plus
+    same-named columns."""
     cols = dict(mapping.columns)
     for role, column in cols.items():
-        if column not in source.columns:
+        if column not in source.columns and column not in source.fields:
             below = "" if source.fmt not in ("csv", "xlsx") else \
                 " (if the column names are on a later row, below a title, give --header-row N)"
             raise InputError(f"required column {column!r} (mapped to {role}) not found; the file's "
