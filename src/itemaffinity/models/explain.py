@@ -22,6 +22,9 @@ from itemaffinity.models.base import Recommender, Recs
 COMPLEMENT_MIN_COUNT = 3
 COMPLEMENT_MIN_LIFT = 2.0
 SUBSTITUTE_MIN_TEXT = 0.5
+SUBSTITUTE_MAX_LIFT = 1.0
+"""A substitute is bought together no more than chance: bananas and strawberries, one aisle, in 20 baskets at 1.7× chance,
+go together."""
 RELATION_SCAN = 2000
 """Most of a model's ranking walked for items in one relation to a product (a relation filter)."""
 
@@ -47,7 +50,7 @@ def relations(co_count: np.ndarray, lift: np.ndarray, text_similarity: np.ndarra
     out = np.full(len(co_count), "related", dtype=object)
     complement = (co_count >= COMPLEMENT_MIN_COUNT) & (lift >= COMPLEMENT_MIN_LIFT)
     alike = (np.nan_to_num(text_similarity, nan=-1.0) >= SUBSTITUTE_MIN_TEXT) | same_category
-    out[~complement & alike & ~(lift >= COMPLEMENT_MIN_LIFT)] = "substitute"
+    out[~complement & alike & ~(lift > SUBSTITUTE_MAX_LIFT)] = "substitute"
     out[complement] = "complement"
     return out
 

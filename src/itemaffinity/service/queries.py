@@ -181,7 +181,7 @@ def _short(title: str | None, item_id: str) -> str:
 
 RELATION_WORDS = {
     "complement": "Shoppers buy them together: a complement.",
-    "substitute": "Alike but rarely bought together: likely a substitute (one instead of the other).",
+    "substitute": "Alike but not bought together more than chance: likely a substitute (one instead of the other).",
     "related": "",
 }
 
