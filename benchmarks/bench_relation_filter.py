@@ -53,7 +53,7 @@ def main() -> None:
         snap = build_snapshot(con, str(args.store), version=1, models=load_models(str(args.store), names, print))
     model = args.model or snap.default_model
     online = OnlineState(snap)
-    best = np.argsort(-np.diff(snap.basket_csc.indptr), kind="stable")[:args.items]
+    best = np.argsort(-snap.item_transactions, kind="stable")[:args.items]
     ids = [snap.data.items.id(int(i)) for i in best]
     print(f"store {args.store}: {snap.n_items:,} items; model {model}; {len(ids)} best sellers, n {args.n}, "
           f"ranking depth {RELATION_SCAN:,}")
