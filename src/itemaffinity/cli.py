@@ -201,6 +201,9 @@ def print_ingest(payload: dict[str, Any]) -> None:
                              for k, n in f["filled_from_order"].items())
             click.echo(f"note: {f['source']}: lines without a customer or time took them from the other lines of "
                        f"their order: {took}")
+    for f in payload["files"]:
+        for note in f.get("notes", []):
+            click.echo(f"note: {f['source']}: {note}")
     twins = payload["files"][-1]["case_twins"] if payload["files"] else []
     if twins:
         click.echo(f"note: item ids that differ only in letter case: {len(twins):,} groups "

@@ -274,6 +274,22 @@ def test_a_time_left_out_on_some_rows_keeps_the_columns_date_order(write, ingest
         ("2024-01-02 10:00",), ("2024-01-02 10:00",), ("2024-01-03 00:00",), ("2024-01-13 09:30",)]
 
 
+def test_the_day_month_order_is_judged_on_every_row_and_named_when_none_tells(write, ingest, query):
+    """A British export sorted by date: its first 2,500 lines fall on 1–12 March, where either order reads, and the
+    rest on later days. All is read day first (not 3 January, with the 13th onwards rejected as bad times); a file
+    whose every date fits both orders is read month first, with a note naming the other format."""
+    early = "".join(f"o{k},A,{1 + k % 12:02d}/03/2024\n" for k in range(2500))
+    path = write("uk.csv", "order,sku,when\n" + early + "o9000,B,13/03/2024\no9001,C,28/03/2024\n")
+    res = ingest(path, cols=["basket_id=order", "item_id=sku", "ts=when"])
+    assert res.accepted == 2502 and not res.rejected and not res.notes
+    months = query("SELECT DISTINCT strftime(ts, '%Y-%m') FROM events")
+    assert months == [("2024-03",)]
+    ambiguous = write("us.csv", "order,sku,when\no1,A,01/03/2024\no2,B,02/03/2024\n")
+    res = ingest(ambiguous, cols=["basket_id=order", "item_id=sku", "ts=when"])
+    assert res.notes == ["every date in column 'when' fits both day and month orders: read as month/day "
+                         "(01/03/2024 = 3 January); give --timestamp-format '%d/%m/%Y' if they are the other way"]
+
+
 @pytest.mark.parametrize("written, expected", [
     ("1700000000", "2023-11-14 22:13:20"),           # epoch seconds in a CSV (text, not a number column)
     ("1700000000123", "2023-11-14 22:13:20.123000"),  # epoch milliseconds

@@ -51,6 +51,8 @@ class IngestResult:
     """Groups of the store's item ids that differ only in letter case (kept apart: item_id_case keep)."""
     filled_from_order: dict[str, int] = field(default_factory=dict)
     """Accepted lines without a customer (user_id) or time (ts) that took them from their order's other lines."""
+    notes: list[str] = field(default_factory=list)
+    """How the file was read where it leaves a choice open (`readers.Source.notes`)."""
     kind: str = "ingest"
     """ingest: an events file (with its catalog); catalog: a catalog alone (no event rows)."""
 
@@ -269,7 +271,7 @@ def _write(prep: _Prepared, store_path: str | Path, say: Progress) -> IngestResu
         con.execute("COMMIT")
         result = IngestResult(path, rows_read, accepted, rejected, catalog_rows, run_id,
                               seconds=elapsed(), catalog_rejected=catalog_rejected, case_twins=twins, kind=kind,
-                              filled_from_order=filled)
+                              filled_from_order=filled, notes=list(source.notes) if source is not None else [])
         log.info("ingested %s: %d rows, %d accepted, %d catalog rows in %.2fs", path, result.rows_read, accepted,
                  catalog_rows, result.seconds)
         return result

@@ -52,6 +52,8 @@ class Source:
     malformed: list[Malformed] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
     """Columns read out of an object column for the mapping ("customer.id"): not the row's own content."""
+    notes: list[str] = field(default_factory=list)
+    """How a value was read where the file leaves it open (dates that fit both day/month orders)."""
 
     @property
     def rows_read(self) -> int:

@@ -217,11 +217,12 @@ def _present(col: str) -> str:
 
 
 def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str,
-                   fmt: str | None, file: str | None = None) -> str:
+                   fmt: str | None, file: str | None = None, notes: list[str] | None = None) -> str:
     """A SQL expression parsing `col` into TIMESTAMP (NULL where it cannot be parsed).
 
     Native timestamps and dates are cast; numbers are epoch seconds (milliseconds when > 1e11);
-    text uses the given strptime format or, of TS_FORMATS and epoch numbers, what parses most of a sample.
+    text uses the given strptime format or, of TS_FORMATS and epoch numbers, what parses most of a sample;
+    dd/mm or mm/dd is judged on every row (`_slash_date_order`), and `notes` says when no row tells.
     """
     base = ctype.split("(")[0]
     if base.startswith("TIMESTAMP") or base == "DATE":
@@ -247,8 +248,32 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
     # The column's format first, then the same date order with another time part (a time left out at midnight,
     # seconds on some rows): never the other date order, which would read 03.01 as March where most rows say January.
     chosen = TS_FORMATS[best - 1]
+    if chosen.startswith(("%m/%d/", "%d/%m/")):
+        chosen = _slash_date_order(con, table, col, text, chosen, notes)
     formats = [chosen, *(f for f in TS_FORMATS if f.split(" ")[0] == chosen.split(" ")[0] and f != chosen)]
     return "coalesce(" + ", ".join(f"try_strptime({text}, {_sql_str(f)})" for f in formats) + ")"
+
+
+def _slash_date_order(con: duckdb.DuckDBPyConnection, table: str, col: str, text: str, chosen: str,
+                      notes: list[str] | None) -> str:
+    """`chosen` (a n/n/yyyy format) in the date order the whole column shows: a first number over 12 is a day
+    (31/01/2024), a second one a day of a month-first date (01/31/2024). The sample alone misreads an export sorted
+    by date whose first thousands of rows fall on the 1st to 12th of a month. Where every date fits both orders
+    the sample's choice stands, month first, and a note says how to read them the other way."""
+    parts = _sql_str(r"^\s*(\d{1,2})/(\d{1,2})/")
+    day_first, month_first = con.execute(f"""SELECT count(*) FILTER (WHERE a > 12), count(*) FILTER (WHERE b > 12)
+        FROM (SELECT TRY_CAST(regexp_extract(v, {parts}, 1) AS INT) AS a, TRY_CAST(regexp_extract(v, {parts}, 2) AS INT)
+              AS b FROM (SELECT {text} AS v FROM {table} WHERE {_present(col)}))""").fetchone()
+    order = "%d/%m/" if day_first > month_first else "%m/%d/" if month_first > day_first else chosen[:6]
+    if not chosen.startswith(order):
+        chosen = order + chosen[6:]
+    if notes is not None and not (day_first or month_first):
+        other = ("%d/%m/" if order == "%m/%d/" else "%m/%d/") + chosen[6:]
+        notes.append(f"every date in column {col!r} fits both day and month orders: read as "
+                     f"{'month/day' if order == '%m/%d/' else 'day/month'} (01/03/2024 = "
+                     f"{'3 January' if order == '%m/%d/' else '1 March'}); give --timestamp-format '{other}' if "
+                     f"they are the other way")
+    return chosen
 
 
 def _iso_timestamp(x: str) -> str:
@@ -321,7 +346,7 @@ def stage_events(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappin
     ]
     if "ts" in cols:
         c = cols["ts"]
-        sel["ts"] = timestamp_expr(con, t, c, types[c], mapping.timestamp_format, source.path)
+        sel["ts"] = timestamp_expr(con, t, c, types[c], mapping.timestamp_format, source.path, source.notes)
         sel["_ts_given"] = _present(c)
         checks.append(("bad_timestamp", "_ts_given AND ts IS NULL"))
     else:
