@@ -263,6 +263,16 @@ def test_a_value_written_unmistakably_is_read_so_whatever_the_column_mostly_hold
         1.5, 3.25, 1.5, 1299.0]
 
 
+def test_an_ambiguous_price_follows_every_row_of_its_column(write, ingest, query):
+    """A German export whose first 2,500 lines cost whole euros ("5"), then "12,50" and "1.299": the decimal commas
+    further down decide, so 1.299 is 1299 euros, not 1.299."""
+    whole = "".join(f"o{k};A;5\n" for k in range(2500))
+    path = write("de.csv", "order;sku;price\n" + whole + "o9000;B;12,50\no9001;C;1.299\n")
+    assert ingest(path, cols=["basket_id=order", "item_id=sku"]).accepted == 2502
+    assert query("SELECT price FROM events WHERE basket_id IN ('o9000', 'o9001') ORDER BY source_row") == [
+        (12.5,), (1299.0,)]
+
+
 def test_a_time_left_out_on_some_rows_keeps_the_columns_date_order(write, ingest, query):
     """A German export writes 02.01.2024 10:00, and 03.01.2024 where the time is midnight: both are January, read
     in the column's day-first order (not rejected, not read month-first)."""

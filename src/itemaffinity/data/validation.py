@@ -186,13 +186,15 @@ def _num_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str) 
     """A number from a numeric column, or from text without currency signs and thousands separators.
 
     A value written unmistakably with a decimal comma ("12,50", "1.299,00") or point ("12.5", "1,299.00") is read
-    so; an ambiguous one ("1.299", "1,299") as most of a sample of the column is written: else "12,50" would be read
-    as 1250, a price 100 times too high (a spreadsheet column of number cells with one text cell "2,5", too).
+    so; an ambiguous one ("1.299", "1,299") as most of the column's unmistakable values are written: else "12,50"
+    would be read as 1250, a price 100 times too high (a spreadsheet column of number cells with one text cell "2,5",
+    too). Every row counts, not a sample: a German export whose first rows cost whole euros reads its "1.299" as 1299.
     """
     if ctype.split("(")[0] in NUMERIC_TYPES or ctype.startswith("DECIMAL"):
         return f"CAST({q(col)} AS DOUBLE)"
     text = f"regexp_replace(trim(CAST({q(col)} AS VARCHAR)), '{CURRENCY}', '', 'gi')"
-    comma, point = _sample_counts(con, table, col, text, [_matches(COMMA_DECIMAL), _matches(CLEAR_POINT_DECIMAL)])
+    comma, point = _sample_counts(con, table, col, text, [_matches(COMMA_DECIMAL), _matches(CLEAR_POINT_DECIMAL)],
+                                  limit=None)
     comma_read = f"TRY_CAST(replace(regexp_replace({text}, '[. ]', '', 'g'), ',', '.') AS DOUBLE)"
     point_read = f"TRY_CAST(replace({text}, ',', '') AS DOUBLE)"
     return f"""(CASE WHEN regexp_full_match({text}, {_sql_str(COMMA_DECIMAL)}) THEN {comma_read}
@@ -200,10 +202,12 @@ def _num_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: str) 
         ELSE {comma_read if comma > point else point_read} END)"""
 
 
-def _sample_counts(con: duckdb.DuckDBPyConnection, table: str, col: str, text: str, tests: list[str]) -> tuple:
-    """For each SQL test over `v` (non-null when it holds), how many of a sample of the column's present values,
-    read through the expression `text`, pass it: how a column is written, judged before parsing all of it."""
-    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)} LIMIT 2000)"
+def _sample_counts(con: duckdb.DuckDBPyConnection, table: str, col: str, text: str, tests: list[str],
+                   limit: int | None = 2000) -> tuple:
+    """For each SQL test over `v` (non-null when it holds), how many of a sample of the column's present values
+    (`limit` of them; None: all), read through the expression `text`, pass it: how a column is written, judged
+    before parsing all of it."""
+    sample = f"(SELECT {text} AS v FROM {table} WHERE {_present(col)}{'' if limit is None else f' LIMIT {limit}'})"
     return con.execute("SELECT " + ", ".join(f"count({t})" for t in tests) + f" FROM {sample}").fetchone()
 
 
