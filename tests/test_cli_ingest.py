@@ -532,6 +532,26 @@ def test_ingest_reads_the_catalog_sheet_of_the_orders_workbook(tmp_path, cli, qu
     assert query("SELECT item_id, title FROM catalog ORDER BY 1") == [("A", "Blue mug"), ("B", "Teapot")]
 
 
+def test_a_catalog_below_a_title_is_named_and_read_with_catalog_header_row(tmp_path, cli, query):
+    """A product list exported as a report (a title, a blank row, then the names): the error points to
+    --catalog-header-row, which reads it, alone or beside an events file."""
+    catalog = tmp_path / "products.csv"
+    catalog.write_text("Product list, December\n\nsku,name\nA,Blue mug\nB,Teapot\n")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order,sku\no1,A\no1,B\n")
+    base = [orders, "--col", "basket_id=order", "--col", "item_id=sku", "--catalog", catalog, "--catalog-col",
+            "item_id=sku", "--catalog-col", "title=name", "--store", tmp_path / "s.duckdb"]
+    proc = cli("ingest", *base)
+    assert proc.returncode == 2 and "give --catalog-header-row N" in proc.stderr, proc.stderr
+    proc = cli("ingest", *base, "--catalog-header-row", "3")
+    assert proc.returncode == 0 and "catalog: 2 products stored" in proc.stdout, proc.stdout + proc.stderr
+    assert query("SELECT item_id, title FROM catalog ORDER BY 1", store=tmp_path / "s.duckdb") == [
+        ("A", "Blue mug"), ("B", "Teapot")]
+    alone = cli("ingest", "--catalog", catalog, "--catalog-col", "item_id=sku", "--catalog-col", "title=name",
+                "--catalog-header-row", "3", "--store", tmp_path / "alone.duckdb")
+    assert alone.returncode == 0 and "2 products" in alone.stdout, alone.stdout + alone.stderr
+
+
 def test_ingest_leaves_no_temporary_files(tmp_path, cli):
     """Transcoded copies of non-UTF-8 input live in a temp dir that must be removed afterwards."""
     src = tmp_path / "latin.csv"

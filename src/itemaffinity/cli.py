@@ -120,6 +120,8 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--header-row", type=click.IntRange(min=1), default=None,
                      help="The events file's CSV/Excel row holding the column names, when a title comes first "
                           "(default 1)."),
+        click.option("--catalog-header-row", type=click.IntRange(min=1), default=None,
+                     help="The same for the catalog file."),
         click.option("--timestamp-format", help="strptime format of the timestamp column."),
         click.option("--explode", metavar="COLUMN",
                      help="A column holding a list, e.g. an order's line_items: one row per element, its fields "
@@ -143,13 +145,14 @@ def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_mapping(preset, map_file, cols, catalog_cols, delimiter, encoding, sheet, timestamp_format, item_id_case,
-                  explode, header_row, catalog_sheet):
+                  explode, header_row, catalog_sheet, catalog_header_row):
     from itemaffinity.data.mapping import resolve_mapping
 
     return resolve_mapping(preset, map_file, list(cols), list(catalog_cols),
                            {"delimiter": delimiter, "encoding": encoding, "sheet": sheet,
                             "timestamp_format": timestamp_format, "item_id_case": item_id_case,
-                            "explode": explode, "header_row": header_row}, catalog_sheet)
+                            "explode": explode, "header_row": header_row},
+                           {"sheet": catalog_sheet, "header_row": catalog_header_row})
 
 
 def do_ingest(files: list[str], store_path: str, progress: Progress, **mapping_kw: Any) -> list:

@@ -40,6 +40,8 @@ class CatalogSpec(_Strict):
     file: str | None = None
     sheet: str | None = None
     """The Excel sheet of the catalog (first sheet when omitted): products beside the orders in one workbook."""
+    header_row: int = Field(default=1, ge=1, description=(
+        "The catalog's CSV/Excel row holding the column names, when a title comes first (a report export)."))
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     joins: list[Join] = Field(default_factory=list)
 
@@ -192,7 +194,8 @@ def load_map_file(path: str | Path) -> dict[str, Any]:
 
 def resolve_mapping(preset: str | None = None, map_file: str | Path | None = None,
                     cols: list[str] | None = None, catalog_cols: list[str] | None = None,
-                    options: dict[str, Any] | None = None, catalog_sheet: str | None = None) -> Mapping:
+                    options: dict[str, Any] | None = None, catalog_options: dict[str, Any] | None = None
+                    ) -> Mapping:
     """Build the mapping for one ingest from a preset or TOML file plus flags.
 
     Args:
@@ -200,7 +203,7 @@ def resolve_mapping(preset: str | None = None, map_file: str | Path | None = Non
         map_file: path of a TOML mapping file.
         cols: `ROLE=COLUMN` overrides for the events file.
         catalog_cols: `ROLE=COLUMN` overrides for the catalog file.
-        catalog_sheet: the catalog's Excel sheet.
+        catalog_options: further fields of the catalog (sheet, header_row), None where not given.
         options: further top-level fields (delimiter, encoding, sheet, timestamp_format …).
     """
     if preset and map_file:
@@ -214,11 +217,10 @@ def resolve_mapping(preset: str | None = None, map_file: str | Path | None = Non
     else:
         raw, origin = {}, "flags"
     raw["columns"] = {**raw.get("columns", {}), **_parse_pairs(cols or [], "--col")}
-    if catalog_cols or catalog_sheet:
+    given = {k: v for k, v in (catalog_options or {}).items() if v is not None}
+    if catalog_cols or given:
         cat = dict(raw.get("catalog") or {})
         cat["columns"] = {**cat.get("columns", {}), **_parse_pairs(catalog_cols or [], "--catalog-col")}
-        if catalog_sheet:
-            cat["sheet"] = catalog_sheet
-        raw["catalog"] = cat
+        raw["catalog"] = {**cat, **given}
     raw.update({k: v for k, v in (options or {}).items() if v is not None})
     return _validated(raw, origin)

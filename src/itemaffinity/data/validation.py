@@ -443,7 +443,7 @@ def stage_catalog(con: duckdb.DuckDBPyConnection, path: str, mapping: Mapping, b
     """Read a catalog file into temp table `staged_catalog` (item_id + catalog roles + reason)."""
     spec = mapping.catalog
     src = read_source(con, path, "catsrc", delimiter=delimiter, encoding=encoding, sheet=spec.sheet if spec else None,
-                      workdir=workdir)
+                      header_row=spec.header_row if spec else 1, workdir=workdir)
     if spec and spec.joins:
         apply_joins(con, "catsrc", list(spec.joins), base_dir, workdir)
         src.columns = own_columns(con, "catsrc")
@@ -466,11 +466,13 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
     if "item_id" not in roles:
         raise InputError("catalog has no item_id column: map one with --catalog-col item_id=COLUMN",
                          file=file)
+    below = " (if the column names are on a later row, below a title, give --catalog-header-row N)" \
+        if file and Path(file).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx") else ""
     for role, c in roles.items():
         for col in ([c] if isinstance(c, str) else c):
             if col not in columns:
                 raise InputError(f"catalog column {col!r} (mapped to {role}) not found; columns are: "
-                                 f"{', '.join(columns)}", file=file, column=col)
+                                 f"{', '.join(columns)}{below}", file=file, column=col)
     types = column_types(con, table)
     exprs = {}
     for role in ("item_id", "title", "description", "category", "brand"):
