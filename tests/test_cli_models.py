@@ -354,6 +354,7 @@ def test_analyze_shops_of_every_shape(shape, cli, tmp_path) -> None:
     assert not summary["cold_start"] and "No cold-start evaluation of new products from their text" in page
     if shape == "customers_epoch_times":
         assert summary["task"] == "next-item" and "needs orders with times" in summary["no_cold_start"]
+        assert "The log has no orders: a pair is bought by the same customer" in page  # pairs of customers
     if shape == "one_day":
         assert summary["task"] == "basket-completion" and summary["no_cold_start"]
         assert "time split at 2026-03-01 " in page  # a moment within the day, not midnight

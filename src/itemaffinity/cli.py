@@ -298,7 +298,8 @@ def analyze(ctx: click.Context, files: tuple[str, ...], store_path: str, out_dir
     else:
         if results:
             print_ingest(payload)
-        click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}")
+        click.echo(f"items: {summary['items']:,}  users: {summary['users']:,}  baskets: {summary['baskets']:,}"
+                   + ("" if summary["baskets"] else "  (no orders: what goes together is what the same customer bought)"))
         if "no_evaluation" in summary:
             click.echo(f"no evaluation: {summary['no_evaluation']}")
         headings = {"basket-completion": "basket completion (a product held out of each test basket, ranked from "
