@@ -284,6 +284,30 @@ def test_a_time_left_out_on_some_rows_keeps_the_columns_date_order(write, ingest
         ("2024-01-02 10:00",), ("2024-01-02 10:00",), ("2024-01-03 00:00",), ("2024-01-13 09:30",)]
 
 
+def test_a_variant_takes_its_products_text_from_the_products_first_row(write, ingest, query):
+    """Shopify's product export writes the title, description, type and vendor on a product's first row only; its
+    other variants' rows share the Handle. With variant_of each variant gets its product's text (a row's own text
+    stays), a product without a Handle keeps its empty title, and a row of another product never lends its own."""
+    catalog = write("products_export.csv",
+                    'Handle,Title,Body (HTML),Vendor,Type,Variant SKU,Variant Price\n'
+                    'teapot,Teapot,"<p>Holds 1 l.</p>",Acme,Kitchen > Tea,TEA-S,24.00\n'
+                    'blue-mug,Blue Mug,"<p>A sturdy\nmug.</p>",Acme,Kitchen > Mugs,MUG-1,9.50\n'
+                    'teapot,,,,,TEA-L,29.00\n'
+                    'teapot,Teapot XL,,,,TEA-XL,35.00\n'
+                    ',,,,,LOOSE-1,1.00\n')
+    orders = write("o.csv", "order,sku\no1,MUG-1\no1,TEA-L\n")
+    roles = ["item_id=Variant SKU", "title=Title", "description=Body (HTML)", "brand=Vendor", "category=Type",
+             "price=Variant Price", "variant_of=Handle"]
+    res = ingest(orders, cols=["basket_id=order", "item_id=sku"], catalog=catalog, catalog_cols=roles)
+    assert res.catalog_rows == 5 and not res.catalog_rejected
+    assert query("SELECT item_id, title, description, brand, category, price FROM catalog ORDER BY item_id") == [
+        ("LOOSE-1", None, None, None, None, 1.0),
+        ("MUG-1", "Blue Mug", "<p>A sturdy\nmug.</p>", "Acme", "Kitchen > Mugs", 9.5),
+        ("TEA-L", "Teapot", "<p>Holds 1 l.</p>", "Acme", "Kitchen > Tea", 29.0),
+        ("TEA-S", "Teapot", "<p>Holds 1 l.</p>", "Acme", "Kitchen > Tea", 24.0),
+        ("TEA-XL", "Teapot XL", "<p>Holds 1 l.</p>", "Acme", "Kitchen > Tea", 35.0)]
+
+
 def test_the_day_month_order_is_judged_on_every_row_and_named_when_none_tells(write, ingest, query):
     """A British export sorted by date: its first 2,500 lines fall on 1–12 March, where either order reads, and the
     rest on later days. All is read day first (not 3 January, with the 13th onwards rejected as bad times); a file

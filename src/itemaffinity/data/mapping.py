@@ -32,7 +32,8 @@ class Join(_Strict):
 class CatalogSpec(_Strict):
     """Where the catalog comes from when it is a file of its own.
 
-    `columns` maps a role to a column, or to a list of columns joined with " > " (a category path).
+    `columns` maps a role to a column, or to a list of columns joined with " > " (a category path). `variant_of`
+    names the column a product's variants share (Shopify's Handle): a variant's empty text is its product's.
     A relative `file` is resolved against the events file's folder for presets and against the
     working directory for user mappings.
     """
@@ -48,10 +49,10 @@ class CatalogSpec(_Strict):
     @field_validator("columns")
     @classmethod
     def _known_roles(cls, v: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(v) - set(("item_id",) + CATALOG_ROLES)
+        unknown = set(v) - set(("item_id", *CATALOG_ROLES, "variant_of"))
         if unknown:
             raise ValueError(f"unknown catalog role(s) {sorted(unknown)}; "
-                             f"known: item_id, {', '.join(CATALOG_ROLES)}")
+                             f"known: item_id, {', '.join(CATALOG_ROLES)}, variant_of")
         return v
 
 

@@ -483,6 +483,12 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
             exprs[role] = "NULLIF(concat_ws(' > ', " + ", ".join(_id_expr(x) for x in c) + "), '')"
         else:
             exprs[role] = _id_expr(c)
+    if "variant_of" in roles:  # a variant's row (Shopify's) leaves its product's text to the product's first row
+        family = _id_expr(roles["variant_of"])
+        for role in ("title", "description", "category", "brand"):
+            exprs[role] = (f"coalesce({exprs[role]}, CASE WHEN {family} IS NOT NULL THEN first_value({exprs[role]} "
+                           f"IGNORE NULLS) OVER (PARTITION BY {family} ORDER BY _row ROWS BETWEEN UNBOUNDED PRECEDING "
+                           f"AND UNBOUNDED FOLLOWING) END)")
     exprs["item_id"] = item_id_expr(exprs["item_id"], mapping)
     exprs["price"] = (_num_expr(con, table, roles["price"], types[roles["price"]]) if "price" in roles
                       else "NULL::DOUBLE")
