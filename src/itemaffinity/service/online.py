@@ -190,9 +190,10 @@ class OnlineState:
         return co
 
     def pairs(self, item_idx: int) -> PairRows:
-        """The item's partners: the snapshot's list, or recomputed once it has been touched online."""
+        """The item's partners: the snapshot's list, or recomputed once it has been touched online (or, in a store
+        not analysed yet, on first asking)."""
         gen = self.generation.get(item_idx, 0)
-        if gen == 0:
+        if gen == 0 and self.snap.pairs.mined:
             return snapshot_pairs(self.snap, item_idx)
         cached = self._pairs.get(item_idx)
         if cached is not None and cached[0] == gen:

@@ -104,7 +104,7 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
                       "baskets_online": int(online.count_delta[idx]),
                       "share_of_baskets": online.item_transactions(idx) / max(online.n_transactions, 1),
                       "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
-            "partners": int(snap.pairs.indptr[idx + 1] - snap.pairs.indptr[idx]),
+            "partners": len(online.pairs(idx)),
             "bundles": len(snap.bundles.by_item.get(idx, ())),
             "rules": len(snap.rules.by_antecedent_item.get(stored_id, ())) + len(snap.rules.by_consequent_item.get(
                 stored_id, ())),
@@ -237,9 +237,11 @@ def _filtered(snap: Snapshot, idx: np.ndarray, filt: ItemFilter) -> np.ndarray:
 
 def _model(snap: Snapshot, name: str | None) -> tuple[str, Recommender]:
     name = name or snap.default_model
+    if not snap.models:
+        raise BadRequest("no model is fitted for this store yet: itemaffinity analyze (or POST /v1/admin/rebuild) "
+                         "fits them")
     if name is None or name not in snap.models:
-        known = ", ".join(sorted(snap.models)) or "none"
-        raise BadRequest(f"model {name!r} is not loaded; loaded models: {known}")
+        raise BadRequest(f"model {name!r} is not loaded; loaded models: {', '.join(sorted(snap.models))}")
     return name, snap.models[name]
 
 

@@ -44,6 +44,8 @@ class PairLists:
         n_ab: baskets holding both; n_a, n_b: baskets holding the item, the partner.
         lift, confidence, shrunk_lift: the measures of the store's `pairs` table, item → partner.
         n_transactions: the number of baskets the counts are out of.
+        mined: whether the store has a pairs table; without one (a store not analysed yet) an item's partners are
+            counted from the snapshot's transactions when asked (`OnlineState.pairs`).
     """
 
     indptr: np.ndarray
@@ -55,6 +57,7 @@ class PairLists:
     confidence: np.ndarray
     shrunk_lift: np.ndarray
     n_transactions: int
+    mined: bool = True
 
     def rows(self, item_idx: int) -> slice:
         return slice(int(self.indptr[item_idx]), int(self.indptr[item_idx + 1]))
@@ -205,7 +208,7 @@ def _load_pairs(con: duckdb.DuckDBPyConnection, data: InteractionData, n_transac
     empty = np.zeros(0, np.int64)
     if not table_exists(con, "pairs"):
         return PairLists(np.zeros(n_items + 1, np.int64), empty, empty, empty, empty, empty.astype(float),
-                         empty.astype(float), empty.astype(float), n_transactions)
+                         empty.astype(float), empty.astype(float), n_transactions, mined=False)
     t = con.execute("""SELECT item_a, item_b, n_ab, n_a, n_b, lift, confidence, shrunk_lift, support
                        FROM pairs""").fetchnumpy()
     a = data.items.indices(t["item_a"].tolist())
