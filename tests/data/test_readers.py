@@ -75,6 +75,18 @@ def test_quoted_fields_with_embedded_delimiters_newlines_and_quotes(write, inges
     assert _catalog_titles(query) == titles
 
 
+def test_a_first_quoted_field_late_in_the_file_is_read_as_quoted(write, ingest, query):
+    """30,000 lines without a quote, then a title with a comma in quotes and a price with a decimal comma: both are
+    read as one field (the dialect was sniffed from the first lines only, and the lines were malformed)."""
+    early = "".join(f"o{k},{10000 + k % 500},Mug,1.5\n" for k in range(30000))
+    path = write("late.csv", "order,sku,title,price\n" + early + 'o30001,85123A,"Mug, blue",2.5\no30002,85124B,Tea,"3,5"\n')
+    res = ingest(path, cols=[*BASKET_ITEM, "price=price"])
+    assert (res.rows_read, res.accepted, res.rejected) == (30002, 30002, {})
+    assert query("SELECT item_id, price FROM events WHERE basket_id IN ('o30001', 'o30002') ORDER BY source_row") == [
+        ("85123A", 2.5), ("85124B", 3.5)]
+    assert query("SELECT title FROM catalog WHERE item_id = '85123A'") == [("Mug, blue",)]
+
+
 def test_extra_fields_make_a_line_malformed_not_silently_cut(write, ingest, query):
     res = ingest(write("x.csv", "order,sku\no1,A\no2,B,surplus\no3,C\n"), cols=BASKET_ITEM)
     assert (res.rows_read, res.accepted, res.rejected) == (3, 2, {"malformed_line": 1})
