@@ -118,6 +118,17 @@ def test_latin1_file_is_detected_and_decoded(write, ingest, query, codec):
     assert _catalog_titles(query) == LATIN_TITLES
 
 
+def test_a_windows_file_whose_first_accent_is_past_its_first_megabyte_is_read(write, ingest, query):
+    """Two megabytes of plain ASCII, then "Café crème €5" in Windows-1252: the encoding is guessed from the bytes
+    that are not UTF-8 (it was guessed from the head, ASCII, and the file refused)."""
+    plain = "".join(f"o{k},S{k % 700},Plain mug number {k}\n" for k in range(60000))
+    path = write("late.csv", "order,sku,title\n" + plain + "o99999,CAFE,Caf\u00e9 cr\u00e8me \u20ac5\n",
+                 encoding="cp1252")
+    assert path.stat().st_size > 2_000_000 and detect_encoding(str(path), None) == "cp1252"
+    assert ingest(path, cols=BASKET_ITEM).accepted == 60001
+    assert query("SELECT title FROM catalog WHERE item_id = 'CAFE'") == [("Caf\u00e9 cr\u00e8me \u20ac5",)]
+
+
 def test_cp1252_smart_quotes_and_euro_detected(write, ingest, query):
     path = write("cp.csv", _titled(CP1252_TITLES), encoding="cp1252")
     ingest(path, cols=BASKET_ITEM)

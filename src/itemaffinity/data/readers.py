@@ -130,11 +130,20 @@ def detect_encoding(path: str, given: str | None) -> str:
             return name
     if b"\x00" in head[:4096]:
         raise InputError("wrong encoding: the file looks binary (NUL bytes), not text", file=path)
-    if _first_invalid_utf8(path) is None:
+    bad = _first_invalid_utf8(path)
+    if bad is None:
         return "utf-8"
     from charset_normalizer import from_bytes
 
-    matches = from_bytes(head)
+    # The bytes that are not UTF-8 decide, wherever they are: a file of plain ASCII for its first megabyte and a
+    # "Café" further down was guessed ASCII from its head, and then refused.
+    sample = head
+    if bad >= len(head) - 4:
+        with _open_bytes(path) as fh:
+            fh.seek(max(0, bad - (1 << 16)))
+            window = fh.read(1 << 17)
+        sample = head[:1 << 18] + window[window.find(b"\n") + 1:]  # from a line's start: no character cut
+    matches = from_bytes(sample)
     best = matches.best()
     if best is None:
         raise InputError("wrong encoding: cannot detect the text encoding; give --encoding", file=path)
