@@ -112,6 +112,7 @@ def test_leaderboard_customers_and_data_quality_pages(page, shots):
     assert page.locator("#leaderboard svg").count() >= 4
     basket, cold = (page.locator(f"#leaderboard .card:has(h2:text-is('{t}'))") for t in ("basket-completion", "cold-start"))
     assert "★" in basket.inner_text() and "default model" in basket.locator("p.hint").first.inner_text()
+    assert basket.locator("p.hint").first.inner_text().startswith("a product held out of each test basket")
     # the default model is not among the text models scored on new products: that card does not name it
     assert "★" not in cold.inner_text() and "default model" not in cold.locator("p.hint").first.inner_text()
     intervals = page.locator("#leaderboard td.vs-best").all_inner_texts()  # the leader first, then the others

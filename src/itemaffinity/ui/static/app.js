@@ -442,9 +442,16 @@
     return ` Rare · middle · best sellers: NDCG@10 in three groups of the test queries, as equal as ties allow, by how often the held-out product was bought in the training data (≤ ${lo}, ${lo}–${hi}, more than ${hi} ${t.of}): does a model find what sells rarely, or only the best sellers?`;
   };
 
+  const TASK_HELP = {  // what each protocol holds out (evaluation.protocols), as analyze's terminal says it
+    "basket-completion": "a product held out of each test basket, ranked from the rest of it",
+    "next-item": "each test customer's last product, ranked from the earlier ones",
+    "next-basket": "the new products each customer bought after the split, ranked from what they bought before",
+    "cold-start": "products first sold after the split, ranked from their text alone",
+  };
+
   function evaluationPage() {
     const body = h("div", { id: "leaderboard" });
-    page("Model leaderboard", "How well each model predicts a held-out product of real baskets after a time split: basket completion (a product of the basket, from the rest of it) and, where there is one, cold start (a product first sold after the split, ranked from its text alone). Higher is better; the default model serves “similar products” and recommendations.", body);
+    page("Model leaderboard", "How well each model predicts products held out of the store's own data, every model on the same test and ranking the whole catalogue: basket completion, or the next item where there are no orders with times, and, where there is one, cold start. Higher is better; the default model serves “similar products” and recommendations.", body);
     fill(body, async () => {
       const r = await api("/v1/evaluation");
       if (!r.rows.length) return empty("No evaluation yet: run `itemaffinity analyze` or `itemaffinity evaluate` on this store.");
@@ -455,7 +462,7 @@
         const best = Math.max(...rows.map((x) => x["NDCG@10"] || 0));
         const thirds = (rows.find((x) => x.popularity_thirds) || {}).popularity_thirds;  // none on new products
         const chartRows = (metric) => rows.map((x) => ({ label: x.label || x.model, value: x[metric] || 0, best: (x["NDCG@10"] || 0) === best }));
-        out.push(h("div", { class: "card" }, h("h2", { text: `${task}` }), h("p", { class: "hint", text: `${rows[0].split || ""} · ${fmt.int(rows[0].queries)} test queries` + (rows.some((x) => x.model === r.default_model) ? ` · default model: ${r.default_model}` : "") }),
+        out.push(h("div", { class: "card" }, h("h2", { text: `${task}` }), h("p", { class: "hint", text: (TASK_HELP[task] ? TASK_HELP[task] + " · " : "") + `${rows[0].split || ""} · ${fmt.int(rows[0].queries)} test queries` + (rows.some((x) => x.model === r.default_model) ? ` · default model: ${r.default_model}` : "") }),
           h("div", { class: "grid" }, h("div", {}, barChart(chartRows("NDCG@10"), { title: "NDCG@10 (ranking quality)" })),
             h("div", {}, barChart(chartRows("HR@10"), { title: "Hit rate @10 (held-out product in the top 10)", format: (v) => fmt.pct(v) })),
             h("div", {}, barChart(chartRows("MRR@10"), { title: "MRR@10" })),
