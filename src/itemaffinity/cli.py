@@ -726,6 +726,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
 
     import numpy as np
 
+    from itemaffinity.mining.transactions import transaction_unit
     from itemaffinity.models.explain import RELATION_SCAN, Explainer, text_vectors
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
@@ -751,7 +752,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         ev = r.get("evidence")
         if ev:
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
-            together = "bought together" if data.n_baskets else "same customer"  # no orders: a customer's items
+            together = "bought together" if transaction_unit(data) == "basket" else "same customer"
             line += f"  [{ev['relation']}: {together} {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
         click.echo(line)
     if relation and not rows:

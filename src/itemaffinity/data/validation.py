@@ -146,14 +146,18 @@ def object_fields(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappi
         source.fields.append(column)
 
 
+def _below_a_title(option: str, has_rows: bool) -> str:
+    """The hint of a missing-column error for a CSV or Excel file (`has_rows`), whose names may sit below a title."""
+    return f" (if the column names are on a later row, below a title, give {option} N)" if has_rows else ""
+
+
 def resolve_columns(mapping: Mapping, source: Source, roles: tuple[str, ...] = ALL_ROLES) -> dict[str, str]:
     """role → source column: the mapping's columns (checked to exist; `object_fields` reads nested ones) plus
     same-named columns."""
     cols = dict(mapping.columns)
     for role, column in cols.items():
         if column not in source.columns and column not in source.fields:
-            below = "" if source.fmt not in ("csv", "xlsx") else \
-                " (if the column names are on a later row, below a title, give --header-row N)"
+            below = _below_a_title("--header-row", source.fmt in ("csv", "xlsx"))
             raise InputError(f"required column {column!r} (mapped to {role}) not found; the file's "
                              f"columns are: {', '.join(source.columns)}{below}", file=source.path, column=column)
     for role in roles:
@@ -466,8 +470,8 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
     if "item_id" not in roles:
         raise InputError("catalog has no item_id column: map one with --catalog-col item_id=COLUMN",
                          file=file)
-    below = " (if the column names are on a later row, below a title, give --catalog-header-row N)" \
-        if file and Path(file).suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx") else ""
+    below = _below_a_title("--catalog-header-row", bool(file) and Path(file).suffix.lower() in (".csv", ".tsv", ".txt",
+                                                                                                ".xlsx"))
     for role, c in roles.items():
         for col in ([c] if isinstance(c, str) else c):
             if col not in columns:

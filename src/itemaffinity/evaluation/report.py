@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from itemaffinity.data.interactions import InteractionData  # noqa: E402
+from itemaffinity.mining.transactions import transaction_unit, transactions  # noqa: E402
 from itemaffinity.text.encoders import CJK  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,10 @@ def short_title(text: str | None) -> str | None:
     return text[:TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;-–") + "…"
 
 
-def transaction_counts(data: InteractionData) -> tuple[np.ndarray, str]:
-    """(n_items,) transactions holding each item and what one is: baskets, or in a log without orders (reviews,
-    ratings, views) customers, as the analysis mines them (`mining.transactions`)."""
-    from itemaffinity.mining.transactions import transactions
-
-    return np.bincount(transactions(data).indices, minlength=data.n_items), ("basket" if data.n_baskets else "customer")
+def transaction_counts(data: InteractionData) -> np.ndarray:
+    """(n_items,) transactions holding each item: baskets, or in a log without orders (reviews, ratings, views)
+    customers, as the analysis mines them (`mining.transactions`)."""
+    return np.bincount(transactions(data).indices, minlength=data.n_items)
 
 
 def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: InteractionData) -> None:
@@ -149,7 +148,7 @@ def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: Inter
         ax.set_ylabel("baskets")
         ax.set_title("Basket sizes")
         figs.append(figure_html(fig, "basket size histogram"))
-    counts, unit = transaction_counts(data)
+    counts, unit = transaction_counts(data), transaction_unit(data)
     pop = np.sort(counts)[::-1]
     pop = pop[pop > 0]
     if len(pop):
@@ -247,7 +246,7 @@ def leaderboard_section(report: Report, rows: list[dict]) -> None:
 def clusters_section(report: Report, data: InteractionData, groups, segments: dict) -> None:
     """Product groups with example titles, and customer segments with their RFM profile."""
     rows = []
-    pop = transaction_counts(data)[0]
+    pop = transaction_counts(data)
     for c, label in enumerate(groups.labels):
         members = np.flatnonzero(groups.item_cluster == c)
         top = members[np.argsort(-pop[members])][:4]
@@ -306,7 +305,7 @@ def mining_section(report: Report, data: InteractionData, rules_table, pairs_tab
     rules = diverse_rules((r for batch in ranked.to_batches(1000) for r in batch.to_pylist()), n)
     rule_rows = [[" + ".join(title(i) for i in r["antecedent"]), " + ".join(title(i) for i in r["consequent"]),
                   r["support"], r["confidence"], r["lift"], r["leverage"], r["conviction"]] for r in rules]
-    unit = transaction_counts(data)[1]
+    unit = transaction_unit(data)
     unordered = pairs_table.filter(pc.less(pairs_table["item_a"], pairs_table["item_b"]))
     # bought together at least once: the table also holds text neighbours never bought together
     top_pairs = unordered.filter(pc.greater(unordered["n_ab"], 0)).sort_by([("n_ab", "descending")]) \

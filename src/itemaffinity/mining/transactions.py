@@ -37,6 +37,12 @@ def binarize(matrix: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
     return m
 
 
+def transaction_unit(data: InteractionData) -> str:
+    """What one default transaction of `data` is, in the words of reasons and pages: "basket", or "customer" in data
+    without orders (reviews, ratings, views), whose transactions are its users."""
+    return "basket" if data.n_baskets else "customer"
+
+
 def transactions(data: InteractionData, unit: str | None = None) -> sp.csr_matrix:
     """The binary transactions × items matrix of `data`.
 
@@ -51,7 +57,7 @@ def transactions(data: InteractionData, unit: str | None = None) -> sp.csr_matri
         (n_transactions, n_items) int32 0/1 CSR, items indexed like `data.items`.
     """
     try:
-        matrix = TRANSACTION_UNITS[unit or ("baskets" if data.n_baskets else "users")](data)
+        matrix = TRANSACTION_UNITS[unit or ("baskets" if transaction_unit(data) == "basket" else "users")](data)
     except KeyError:
         raise KeyError(f"unknown transaction unit {unit!r}; known: {', '.join(TRANSACTION_UNITS)}") from None
     return binarize(matrix)

@@ -133,21 +133,27 @@ class OnlineState:
                 self.unknown_items += 1
                 continue
             n += 1
-            if self.snap.unit == "basket" and ev.event in BASKET_EVENTS and ev.basket_id is not None:
-                self._add_to_transaction(ev.basket_id, self.snap.transaction_index(ev.basket_id, None), idx)
-            elif self.snap.unit == "customer" and ev.user_id is not None and self._weights.get(ev.event, 0.0) > 0:
-                # without orders a transaction is a customer's items, as mining.transactions makes them
-                self._add_to_transaction(ev.user_id, self.snap.transaction_index(None, ev.user_id), idx)
+            key = self._transaction_key(ev)
+            if key is not None:
+                self._add_to_transaction(key, idx)
             if ev.user_id is not None:
                 hist = self.user_delta.setdefault(ev.user_id, {})
                 hist[idx] = hist.get(idx, 0.0) + self._weights.get(ev.event, 0.0)
         self.folded += n
         return n
 
-    def _add_to_transaction(self, key: str, row: int, idx: int) -> None:
-        """Item `idx` joins the transaction `key` (the snapshot's `row`, −1 for a new one)."""
+    def _transaction_key(self, ev: PostedEvent) -> str | None:
+        """The transaction a posted event joins: a purchase its basket; in a store without orders, an event of
+        positive weight its customer's items, as `mining.transactions` makes them; None for none."""
+        if self.snap.unit == "basket":
+            return ev.basket_id if ev.event in BASKET_EVENTS else None
+        return ev.user_id if self._weights.get(ev.event, 0.0) > 0 else None
+
+    def _add_to_transaction(self, key: str, idx: int) -> None:
+        """Item `idx` joins the transaction `key` (a basket id, or a customer id in a store without orders)."""
         members = self.touched.get(key)
         if members is None:
+            row = self.snap.transaction_index(key)
             x = self.snap.transactions
             members = set(x.indices[x.indptr[row]:x.indptr[row + 1]].tolist()) if row >= 0 else set()
             self.touched[key] = members

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
-from itemaffinity.mining.transactions import transactions
+from itemaffinity.mining.transactions import transaction_unit, transactions
 from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
 from itemaffinity.store.duckdb_store import ingest_mapping, table_exists
@@ -162,11 +162,9 @@ class Snapshot:
         """"3 baskets", "1 customer": a count of transactions in the store's unit, for reasons."""
         return f"{n:,} {self.unit}{'' if n == 1 else 's'}"
 
-    def transaction_index(self, basket_id: str | None, user_id: str | None) -> int:
-        """The snapshot's row of an event's transaction (its basket, or its customer in a store without orders),
-        −1 for a new one."""
-        key = basket_id if self.unit == "basket" else user_id
-        return -1 if key is None else (self.data.baskets if self.unit == "basket" else self.data.users).index(key)
+    def transaction_index(self, key: str) -> int:
+        """The row of transaction `key` (a basket id, or a customer id in a store without orders), −1 for a new one."""
+        return (self.data.baskets if self.unit == "basket" else self.data.users).index(key)
 
     def item_index(self, item_id: str) -> int:
         """The item's index, −1 if unknown; an id in another letter case finds the item when the store's
@@ -423,7 +421,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
     snap = Snapshot(
         version=version, built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         watermark=int(watermark or 0), data=data, transactions=tx,
-        transactions_csc=tx.tocsc(), unit="basket" if data.n_baskets else "customer",
+        transactions_csc=tx.tocsc(), unit=transaction_unit(data),
         item_transactions=item_tx,
         descriptions=_descriptions(con, data), group=group, group_label=group_label, pairs=pairs,
         bundles=bundles, rules=rules, segments=segments, segment_summary=segment_summary,
