@@ -114,9 +114,10 @@
   let health = null;
   // What the counts are of: baskets, or customers in a store without orders (reviews, ratings, views), where
   // what goes together is what the same customer bought (/health's unit).
-  const units = () => (health && health.unit === "customer" ? "customers" : "baskets");
-  const orders = () => (health && health.unit === "customer" ? "purchases" : "orders");  // each purchase is one without orders
-  const shared = (n) => (health && health.unit === "customer" ? " shared customer" : " shared basket") + (n === 1 ? "" : "s");
+  const byCustomer = () => Boolean(health && health.unit === "customer");
+  const units = () => (byCustomer() ? "customers" : "baskets");
+  const orders = () => (byCustomer() ? "purchases" : "orders");  // each purchase is one without orders
+  const shared = (n) => (byCustomer() ? " shared customer" : " shared basket") + (n === 1 ? "" : "s");
   async function refreshStatus() {
     const el = document.getElementById("status");
     try {
@@ -145,7 +146,7 @@
       const r = await api("/v1/items", { q, limit, offset });
       const heading = q ? `${fmt.int(r.total)} products match “${q}”` : "Best sellers (type above to search)";
       if (!r.items.length) return [h("h2", { text: heading }), empty(q ? "No product matches these words. Try fewer or shorter words, or a product code." : "The store has no products yet.")];
-      const table = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Product"), h("th", {}, "Product group"), h("th", { class: "num" }, "Price"), h("th", { class: "num" }, health && health.unit === "customer" ? "Customers" : "Baskets"), h("th", {}, "Matched on"))),
+      const table = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Product"), h("th", {}, "Product group"), h("th", { class: "num" }, "Price"), h("th", { class: "num" }, byCustomer() ? "Customers" : "Baskets"), h("th", {}, "Matched on"))),
         h("tbody", {}, r.items.map((it) => h("tr", { "data-testid": "search-result" },
           h("td", {}, productCell(it)), h("td", { text: it.group || "—" }), h("td", { class: "num", text: fmt.money(it.price) }),
           h("td", { class: "num", text: fmt.int(it.baskets) }), h("td", { class: "hint", text: it.match })))));
@@ -188,7 +189,7 @@
       h("div", { class: "card" }, filterBar(filters, (f) => { location.hash = itemHref(id) + query(f); })),
       h("div", { class: "grid" },
         h("section", { class: "card", "aria-labelledby": "h-comp" }, h("h2", { id: "h-comp", text: "Bought together (complements)" }),
-          h("p", { class: "hint", text: `Products ${health && health.unit === "customer" ? "bought by the same customers" : "found in the same baskets"} much more often than chance. Good for cross-selling and “frequently bought together”.` }), complements),
+          h("p", { class: "hint", text: `Products ${byCustomer() ? "bought by the same customers" : "found in the same baskets"} much more often than chance. Good for cross-selling and “frequently bought together”.` }), complements),
         h("section", { class: "card", "aria-labelledby": "h-sim" }, h("h2", { id: "h-sim", text: "Similar products (substitutes)" }),
           h("p", { class: "hint" }, "Alternatives a shopper might take instead, according to the model ", modelSel, "; show ", relationSel, "."), similar)),
       h("section", { class: "card", "aria-labelledby": "h-bun" }, h("h2", { id: "h-bun", text: "Bundles" }),
@@ -206,7 +207,7 @@
           it.category ? h("span", { class: "chip tag", style: "margin-left:8px" }, it.category) : null),
         it.description ? h("p", { text: it.description }) : null,
         h("div", { class: "stats" },
-          stat(fmt.money(it.price), "typical price"), health && health.unit === "customer" ? null : stat(fmt.int(s.baskets), "baskets"),
+          stat(fmt.money(it.price), "typical price"), byCustomer() ? null : stat(fmt.int(s.baskets), "baskets"),
           stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat("#" + fmt.int(s.popularity_rank), "best-seller rank"),
           stat(s.first_seen ? s.first_seen.slice(0, 10) : "—", "first sold"), stat(s.last_seen ? s.last_seen.slice(0, 10) : "—", "last sold")),
         h("p", {}, h("a", { class: "button secondary", href: "#/network/" + encodeURIComponent(it.item_id), id: "open-network" }, "Show association network"), " ",
@@ -259,8 +260,8 @@
       location.hash = "#/rules" + query(next);
     } },
       field("item", "With this product on either side (code)", { placeholder: "any", id: "rules-item" }),
-      field("antecedent", health && health.unit === "customer" ? "If the customer bought (product code)" : "If the basket has (product code)", { placeholder: "e.g. 22423" }),
-      field("consequent", health && health.unit === "customer" ? "…they also bought (product code)" : "…then it also has (product code)", { placeholder: "any" }),
+      field("antecedent", byCustomer() ? "If the customer bought (product code)" : "If the basket has (product code)", { placeholder: "e.g. 22423" }),
+      field("consequent", byCustomer() ? "…they also bought (product code)" : "…then it also has (product code)", { placeholder: "any" }),
       field("category", "Suggested products in group / category", { list: "rule-groups", placeholder: "any", id: "rules-category" }), groupList,
       field("min_support", `Min. support (share of ${units()})`, { type: "number", step: "0.001", min: 0, max: 1, placeholder: "0.01" }),
       field("min_confidence", "Min. confidence", { type: "number", step: "0.05", min: 0, max: 1, placeholder: "0–1" }),
@@ -281,8 +282,8 @@
         h("a", { class: "button secondary", href: csv, download: "rules.csv", id: "rules-export" }, "Export CSV"));
       if (!r.items.length) return [top, empty("No rule passes these filters. Lower the minimums or clear a product code.")];
       const side = (items) => h("div", {}, items.map((x, i) => [i ? h("br") : null, h("a", { href: itemHref(x.item_id) }, x.title || x.item_id), " ", h("span", { class: "id", text: x.item_id })]));
-      const table = h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, h("th", {}, health && health.unit === "customer" ? "If the customer bought" : "If the basket has"),
-        h("th", {}, health && health.unit === "customer" ? "…they often also bought" : "…it often also has"),
+      const table = h("table", { id: "rules-table" }, h("thead", {}, h("tr", {}, h("th", {}, byCustomer() ? "If the customer bought" : "If the basket has"),
+        h("th", {}, byCustomer() ? "…they often also bought" : "…it often also has"),
         ...["support", "confidence", "lift", "leverage", "conviction"].map((k) => h("th", { class: "num" }, k)))),
         h("tbody", {}, r.items.map((x) => h("tr", { "data-testid": "rule-row", title: x.reason }, h("td", {}, side(x.antecedent)), h("td", {}, side(x.consequent)),
           h("td", { class: "num", text: fmt.pct(x.support, 2) }), h("td", { class: "num", text: fmt.pct(x.confidence, 0) }), h("td", { class: "num", "data-testid": "rule-lift", text: fmt.num(x.lift, 1) }),
@@ -356,7 +357,7 @@
       });
       cy.on("tap", "edge", (evt) => {
         const d = evt.target.data();
-        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: ${health && health.unit === "customer" ? "both bought by" : "bought together in"} ${fmt.int(d.co)} ${units()}, ${fmt.times(d.lift)} as often as chance.`);
+        info.replaceChildren(`${nodes.get(d.source).title || d.source} and ${nodes.get(d.target).title || d.target}: ${byCustomer() ? "both bought by" : "bought together in"} ${fmt.int(d.co)} ${units()}, ${fmt.times(d.lift)} as often as chance.`);
       });
       cy.on("dbltap", "node", (evt) => { location.hash = "#/network/" + encodeURIComponent(evt.target.id()); });
       status.textContent = `${nodes.size} products, ${edges.size} links`;
