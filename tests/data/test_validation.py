@@ -332,9 +332,28 @@ def test_the_day_month_order_is_judged_on_every_row_and_named_when_none_tells(wr
     ("2024-01-02 10:00:00 +0100", "2024-01-02 09:00:00"),  # Shopify's "Created at": its offset read, as UTC
     ("2024-01-05T09:00:00-05:00", "2024-01-05 14:00:00"),
     ("2024-01-03T11:30:00Z", "2024-01-03 11:30:00"),
+    ("20240102", "2024-01-02 00:00:00"),              # digits, as ERP and Chinese shop exports write dates
+    ("20240102103000", "2024-01-02 10:30:00"),
 ])
 def test_timestamps_as_shops_write_them(written, expected, write, ingest, query):
     path = write("times.csv", "user,sku,when\n" + "".join(f"u{k},A,{written}\n" for k in range(3)))
     res = ingest(path, cols=["user_id=user", "item_id=sku", "ts=when"])
     assert res.accepted == 3 and not res.rejected
     assert {str(t) for (t,) in query("SELECT ts FROM events")} == {expected}
+
+
+def test_a_number_column_of_dates_as_digits_is_read_as_dates_not_epoch(tmp_path, ingest, query):
+    """20240102 in a Parquet integer column is 2 January 2024, not epoch seconds in August 1970; epoch seconds and
+    a float column of such digits (pandas writes ints with a gap as floats) are each read as they are."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nums.parquet"
+    pq.write_table(pa.table({"order": ["o1", "o2"], "sku": ["A", "B"], "day": [20240102, 20240315],
+                             "epoch": [1700000000, 1700003600], "gappy": [20240102.0, None]}), path)
+    expected = {"day": ["2024-01-02 00:00:00", "2024-03-15 00:00:00"],
+                "epoch": ["2023-11-14 22:13:20", "2023-11-14 23:13:20"], "gappy": ["2024-01-02 00:00:00", "None"]}
+    for column, times in expected.items():
+        store = tmp_path / f"{column}.duckdb"
+        assert ingest(path, cols=["basket_id=order", "item_id=sku", f"ts={column}"], store=store).accepted == 2
+        assert [str(t) for (t,) in query("SELECT ts FROM events ORDER BY source_row", store=store)] == times

@@ -28,10 +28,12 @@ REASONS = (
 )
 """Every reject reason, in the order they are checked."""
 
+COMPACT_FORMATS = ("%Y%m%d%H%M%S", "%Y%m%d")
+"""Dates as digits (20240102, 20240102103000), as ERP and many Chinese shop exports write them, text or numbers."""
 TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
               "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
               "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
-              "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日")
+              "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日", *COMPACT_FORMATS)
 EPOCH_TEXT = r"\d{9,13}(\.\d+)?"
 """Epoch seconds (or milliseconds, 13 digits) written as text, as a CSV holds them."""
 
@@ -236,6 +238,13 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({q(col)} AS TIMESTAMP)"
     if base in NUMERIC_TYPES:
+        # 20240102 as a number is a date, not epoch seconds in August 1970: digits that most values read as
+        digits = f"CASE WHEN {q(col)} = floor({q(col)}) THEN CAST(CAST({q(col)} AS BIGINT) AS VARCHAR) END"
+        counts = _sample_counts(con, table, col, digits, [f"try_strptime(v, {_sql_str(f)})" for f in COMPACT_FORMATS])
+        present = _sample_counts(con, table, col, "1", ["v"])[0]
+        best = max(range(len(counts)), key=lambda i: counts[i])
+        if counts[best] * 2 > present:
+            return f"try_strptime({digits}, {_sql_str(COMPACT_FORMATS[best])})"
         return _epoch(f"CAST({q(col)} AS DOUBLE)")
     text = f"trim(CAST({q(col)} AS VARCHAR))"
     if fmt:
