@@ -334,6 +334,7 @@ def test_the_day_month_order_is_judged_on_every_row_and_named_when_none_tells(wr
     ("2024-01-03T11:30:00Z", "2024-01-03 11:30:00"),
     ("20240102", "2024-01-02 00:00:00"),              # digits, as ERP and Chinese shop exports write dates
     ("20240102103000", "2024-01-02 10:30:00"),
+    ("45293.5", "2024-01-02 12:00:00"),               # Excel's serial day, a date column exported as General
 ])
 def test_timestamps_as_shops_write_them(written, expected, write, ingest, query):
     path = write("times.csv", "user,sku,when\n" + "".join(f"u{k},A,{written}\n" for k in range(3)))
@@ -343,15 +344,18 @@ def test_timestamps_as_shops_write_them(written, expected, write, ingest, query)
 
 
 def test_a_number_column_of_dates_as_digits_is_read_as_dates_not_epoch(tmp_path, ingest, query):
-    """20240102 in a Parquet integer column is 2 January 2024, not epoch seconds in August 1970; epoch seconds and
-    a float column of such digits (pandas writes ints with a gap as floats) are each read as they are."""
+    """20240102 in a Parquet integer column is 2 January 2024, not epoch seconds in August 1970, and 45293 (Excel's
+    serial day) 2 January 2024, not 1 January 1970; epoch seconds and a float column of such digits (pandas writes
+    ints with a gap as floats) are each read as they are."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = tmp_path / "nums.parquet"
     pq.write_table(pa.table({"order": ["o1", "o2"], "sku": ["A", "B"], "day": [20240102, 20240315],
-                             "epoch": [1700000000, 1700003600], "gappy": [20240102.0, None]}), path)
+                             "epoch": [1700000000, 1700003600], "gappy": [20240102.0, None],
+                             "excel": [45293.0, 45366.75]}), path)
     expected = {"day": ["2024-01-02 00:00:00", "2024-03-15 00:00:00"],
+                "excel": ["2024-01-02 00:00:00", "2024-03-15 18:00:00"],
                 "epoch": ["2023-11-14 22:13:20", "2023-11-14 23:13:20"], "gappy": ["2024-01-02 00:00:00", "None"]}
     for column, times in expected.items():
         store = tmp_path / f"{column}.duckdb"

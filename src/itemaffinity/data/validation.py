@@ -34,6 +34,10 @@ TS_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m
               "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S",
               "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
               "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日", *COMPACT_FORMATS)
+EXCEL_DAYS = (25569, 73051)
+"""Excel's serial dates (days since 1899-12-30) from 1970 to 2100: a date column exported as General (45293 is
+2 January 2024), not epoch seconds on 1 January 1970."""
+EXCEL_SERIAL_TEXT = r"\d{5}(\.\d+)?"
 EPOCH_TEXT = r"\d{9,13}(\.\d+)?"
 """Epoch seconds (or milliseconds, 13 digits) written as text, as a CSV holds them."""
 
@@ -238,14 +242,16 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({q(col)} AS TIMESTAMP)"
     if base in NUMERIC_TYPES:
-        # 20240102 as a number is a date, not epoch seconds in August 1970: digits that most values read as
-        digits = f"CASE WHEN {q(col)} = floor({q(col)}) THEN CAST(CAST({q(col)} AS BIGINT) AS VARCHAR) END"
-        counts = _sample_counts(con, table, col, digits, [f"try_strptime(v, {_sql_str(f)})" for f in COMPACT_FORMATS])
-        present = _sample_counts(con, table, col, "1", ["v"])[0]
-        best = max(range(len(counts)), key=lambda i: counts[i])
-        if counts[best] * 2 > present:
+        # 20240102 or 45293 (Excel's serial day) as a number is a date, not epoch seconds in 1970: what most read as
+        number = f"CAST({q(col)} AS DOUBLE)"
+        digits = f"CASE WHEN {number} = floor({number}) THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) END"
+        *compact, serial, present = _sample_counts(con, table, col, number, [
+            *(f"try_strptime(CASE WHEN v = floor(v) THEN CAST(CAST(v AS BIGINT) AS VARCHAR) END, {_sql_str(f)})"
+              for f in COMPACT_FORMATS), f"CASE WHEN v >= {EXCEL_DAYS[0]} AND v < {EXCEL_DAYS[1]} THEN 1 END", "v"])
+        best = max(range(len(compact)), key=lambda i: compact[i])
+        if compact[best] * 2 > present:
             return f"try_strptime({digits}, {_sql_str(COMPACT_FORMATS[best])})"
-        return _epoch(f"CAST({q(col)} AS DOUBLE)")
+        return _excel_serial(number) if serial * 2 > present else _epoch(number)
     text = f"trim(CAST({q(col)} AS VARCHAR))"
     if fmt:
         try:
@@ -255,11 +261,12 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
                              file=file, column=col) from None
         return f"try_strptime({text}, {_sql_str(fmt)})"
     counts = _sample_counts(con, table, col, text, ["TRY_CAST(v AS TIMESTAMP)"]
-                            + [f"try_strptime(v, {_sql_str(f)})" for f in TS_FORMATS] + [_matches(EPOCH_TEXT)])
+                            + [f"try_strptime(v, {_sql_str(f)})" for f in TS_FORMATS]
+                            + [_matches(EXCEL_SERIAL_TEXT), _matches(EPOCH_TEXT)])
     best = max(range(len(counts)), key=lambda i: counts[i])
-    if best == len(counts) - 1 and counts[best]:
-        return (f"CASE WHEN regexp_full_match({text}, {_sql_str(EPOCH_TEXT)}) "
-                f"THEN {_epoch(f'TRY_CAST({text} AS DOUBLE)')} END")
+    if best >= len(counts) - 2 and counts[best]:
+        pattern, read = (EPOCH_TEXT, _epoch) if best == len(counts) - 1 else (EXCEL_SERIAL_TEXT, _excel_serial)
+        return f"CASE WHEN regexp_full_match({text}, {_sql_str(pattern)}) THEN {read(f'TRY_CAST({text} AS DOUBLE)')} END"
     if counts[best] == 0 or best == 0:
         return _iso_timestamp(text)
     # The column's format first, then the same date order with another time part (a time left out at midnight,
@@ -308,6 +315,12 @@ def utc_session(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("SET TimeZone = 'UTC'")
     except duckdb.Error:
         pass
+
+
+def _excel_serial(x: str) -> str:
+    """SQL of the timestamp of Excel serial days `x` (since 1899-12-30), NULL outside EXCEL_DAYS."""
+    return (f"CASE WHEN {x} >= {EXCEL_DAYS[0]} AND {x} < {EXCEL_DAYS[1]} THEN CAST(TIMESTAMP '1899-12-30' + "
+            f"to_microseconds(CAST(round({x} * 86400000000) AS BIGINT)) AS TIMESTAMP) END")
 
 
 def _epoch(x: str) -> str:
