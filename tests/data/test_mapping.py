@@ -155,6 +155,17 @@ def test_event_values_map_source_names_case_insensitively(write, ingest, query, 
     assert query("SELECT source_row, reason FROM rejects") == [(5, "unknown_event")]
 
 
+def test_event_names_of_taobao_ga4_and_chinese_exports_need_no_mapping(write, ingest, query):
+    """Taobao's user-behaviour log (pv, buy, cart, fav), Google Analytics 4 (view_item, add_to_wishlist) and a
+    Chinese shop's export (浏览, 加入购物车, 购买, 退款) map to the canonical events without [event_values]."""
+    names = ["pv", "buy", "cart", "fav", "view_item", "add_to_wishlist", "浏览", "加入购物车", "购买", "退款"]
+    path = write("ev.csv", "user,item,behavior\n" + "".join(f"u1,i{k},{n}\n" for k, n in enumerate(names)))
+    res = ingest(path, cols=["user_id=user", "item_id=item", "event=behavior"])
+    assert res.accepted == len(names) and not res.rejected
+    assert [e for (e,) in query("SELECT event FROM events ORDER BY source_row")] == [
+        "view", "purchase", "cart", "fav", "view", "fav", "view", "cart", "purchase", "return"]
+
+
 def test_event_weights_from_a_mapping_drive_user_weights(write, ingest, tmp_path):
     f = tmp_path / "w.toml"
     f.write_text('[columns]\nuser_id = "who"\nitem_id = "what"\nevent = "did"\n'
