@@ -117,10 +117,11 @@ def mapping_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sheet", help="Excel sheet name (first sheet when omitted)."),
         click.option("--catalog-sheet", help="The catalog's Excel sheet (first sheet when omitted), e.g. the "
                      "products beside the orders in one workbook."),
-        click.option("--header-row", type=click.IntRange(min=1), default=None,
+        click.option("--header-row", type=click.IntRange(min=0), default=None,
                      help="The events file's CSV/Excel row holding the column names, when a title comes first "
-                          "(default 1)."),
-        click.option("--catalog-header-row", type=click.IntRange(min=1), default=None,
+                          "(default 1); 0: the file has none (Taobao's UserBehavior.csv), its columns are column1, "
+                          "column2, … (--col item_id=column2)."),
+        click.option("--catalog-header-row", type=click.IntRange(min=0), default=None,
                      help="The same for the catalog file."),
         click.option("--timestamp-format", help="strptime format of the timestamp column."),
         click.option("--explode", metavar="COLUMN",

@@ -348,6 +348,33 @@ def test_a_field_of_an_object_is_mapped_by_its_dotted_name(tmp_path, write, inge
     assert query("SELECT user_id FROM events ORDER BY source_row", store=tmp_path / "c.duckdb") == [("c9",), (None,)]
 
 
+def test_a_file_without_a_header_row_names_its_columns_column1_on(tmp_path, write, ingest, query):
+    """Taobao's UserBehavior.csv has no header line (user, item, category, behaviour, epoch time): --header-row 0
+    reads every line as data, its columns column1 … column5, a ragged line keeping its place; an Excel sheet too."""
+    from openpyxl import Workbook
+
+    text = ("1,2268318,2520377,pv,1511544070\n1,2333346,2520771,pv,1511561733\n1,2576651\n"
+            "2,2576651,149192,buy,1511572885\n")
+    cols = ["user_id=column1", "item_id=column2", "category=column3", "event=column4", "ts=column5"]
+    res = ingest(write("UserBehavior.csv", text), cols=cols, header_row=0)
+    assert (res.rows_read, res.accepted, res.rejected) == (4, 3, {"malformed_line": 1})
+    assert query("SELECT source_row, user_id, item_id, event, strftime(ts, '%Y-%m-%d') FROM events "
+                 "ORDER BY source_row") == [(1, "1", "2268318", "view", "2017-11-24"),
+                                            (2, "1", "2333346", "view", "2017-11-24"),
+                                            (4, "2", "2576651", "purchase", "2017-11-25")]
+    assert query("SELECT source_row FROM rejects") == [(3,)]
+    assert query("SELECT category FROM catalog WHERE item_id = '2576651'") == [("149192",)]
+    book = Workbook()
+    for row in (["o1", "A"], ["o1", "B"], ["o2", "A"]):
+        book.active.append(row)
+    book.save(tmp_path / "plain.xlsx")
+    store = tmp_path / "x.duckdb"
+    assert ingest(tmp_path / "plain.xlsx", cols=["basket_id=column1", "item_id=column2"], header_row=0,
+                  store=store).accepted == 3
+    assert query("SELECT basket_id, item_id FROM events ORDER BY source_row", store=store) == [
+        ("o1", "A"), ("o1", "B"), ("o2", "A")]
+
+
 def test_a_title_above_the_column_names_is_named_and_skipped_with_header_row(tmp_path, write, ingest, query):
     """A report export with a title and a blank row above the column names: the error says how to read it, and
     --header-row 3 reads the data rows below it, numbered from 1, a ragged line keeping its place."""

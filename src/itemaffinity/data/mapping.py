@@ -41,8 +41,9 @@ class CatalogSpec(_Strict):
     file: str | None = None
     sheet: str | None = None
     """The Excel sheet of the catalog (first sheet when omitted): products beside the orders in one workbook."""
-    header_row: int = Field(default=1, ge=1, description=(
-        "The catalog's CSV/Excel row holding the column names, when a title comes first (a report export)."))
+    header_row: int = Field(default=1, ge=0, description=(
+        "The catalog's CSV/Excel row holding the column names, when a title comes first (a report export); 0: none, "
+        "its columns are column1, column2, …"))
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
     joins: list[Join] = Field(default_factory=list)
 
@@ -79,9 +80,10 @@ class Mapping(_Strict):
     delimiter: str | None = None
     encoding: str | None = None
     sheet: str | None = None
-    header_row: int = Field(default=1, ge=1, description=(
+    header_row: int = Field(default=1, ge=0, description=(
         "The events file's CSV or Excel row that holds the column names, when a title or notes come first; rows "
-        "above it are not data."))
+        "above it are not data. 0: the file has no header row (Taobao's UserBehavior.csv); its columns are named "
+        "column1, column2, …"))
     strict_catalog: bool = False
     catalog: CatalogSpec | None = None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import gzip
+import itertools
 import logging
 import os
 import tempfile
@@ -184,8 +185,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: str, table: str, delimiter: 
     scan_path = path if enc in ("utf-8", "utf-8-sig") else _transcode_to_utf8(path, enc, workdir)
     # The dialect is sniffed from every line (sample_size=-1), not the first 20,480: a file whose first quoted field
     # ("Mug, blue") comes later was read without quotes, each such valid line a malformed one (+0.2 s on 47 MB).
-    opts = ["all_varchar=true", "header=true", "store_rejects=true", "null_padding=false", "parallel=false",
-            f"skip={header_row - 1}", "sample_size=-1"]
+    opts = ["all_varchar=true", f"header={'true' if header_row else 'false'}", "store_rejects=true",
+            "null_padding=false", "parallel=false", f"skip={max(header_row - 1, 0)}", "sample_size=-1"]
     if delimiter:
         opts.append(f"delim={_sql_str(delimiter)}")
     elif path.lower().removesuffix(".gz").endswith(".tsv"):
@@ -203,6 +204,10 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: str, table: str, delimiter: 
             if strict == "false":
                 raise InputError(f"cannot read CSV: {str(exc).splitlines()[0]}", file=path) from None
             log.debug("%s: strict CSV parsing failed, reading leniently: %s", path, exc)
+    if not header_row:  # no header line: DuckDB's column0, column1, … become column1, column2, … as a sheet counts
+        names = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+        for name in reversed(names):
+            con.execute(f'ALTER TABLE {table} RENAME COLUMN "{name}" TO "column{int(name[6:]) + 1}"')
     # DuckDB logs one error per problem (e.g. one per missing column): one malformed row per line.
     bad = con.execute("SELECT line, any_value(error_type::VARCHAR), any_value(error_message), "
                       "any_value(csv_line) FROM reject_errors GROUP BY line ORDER BY line").fetchall()
@@ -276,10 +281,13 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: str, table: str, sheet: str
         if sheet and sheet not in wb.sheetnames:
             raise InputError(f"no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}", file=path)
         ws = wb[sheet] if sheet else wb.worksheets[0]
-        rows = ws.iter_rows(min_row=header_row, values_only=True)
+        rows = ws.iter_rows(min_row=max(header_row, 1), values_only=True)
         header = next(rows, None)
         if header is None or all(h is None for h in header):
             raise InputError("Excel sheet has no header row", file=path)
+        if not header_row:  # no header row: the first row is data, its columns column1, column2, …
+            rows = itertools.chain([header], rows)
+            header = [None] * len(header)
         names = [str(h).strip() if h is not None else f"column{i + 1}" for i, h in enumerate(header)]
         batches, cols = [], [[] for _ in names]
         for r in rows:
