@@ -93,7 +93,8 @@ def test_readme_toml_example_is_a_valid_mapping(tmp_path):
     f = tmp_path / "readme.toml"
     f.write_text(block.group(1))
     m = resolve_mapping(map_file=f)
-    assert m.columns["item_id"] == "sku" and m.event_values == {"addtocart": "cart"}
+    assert m.columns["item_id"] == "sku" and m.event_values == {"put in bag": "cart"}  # addtocart needs none
+    assert m.catalog.columns["variant_of"] == "Handle" and m.catalog.header_row == 1
 
 
 def test_mapping_is_frozen():
