@@ -244,13 +244,12 @@ def timestamp_expr(con: duckdb.DuckDBPyConnection, table: str, col: str, ctype: 
     if base in NUMERIC_TYPES:
         # 20240102 or 45293 (Excel's serial day) as a number is a date, not epoch seconds in 1970: what most read as
         number = f"CAST({q(col)} AS DOUBLE)"
-        digits = f"CASE WHEN {number} = floor({number}) THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) END"
         *compact, serial, present = _sample_counts(con, table, col, number, [
-            *(f"try_strptime(CASE WHEN v = floor(v) THEN CAST(CAST(v AS BIGINT) AS VARCHAR) END, {_sql_str(f)})"
-              for f in COMPACT_FORMATS), f"CASE WHEN v >= {EXCEL_DAYS[0]} AND v < {EXCEL_DAYS[1]} THEN 1 END", "v"])
+            *(f"try_strptime({_digits('v')}, {_sql_str(f)})" for f in COMPACT_FORMATS),
+            f"nullif({_in_excel_days('v')}, false)", "v"])
         best = max(range(len(compact)), key=lambda i: compact[i])
         if compact[best] * 2 > present:
-            return f"try_strptime({digits}, {_sql_str(COMPACT_FORMATS[best])})"
+            return f"try_strptime({_digits(number)}, {_sql_str(COMPACT_FORMATS[best])})"
         return _excel_serial(number) if serial * 2 > present else _epoch(number)
     text = f"trim(CAST({q(col)} AS VARCHAR))"
     if fmt:
@@ -317,9 +316,18 @@ def utc_session(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
+def _digits(x: str) -> str:
+    """SQL of a whole number `x` as its digits (20240102.0 → '20240102'), NULL for a fraction."""
+    return f"CASE WHEN {x} = floor({x}) THEN CAST(CAST({x} AS BIGINT) AS VARCHAR) END"
+
+
+def _in_excel_days(x: str) -> str:
+    return f"({x} >= {EXCEL_DAYS[0]} AND {x} < {EXCEL_DAYS[1]})"
+
+
 def _excel_serial(x: str) -> str:
     """SQL of the timestamp of Excel serial days `x` (since 1899-12-30), NULL outside EXCEL_DAYS."""
-    return (f"CASE WHEN {x} >= {EXCEL_DAYS[0]} AND {x} < {EXCEL_DAYS[1]} THEN CAST(TIMESTAMP '1899-12-30' + "
+    return (f"CASE WHEN {_in_excel_days(x)} THEN CAST(TIMESTAMP '1899-12-30' + "
             f"to_microseconds(CAST(round({x} * 86400000000) AS BIGINT)) AS TIMESTAMP) END")
 
 
