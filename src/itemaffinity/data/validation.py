@@ -134,22 +134,28 @@ def object_fields(con: duckdb.DuckDBPyConnection, source: Source, mapping: Mappi
     nested = [c for c in dict.fromkeys(mapping.columns.values())
               if "." in c and c not in source.columns and c not in source.fields]
     types = column_types(con, t) if nested else {}
+    found: dict[str, tuple[str, str]] = {}  # mapped name → (object column, field path within it)
     for column in nested:
         parts = column.split(".")
         base = next((".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1) if ".".join(parts[:k]) in source.columns),
                     None)
-        if base is None:
-            continue
-        rest = column[len(base) + 1:]
+        if base is not None:
+            found[column] = (base, column[len(base) + 1:])
+    if not found:
+        return
+    exprs = []
+    for column, (base, rest) in found.items():
         path = _sql_str("$." + ".".join(_json_key(p) for p in rest.split(".")))
         value = f"to_json({q(base)})" if types[base] != "VARCHAR" else \
             f"CASE WHEN json_valid({q(base)}) THEN {q(base)}::JSON END"  # a JSON text in a CSV cell
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT *, json_extract_string({value}, {path}) AS {q(column)} "
-                    f"FROM {t} ORDER BY _row")
-        if not con.execute(f"SELECT count({q(column)}) FROM {t}").fetchone()[0]:
+        exprs.append(f"json_extract_string({value}, {path}) AS {q(column)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {t} AS SELECT *, {', '.join(exprs)} FROM {t} ORDER BY _row")
+    counts = con.execute("SELECT " + ", ".join(f"count({q(c)})" for c in found) + f" FROM {t}").fetchone()
+    for (column, (base, rest)), n in zip(found.items(), counts):
+        if not n:
             raise InputError(f"no row's {base!r} holds a field {rest!r} (mapped as {column!r})", file=source.path,
                              column=column)
-        source.fields.append(column)
+    source.fields.extend(found)
 
 
 def _below_a_title(option: str, has_rows: bool) -> str:
