@@ -748,12 +748,12 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
                                "model": model.name, "items": rows}, default=str))
         return
     click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model.name})")
+    together = "bought together" if transaction_unit(data) == "basket" else "same customer"
     for rank, r in enumerate(rows, 1):
         line = f"{rank:>3}. {_column(r['item_id'], 12)} {_column(r['title'], 40)} {r['score']:.4f}"
         ev = r.get("evidence")
         if ev:
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
-            together = "bought together" if transaction_unit(data) == "basket" else "same customer"
             line += f"  [{ev['relation']}: {together} {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
         click.echo(line)
     if relation and not rows:

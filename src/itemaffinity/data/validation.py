@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from itemaffinity.data.mapping import Join, Mapping
-from itemaffinity.data.readers import Source, _json_key, _sql_str, own_columns, read_source
+from itemaffinity.data.readers import Source, _json_key, _sql_str, detect_format, own_columns, read_source
 from itemaffinity.data.schema import ALL_ROLES, EVENT_SYNONYMS
 from itemaffinity.errors import InputError
 
@@ -506,8 +506,7 @@ def stage_catalog_table(con: duckdb.DuckDBPyConnection, table: str, columns: lis
     if "item_id" not in roles:
         raise InputError("catalog has no item_id column: map one with --catalog-col item_id=COLUMN",
                          file=file)
-    below = _below_a_title("--catalog-header-row", bool(file) and Path(file).suffix.lower() in (".csv", ".tsv", ".txt",
-                                                                                                ".xlsx"))
+    below = _below_a_title("--catalog-header-row", bool(file) and detect_format(file) in ("csv", "xlsx"))
     for role, c in roles.items():
         for col in ([c] if isinstance(c, str) else c):
             if col not in columns:
