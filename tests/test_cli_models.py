@@ -129,6 +129,27 @@ def test_similar_explains_and_finds_a_case_folded_id(shop, cli, tmp_path) -> Non
     assert res.returncode == 0 and "no substitute among the model's first 2,000 similar items" in res.stdout
 
 
+def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file, tmp_path) -> None:
+    """Instacart's catalog holds 49,688 products, 45,000 of them in none of the sample's baskets: the lift of a pair
+    with one of them is undefined (JSON null, "not bought yet"), not 0.0, which would claim it bought below chance."""
+    store = tmp_path / "instacart.duckdb"
+    res = cli("ingest", shared_file("instacart", "order_products_sample.parquet"), "--preset", "instacart",
+              "--store", store)
+    assert res.returncode == 0, res.stderr
+    args = ("similar", "10569", "--store", store, "--model", "tfidf", "--n", "5", "--explain")  # Mini Dog Treats
+    payload = json.loads(cli(*args, "--json").stdout)
+    assert payload["title"] == "Mini Dog Treats"
+    evidence = [r["evidence"] for r in payload["items"]]
+    assert len(evidence) == 5 and all(ev["lift"] is None and ev["confidence"] is None for ev in evidence)
+    assert all(ev["co_count"] == 0 and ev["text_similarity"] > 0 for ev in evidence)
+    text = cli(*args).stdout
+    assert text.count("not bought yet") == 5 and "lift 0.0" not in text
+    banana = json.loads(cli("similar", "24852", "--store", store, "--model", "tfidf", "--n", "20", "--explain",
+                            "--json").stdout)["items"]  # Banana's sold look-alikes keep a real lift
+    sold = [r["evidence"] for r in banana if r["evidence"]["popularity"] > 0]
+    assert sold and all(ev["lift"] is not None and ev["lift"] >= 0 for ev in sold)
+
+
 def test_a_store_held_by_another_process_is_named_with_what_to_do(shop, cli, tmp_path) -> None:
     """DuckDB lets one process write a file; the usual holder is a running service. The CLI says so in one line
     (exit 2), not as an internal error."""

@@ -754,7 +754,9 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         ev = r.get("evidence")
         if ev:
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
-            line += f"  [{ev['relation']}: {together} {ev['co_count']}×, lift {ev['lift']:.1f}{sim}]"
+            sales = (f"{together} {ev['co_count']}×, lift {ev['lift']:.1f}" if ev["lift"] is not None else
+                     "not bought yet" if ev["popularity"] == 0 else f"{ev['anchor']} not bought yet")
+            line += f"  [{ev['relation']}: {sales}{sim}]"
         click.echo(line)
     if relation and not rows:
         click.echo(f"  no {relation} among the model's first {RELATION_SCAN:,} similar items")

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from itemaffinity.data.interactions import InteractionData
+from itemaffinity.mining.measures import MEASURES
 from itemaffinity.mining.transactions import transactions
 from itemaffinity.models.base import Recommender, Recs
 
@@ -62,6 +63,11 @@ def text_vectors(data: InteractionData) -> sp.csr_matrix:
     return tfidf_vectors(item_texts(data))
 
 
+def _rounded(value: float, digits: int) -> float | None:
+    """A measure for JSON: None where it is undefined (a product never bought), since JSON has no NaN."""
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
 class Explainer:
     """Builds evidence for item pairs and for a model's recommendations.
 
@@ -78,11 +84,12 @@ class Explainer:
         self.vectors = item_vectors
 
     def pair_stats(self, a: int, b: np.ndarray) -> dict[str, np.ndarray]:
-        """Co-count, lift, confidence a→b, text similarity and shared category/brand of a with each b."""
+        """Co-count, lift, confidence a→b, text similarity and shared category/brand of a with each b; lift and
+        confidence are NaN where a product was never bought (undefined, not zero), as the service's are."""
         b = np.asarray(b, dtype=np.int64)
         co = np.asarray((self.x[:, [a]].T @ self.x[:, b]).todense()).ravel() if len(b) else np.zeros(0)
-        lift = co * self.n / np.maximum(self.counts[a] * self.counts[b], 1)
-        conf = co / max(self.counts[a], 1)
+        counts = (co, self.counts[a], self.counts[b], self.n)
+        lift, conf = MEASURES["lift"](*counts), MEASURES["confidence"](*counts)
         if self.vectors is not None and len(b):
             v = self.vectors
             sim = v[b] @ v[a].T
@@ -121,8 +128,8 @@ class Explainer:
                 anchor = int(q[order[0]])
                 stats = self.pair_stats(anchor, np.array([c]))
                 ev.update({"anchor": items.id(anchor), "co_count": int(stats["co_count"][0]),
-                           "lift": round(float(stats["lift"][0]), 3),
-                           "confidence": round(float(stats["confidence"][0]), 4),
+                           "lift": _rounded(stats["lift"][0], 3),
+                           "confidence": _rounded(stats["confidence"][0], 4),
                            "same_category": bool(stats["same_category"][0]),
                            "same_brand": bool(stats["same_brand"][0]), "relation": stats["relation"][0]})
                 sim = stats["text_similarity"][0]
