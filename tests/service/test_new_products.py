@@ -46,3 +46,23 @@ def test_a_new_product_is_completed_and_explained_by_its_name(write, ingest, tmp
     assert math.isnan(similar["items"][0]["evidence"]["lift"]), "the lift of products never bought is undefined"
     assert "enamel camping kettle green has not been bought yet, so the answer comes from its text and category " \
            "(text similarity" in similar["items"][0]["evidence"]["reason"]
+
+
+def test_a_text_models_answers_for_a_new_product_say_they_come_from_text(ingest, shared_file, tmp_path):
+    """Instacart's Crystal Pacifier is in none of the sample's baskets: every product the tfidf model completes its
+    basket with is ranked by text, also those whose names are less alike than a substitute's (all but the first), and
+    the reason says so instead of claiming links through other products or shoppers."""
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    data = InteractionData.from_store(store)
+    tfidf = create_model("tfidf").fit(data)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={"tfidf": tfidf})
+    basket = queries.recommend(snap, OnlineState(snap), model="tfidf", n=5, filt=ItemFilter(), explain=True,
+                               history=["44203"], mode="basket")
+    evidence = [r["evidence"] for r in basket["items"]]
+    assert len(evidence) == 5 and not basket["fallback"]
+    assert all(ev["reason"].startswith("No item in the basket was bought with it yet; the tfidf model ranks products "
+                                       "by how alike their texts are, and its name is most like Crystal Pacifier "
+                                       "(44203)'s (text similarity") for ev in evidence)
+    assert [ev["text_similarity"] < 0.5 for ev in evidence] == [False, True, True, True, True]

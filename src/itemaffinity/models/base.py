@@ -124,11 +124,14 @@ class Recommender:
         Config: the pydantic parameter model.
         artifact_version: layout of the saved arrays; bumped when it changes, so that
             `load_model` refuses an artifact saved with another layout instead of failing later.
+        ranks_by_text: its scores are how alike the catalog texts are, not co-purchases: what an
+            explanation of its answers must name.
     """
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[ModelConfig]] = ModelConfig
     artifact_version: ClassVar[int] = 1
+    ranks_by_text: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         self.config = config if config is not None else self.Config(**params)

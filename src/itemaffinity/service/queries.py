@@ -489,7 +489,8 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     for b, score, model_ev in picked:
         row = {**item_summary(snap, b), "score": score}
         if explain:
-            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback)
+            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback,
+                                                 by_text=rec.ranks_by_text)
         items.append(row)
     return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
             "history_size": len(anchors)}
@@ -497,7 +498,8 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
 
 def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, model: str,
                        score: float, model_ev: dict[str, Any] | None, rules: dict[str, tuple[int, float]],
-                       mode: str, fallback: str | None) -> dict[str, Any]:
+                       mode: str, fallback: str | None, by_text: bool = False) -> dict[str, Any]:
+    """Why b is recommended for `anchors`; `by_text`: the model ranks by text (`Recommender.ranks_by_text`)."""
     if fallback:
         return {"model": None, "model_score": score, "contributing": [],
                 "reason": f"Nothing to go on yet, so this is one of the most bought products ({snap.count_of(int(score))})."}
@@ -523,12 +525,17 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
                      f"Bought by the customers of items in {who}: {names}.")
     else:
         where = "basket" if mode == "basket" else "history"
-        alike = _most_alike(snap, anchors[:50], b)
+        alike = _most_alike(snap, anchors[:50], b, min_text=-1.0 if by_text else SUBSTITUTE_MIN_TEXT)
         if alike is not None:  # a product nobody has bought with them, e.g. a new one: its name says why
             a, sim = alike
             ev["text_similarity"] = sim
-            parts.append(f"No item in the {where} was bought with it yet; its name is like "
-                         f"{_short(snap.title(a), snap.data.items.id(a))}'s (text similarity {sim:.2f}).")
+            like = f"{_short(snap.title(a), snap.data.items.id(a))}'s (text similarity {sim:.2f})"
+            parts.append(f"No item in the {where} was bought with it yet; the {model} model ranks products by how "
+                         f"alike their texts are, and its name is most like {like}." if by_text else
+                         f"No item in the {where} was bought with it yet; its name is like {like}.")
+        elif by_text:
+            parts.append(f"No item in the {where} was bought with it yet; the {model} model ranks products by how "
+                         "alike their texts are.")
         else:
             parts.append(f"No item in the {where} was bought with it directly; the {model} model links them "
                          "indirectly, through other products or similar shoppers.")
@@ -540,13 +547,13 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
     return ev
 
 
-def _most_alike(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[int, float] | None:
-    """The anchor whose text is most like item b's, and the cosine, when it reaches SUBSTITUTE_MIN_TEXT."""
+def _most_alike(snap: Snapshot, anchors: Sequence[int], b: int, min_text: float) -> tuple[int, float] | None:
+    """The anchor whose text is most like item b's, and the cosine, when it reaches `min_text`."""
     sims = snap.text_similarities(np.asarray(anchors), np.full(len(anchors), b))
     if np.isnan(sims).all():  # (no anchors, or none with text)
         return None
     best = int(np.nanargmax(sims))
-    return (int(anchors[best]), float(sims[best])) if sims[best] >= SUBSTITUTE_MIN_TEXT else None
+    return (int(anchors[best]), float(sims[best])) if sims[best] >= min_text else None
 
 
 # -- rules, segments, data quality ----------------------------------------------------------------

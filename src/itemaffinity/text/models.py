@@ -91,6 +91,7 @@ class ContentModel(Recommender):
 
     name = "content"
     Config = ContentConfig
+    ranks_by_text = True
 
     def _cache(self) -> EmbeddingCache | None:
         return EmbeddingCache(self.config.embedding_cache) if self.config.embedding_cache else None
