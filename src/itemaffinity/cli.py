@@ -495,8 +495,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             ids = list(grouped)
             for s in range(0, len(ids), 1000):
                 chunk = ids[s:s + 1000]
-                answers = model.recommend_batch(histories=[grouped[q] for q in chunk], n=n)
-                _write_recs(w, stats, chunk, answers, [not any(i in model.items_ for i in grouped[q]) for q in chunk])
+                _write_recs(w, stats, chunk, model.recommend_batch(histories=[grouped[q] for q in chunk], n=n))
             stats["queries"] = len(ids)
         else:
             w.writerow(["user_id", "rank", "item_id", "score", "fallback"])
@@ -504,7 +503,7 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             stats["unknown_users"] = sum(1 for u in users if u not in model.users_)
             for s in range(0, len(users), 1000):
                 chunk = users[s:s + 1000]
-                _write_recs(w, stats, chunk, model.recommend_batch(chunk, n=n), [u not in model.users_ for u in chunk])
+                _write_recs(w, stats, chunk, model.recommend_batch(chunk, n=n))
             stats["queries"] = len(users)
     payload = {"model": spec.label, "out": out_file, **stats}
     if as_json:
@@ -515,19 +514,21 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             click.echo(f"ignored {stats['unknown_items']:,} unknown item(s) in the queries", err=True)
         if stats["unknown_users"]:
             click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
-        elif stats["fallback_queries"]:
-            click.echo(f"{stats['fallback_queries']:,} basket(s) with no known item got popular items", err=True)
+        if stats["fallback_queries"] > stats["unknown_users"]:
+            click.echo(f"{stats['fallback_queries'] - stats['unknown_users']:,} "
+                       f"{'user(s)' if users_file else 'basket(s)'} the model knows nothing of (no known item, or "
+                       "only items it has no score for, such as products never bought) got popular items", err=True)
 
 
-def _write_recs(writer: Any, stats: dict[str, int], query_ids: Sequence[str], answers: Sequence[Any],
-                unknown: Sequence[bool]) -> None:
+def _write_recs(writer: Any, stats: dict[str, int], query_ids: Sequence[str], answers: Sequence[Any]) -> None:
     """CSV rows of each query's recommendations; `fallback` marks popular items for a query the model knows nothing
-    of (an unknown user, a basket of unknown items), so that a shop can tell them from its own answers."""
-    for qid, recs, fell_back in zip(query_ids, answers, unknown):
-        marker = "popular" if fell_back else ""
+    of (`Recs.fallback`: an unknown user, a basket of unknown items or of products never bought), so that a shop can
+    tell them from its own answers."""
+    for qid, recs in zip(query_ids, answers):
+        marker = "popular" if recs.fallback else ""
         writer.writerows([qid, r + 1, i, f"{sc:.6g}", marker] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))
         stats["rows"] += len(recs)
-        stats["fallback_queries"] += bool(fell_back)
+        stats["fallback_queries"] += recs.fallback
 
 
 def mining_options(fn: Callable[..., Any]) -> Callable[..., Any]:

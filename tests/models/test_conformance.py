@@ -180,3 +180,27 @@ def test_a_catalog_of_mostly_unsold_products(name: str, instacart: InteractionDa
     assert largest < 4 * len(sold) ** 2 + 1, "no dense array larger than sold × sold float32"
     if name in PERSONAL:  # the neighbours come from what was bought with it
         assert set(instacart.items.indices(recs.item_ids)) <= set(sold)
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_a_product_never_sold_gets_best_sellers_marked_as_such(name: str, instacart: InteractionData) -> None:
+    """Mini Dog Treats is in none of the sample's baskets: a co-purchase model has no score for it. A basket of it is
+    answered with the best sellers, marked `fallback` (it was an arbitrary list of zero scores: a chocolate bar,
+    cold caplets, a salsa; bpr's, from factors learnt only as a negative), and nothing is similar to it. The others
+    answer from what they have for any basket: popularity, rules' popularity below their rules, usermix's average
+    customer, bpr's learnt item biases."""
+    model = create_model(name, **_params(name)).fit(instacart)
+    new = "10569"
+    assert instacart.item_baskets[instacart.items.index(new)] == 0
+    recs = model.recommend(basket=[new], n=5)
+    similar = model.similar_items([new], n=5)[0]
+    best_sellers = model.recommend(basket=[], n=5)
+    assert best_sellers.fallback and best_sellers.item_ids[0] == "24852"  # Banana, the most bought product
+    if name in ("itemknn", "lineknn", "userknn", "ease", "als"):
+        assert recs.fallback and recs.item_ids == best_sellers.item_ids and len(similar) == 0
+    else:
+        assert not recs.fallback and len(recs) == 5 and new not in recs.item_ids
+    if name == "bpr":
+        assert len(similar) == 0
+    batch = model.recommend_batch(histories=[[new], ["24852"]], n=5)
+    assert batch[0].item_ids == recs.item_ids and batch[0].fallback == recs.fallback and not batch[1].fallback

@@ -66,3 +66,23 @@ def test_a_text_models_answers_for_a_new_product_say_they_come_from_text(ingest,
                                        "by how alike their texts are, and its name is most like Crystal Pacifier "
                                        "(44203)'s (text similarity") for ev in evidence)
     assert [ev["text_similarity"] < 0.5 for ev in evidence] == [False, True, True, True, True]
+
+
+def test_a_co_purchase_models_answer_for_a_new_product_is_the_best_sellers_and_says_so(ingest, shared_file, tmp_path):
+    """EASE has no score for Crystal Pacifier, in none of Instacart's sample baskets: its basket is completed with the
+    best sellers, flagged as the fallback and explained as such (it was a list of zero-score products presented as
+    EASE's), and EASE finds nothing similar to it."""
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    ease = create_model("ease").fit(InteractionData.from_store(store))
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={"ease": ease})
+    online = OnlineState(snap)
+    basket = queries.recommend(snap, online, model="ease", n=3, filt=ItemFilter(), explain=True, history=["44203"],
+                               mode="basket")
+    assert basket["fallback"] == "popular" and basket["history_size"] == 1
+    assert [r["title"] for r in basket["items"]] == ["Banana", "Bag of Organic Bananas", "Organic Strawberries"]
+    assert basket["items"][0]["evidence"]["reason"] == ("The ease model has nothing to go on for the items in this "
+                                                        "basket yet, so this is one of the most bought products "
+                                                        "(139 baskets).")
+    assert queries.similar(snap, online, "44203", model="ease", n=3, filt=ItemFilter(), explain=True)["items"] == []

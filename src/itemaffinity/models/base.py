@@ -33,11 +33,14 @@ class Recs:
         item_ids: external item ids.
         scores: scores aligned with item_ids (read-only float array).
         evidence: optional per-item evidence dicts (why it was recommended).
+        fallback: the model knew nothing of the query (an unknown user, no known item, or items it has no score
+            for, such as products never bought for a co-purchase model): these are the most bought items.
     """
 
     item_ids: tuple[str, ...]
     scores: np.ndarray
     evidence: tuple[dict[str, Any], ...] | None = None
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         self.scores.flags.writeable = False
@@ -88,6 +91,15 @@ def rank_top_n(scores: np.ndarray, n: int, exclude: sp.csr_matrix | None = None,
     val = np.take_along_axis(part_scores, order, axis=1)
     idx[~np.isfinite(val)] = -1
     return idx, val
+
+
+def scores_nothing(scores: np.ndarray, exclude: sp.csr_matrix | None = None) -> np.ndarray:
+    """(q,) the rows of (q, n_items) `scores` that are zero (or not finite) for every item outside `exclude`: the
+    model has nothing to say about that query, and a ranking of its zeros would be an arbitrary list."""
+    said = np.isfinite(scores) & (scores != 0)
+    if exclude is not None and exclude.nnz:
+        said[exclude.nonzero()] = False
+    return ~said.any(axis=1)
 
 
 def query_matrix(rows: Sequence[Iterable[int]], n_items: int, weights: Sequence[Iterable[float]] | None = None) -> sp.csr_matrix:
@@ -171,12 +183,13 @@ class Recommender:
         if not hasattr(self, "items_"):
             raise RuntimeError(f"{self.name} is not fitted; call fit(data) first")
 
-    def _recs(self, idx: np.ndarray, val: np.ndarray) -> Recs:
+    def _recs(self, idx: np.ndarray, val: np.ndarray, fallback: bool = False) -> Recs:
         keep = idx >= 0
-        return Recs(tuple(self.items_.ids_of(idx[keep])), val[keep].astype(np.float32))
+        return Recs(tuple(self.items_.ids_of(idx[keep])), val[keep].astype(np.float32), fallback=fallback)
 
     def similar_items(self, item_ids: Sequence[str], n: int = 10) -> list[Recs]:
-        """For each item id, the n most similar other items (unknown ids give empty Recs)."""
+        """For each item id, the n most similar other items (unknown ids, and items the model has no score for,
+        such as a product never bought for a co-purchase model, give empty Recs: nothing is similar to them)."""
         self._check_fitted()
         idx = self.items_.indices(item_ids)
         out = [Recs((), np.zeros(0, np.float32)) for _ in idx]
@@ -186,8 +199,10 @@ class Recommender:
             exclude = sp.csr_matrix((np.ones(len(known)), (np.arange(len(known)), idx[known])),
                                     shape=(len(known), self.n_items_))
             top, val = rank_top_n(scores, n, exclude)
+            blank = scores_nothing(scores, exclude)
             for k, row in enumerate(known):
-                out[row] = self._recs(top[k], val[k])
+                if not blank[k]:
+                    out[row] = self._recs(top[k], val[k])
         return out
 
     def recommend(self, user_id: str | None = None, *, history: Sequence[str] | None = None,
@@ -214,22 +229,17 @@ class Recommender:
             scores = np.zeros((len(uidx), self.n_items_), np.float32)
             if known.any():
                 scores[known] = self.score_users(uidx[known])
-            if (~known).any():
-                scores[~known] = self._popularity_fallback()
-            exclude = None
-            if exclude_seen:
-                rows = self.user_history_[np.where(known, uidx, 0)]
-                rows = sp.csr_matrix(rows.multiply(known[:, None].astype(np.float32)))
-                exclude = rows
+            seen = sp.csr_matrix(self.user_history_[np.where(known, uidx, 0)].multiply(
+                known[:, None].astype(np.float32)))
+            fallback = ~known | scores_nothing(scores, seen)
         else:
-            q = query_matrix([self.items_.indices(h) for h in histories or []], self.n_items_)
-            scores = self.score(q) if q.nnz else np.tile(self._popularity_fallback(), (q.shape[0], 1))
-            empty = np.diff(q.indptr) == 0
-            if empty.any() and q.nnz:
-                scores[empty] = self._popularity_fallback()
-            exclude = q if exclude_seen else None
-        top, val = rank_top_n(scores, n, exclude, cand)
-        return [self._recs(top[k], val[k]) for k in range(top.shape[0])]
+            seen = query_matrix([self.items_.indices(h) for h in histories or []], self.n_items_)
+            scores = self.score(seen) if seen.nnz else np.zeros(seen.shape, np.float32)
+            fallback = (np.diff(seen.indptr) == 0) | scores_nothing(scores, seen)  # no known item, or none scored
+        if fallback.any():
+            scores[fallback] = self._popularity_fallback()
+        top, val = rank_top_n(scores, n, seen if exclude_seen else None, cand)
+        return [self._recs(top[k], val[k], bool(fallback[k])) for k in range(top.shape[0])]
 
     def _popularity_fallback(self) -> np.ndarray:
         """Scores for a query with nothing known: item popularity in the training data, tiny scale."""

@@ -102,11 +102,15 @@ class BPR(Recommender):
         model = BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
                                             regularization=cfg.regularization, iterations=cfg.iterations,
                                             random_state=cfg.seed)
+        rows = sp.csr_matrix(shopper_rows(data, self.user_history_), dtype=np.float32)
         with threadpool_limits(1, "blas"):
-            model.fit(sp.csr_matrix(shopper_rows(data, self.user_history_), dtype=np.float32), show_progress=False)
+            model.fit(rows, show_progress=False)
         # implicit appends a bias column to item factors and a constant 1 to user factors.
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        # A product nobody bought was only ever sampled as a negative: its factors are no picture of it, as a query or
+        # as a neighbour, so they are zero (it keeps its learnt bias), as ALS's are.
+        self.item_factors_[np.diff(rows.tocsc().indptr) == 0, :-1] = 0.0
 
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         q = sp.csr_matrix(queries, dtype=np.float32)

@@ -461,21 +461,22 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         unknown = [i for i, k in zip(query_ids, known) if k < 0]
         anchors = [int(k) for k in known if k >= 0]
     k = n if filt.empty else rec.n_items_
-    if not anchors:
-        fallback = "popular"
-        order = _filtered(snap, snap.popularity_order, filt)[:n]
-        scores = snap.item_transactions[order].astype(float)
-        picked = [(int(i), float(s), None) for i, s in zip(order, scores)]
-    else:
+    out = None
+    if anchors:
         if user_id is not None and not online.has_online_history(user_id) and user_id in rec.users_:
             out = rec.recommend(user_id, n=k)
         else:
             out = rec.recommend(history=query_ids, n=k)
+    seen = set(anchors)
+    if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought): the best sellers
+        fallback = "popular"
+        order = [int(i) for i in _filtered(snap, snap.popularity_order, filt)[:n + len(seen)] if int(i) not in seen]
+        picked = [(i, float(snap.item_transactions[i]), None) for i in order[:n]]
+    else:
         idx = _recs_to_idx(snap, out.item_ids)
         pos = np.flatnonzero(idx >= 0)
         if not filt.empty:
             pos = pos[filt.mask(snap)[idx[pos]]]
-        seen = set(anchors)
         picked = []
         for p in pos:
             if int(idx[p]) in seen:
@@ -501,8 +502,11 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
                        mode: str, fallback: str | None, by_text: bool = False) -> dict[str, Any]:
     """Why b is recommended for `anchors`; `by_text`: the model ranks by text (`Recommender.ranks_by_text`)."""
     if fallback:
+        where = "this basket" if mode == "basket" else "their history"
+        nothing = f"The {model} model has nothing to go on for the items in {where} yet" if anchors else \
+            "Nothing to go on yet"
         return {"model": None, "model_score": score, "contributing": [],
-                "reason": f"Nothing to go on yet, so this is one of the most bought products ({snap.count_of(int(score))})."}
+                "reason": f"{nothing}, so this is one of the most bought products ({snap.count_of(int(score))})."}
     contrib = contributions(snap, online, anchors[:50], b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "contributing": contrib}
     parts = []
