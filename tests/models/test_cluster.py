@@ -57,13 +57,12 @@ def test_a_label_is_never_a_piece_of_one_title() -> None:
     first title (it was "(untitled)", or a fragment)."""
     from collections import Counter
 
-    from itemaffinity.models.cluster import _label, _title_words
+    from itemaffinity.models.cluster import _labels, _title_words
 
     titles = ["无线蓝牙耳机", "头戴式耳机", "紫砂茶杯 套装", "保温杯"]
     background = Counter(w for t in titles for w in _title_words(t))
-    assert _label(titles[:2], background, len(titles)) == "耳机"
-    assert _label(titles[:1], background, len(titles)) == "无线蓝牙耳机"
-    assert _label(titles[2:], background, len(titles)) == "紫砂茶杯 套装"
+    assert _labels([titles[:2], titles[:1], titles[2:]], background, len(titles)) == \
+        ["耳机", "无线蓝牙耳机", "紫砂茶杯 套装"]
 
 
 def test_customers_alike_in_a_measure_get_one_rfm_score(or_store) -> None:

@@ -75,20 +75,36 @@ def _title_words(title: str | None) -> set[str]:
     return words
 
 
-def _label(titles: list[str | None], background: Counter, n_background: int, top: int = 3) -> str:
-    """The group's most telling title words: each word's share of the group's titles p times log(p / its share of
-    all grouped titles), so words common in the group and rare elsewhere lead, and colours found in every group
+def _word_scores(titles: list[str | None], background: Counter, n_background: int) -> dict[str, float]:
+    """How telling each title word is of a group: its share of the group's titles p times log(p / its share of all
+    grouped titles), so words common in the group and rare elsewhere score high, and colours found in every group
     do not. A word must name two titles in a group of 10+, and a Chinese, Japanese or Korean one always (a piece
-    of one title is as likely half of two words: 线蓝 of 无线蓝牙); a group with no such word is named by its
-    first title."""
+    of one title is as likely half of two words: 线蓝 of 无线蓝牙)."""
     words = Counter(w for t in titles for w in _title_words(t))
     n = max(len(titles), 1)
     least = {w: 2 if len(titles) >= 10 or CJK.search(w) else 1 for w in words}
     share = {w: k / n for w, k in words.items() if k >= least[w] and k / n > background[w] / n_background}
-    score = {w: p * np.log(p * n_background / background[w]) for w, p in share.items()}
-    best = sorted(score, key=lambda w: (-score[w], -len(w), w))[:top]
-    first = next((" ".join(str(t).split())[:24] for t in titles if t), "(untitled)")
-    return " / ".join(w.lower() for w in best) if best else first
+    return {w: p * np.log(p * n_background / background[w]) for w, p in share.items()}
+
+
+def _labels(groups: list[list[str | None]], background: Counter, n_background: int, top: int = 3) -> list[str]:
+    """Each group's `top` most telling title words (`_word_scores`), led by one that tells it apart from the other
+    groups: a word leads only the group it is most telling of ("pink" leading three of Online Retail's groups named
+    none of them). A group with no such word is named by its first title."""
+    scores = [_word_scores(titles, background, n_background) for titles in groups]
+    home: dict[str, int] = {}
+    for g, sc in enumerate(scores):
+        for w, v in sc.items():
+            if w not in home or v > scores[home[w]][w]:
+                home[w] = g
+    out = []
+    for g, (titles, sc) in enumerate(zip(groups, scores)):
+        best = sorted(sc, key=lambda w: (-sc[w], -len(w), w))
+        lead = next((w for w in best if home[w] == g), None)
+        best = ([lead] if lead else []) + [w for w in best if w != lead]
+        first = next((" ".join(str(t).split())[:24] for t in titles if t), "(untitled)")
+        out.append(" / ".join(w.lower() for w in best[:top]) if best else first)
+    return out
 
 
 def _distinct_rows(x: np.ndarray) -> int:
@@ -104,8 +120,8 @@ def product_groups(data: InteractionData, n_clusters: int = 20, seed: int = 0) -
     cluster = np.full(data.n_items, -1, dtype=np.int64)
     cluster[active] = km.labels_
     background = Counter(w for i in np.flatnonzero(active) for w in _title_words(data.titles[i]))
-    labels = [_label([data.titles[i] for i in np.flatnonzero(cluster == c)], background, int(active.sum()))
-              for c in range(k)]
+    labels = _labels([[data.titles[i] for i in np.flatnonzero(cluster == c)] for c in range(k)], background,
+                     int(active.sum()))
     return ProductGroups(cluster, labels, np.bincount(km.labels_, minlength=k))
 
 
