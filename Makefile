@@ -12,9 +12,10 @@ $(BIN)/python:
 
 # torch first, pinned: a CPU wheel of exactly this version is on these machines; letting a
 # dependency resolve torch by itself would pull a multi-GB CUDA build.
-$(STAMP): pyproject.toml | $(BIN)/python
+# constraints.txt: the versions the tests last passed with, so that a clean clone installs what was tested.
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
