@@ -148,6 +148,10 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
                             "--json").stdout)["items"]  # Banana's sold look-alikes keep a real lift
     sold = [r["evidence"] for r in banana if r["evidence"]["popularity"] > 0]
     assert sold and all(ev["lift"] is not None and ev["lift"] >= 0 for ev in sold)
+    ease = cli("similar", "10569", "--store", store, "--model", "ease")  # no score for it: nothing, and why
+    assert ease.returncode == 0 and ease.stdout.splitlines()[1:] == [
+        "  the ease model has nothing similar to it: it has no score for a product never bought; the content and "
+        "hybrid models answer from its text"]
 
 
 def test_a_store_held_by_another_process_is_named_with_what_to_do(shop, cli, tmp_path) -> None:

@@ -761,6 +761,13 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
         click.echo(line)
     if relation and not rows:
         click.echo(f"  no {relation} among the model's first {RELATION_SCAN:,} similar items")
+    elif not rows:  # say why rather than print nothing
+        from itemaffinity.mining.transactions import transactions
+
+        bought = transactions(data)[:, [data.items.index(item_id)]].nnz
+        click.echo(f"  the {model.name} model has nothing similar to it: it has no score for a product "
+                   f"{'bought with nothing else' if bought else 'never bought'}; the content and hybrid models "
+                   "answer from its text")
 
 
 @main.command()
