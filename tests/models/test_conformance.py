@@ -204,3 +204,19 @@ def test_a_product_never_sold_gets_best_sellers_marked_as_such(name: str, instac
         assert len(similar) == 0
     batch = model.recommend_batch(histories=[[new], ["24852"]], n=5)
     assert batch[0].item_ids == recs.item_ids and batch[0].fallback == recs.fallback and not batch[1].fallback
+
+
+@pytest.mark.parametrize("name,params", [("graph", {"epochs": 5}), ("sasrec", {"epochs": 2})])
+def test_a_product_never_sold_has_no_neighbours_in_a_learnt_embedding(name: str, params: dict,
+                                                                       instacart: InteractionData) -> None:
+    """LightGCN's and SASRec's vectors of a product never bought are their random start, learnt only as a negative:
+    Mini Dog Treats' "similar" products were plum tomatoes, soda and ham (graph), millet cereal and yerba mate
+    (sasrec), and the graph completed its basket with Brut and an ale. Now nothing is similar to it, and the graph
+    answers its basket with the best sellers, marked as such; SASRec's next-item guess from it stays its own."""
+    model = create_model(name, **params).fit(instacart)
+    assert len(model.similar_items(["10569"], n=5)[0]) == 0
+    assert len(model.similar_items(["24852"], n=5)[0]) == 5  # Banana, bought: neighbours as before
+    recs = model.recommend(basket=["10569"], n=5)
+    assert recs.fallback == (name == "graph") and len(recs) == 5
+    if name == "graph":
+        assert recs.item_ids[0] == "24852"

@@ -146,6 +146,9 @@ class LightGCN(Recommender):
                 final = self._propagate(a, emb).numpy()
         self.row_vectors_ = np.ascontiguousarray(final[:n_rows], dtype=np.float32)
         self.item_vectors_ = np.ascontiguousarray(final[n_rows:], dtype=np.float32)
+        # A product without an edge (never bought) was only ever sampled as a negative: its vector is no picture of
+        # it, as a query or as a neighbour, so it is zero, as ALS's are.
+        self.item_vectors_[np.diff(r.tocsc().indptr) == 0] = 0.0
 
     def _propagate(self, a, emb):
         """Layer mean of Âᵏ E for k = 0..layers."""

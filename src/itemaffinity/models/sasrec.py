@@ -220,16 +220,15 @@ class SASRec(Recommender):
         self.seq_items_ = np.asarray(data.seq_items, dtype=np.int32).copy()
         # One training row per user with ≥ 2 items: the last max_len + 1 items; inputs are the
         # first max_len, targets the last max_len (0 where the input is padding).
-        users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
-        if len(users) == 0:
+        windows = self._training_windows()
+        if len(windows) == 0:
             raise ValueError("SASRec needs at least one user with two or more items in sequence")
-        windows = _left_padded(self.seq_indptr_, self.seq_items_, users, cfg.max_len + 1)
         rng = np.random.default_rng(cfg.seed)
         with torch_threads(cfg.threads):
             torch.manual_seed(cfg.seed)
             net = self._initial_network(rng)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2), fused=True)
-            log.info("SASRec: %d training sequences, %d items, loss %s, %d epochs", len(users), self.n_items_,
+            log.info("SASRec: %d training sequences, %d items, loss %s, %d epochs", len(windows), self.n_items_,
                      cfg.loss, cfg.epochs)
             t_start = time.perf_counter()
             for epoch in range(cfg.epochs):
@@ -240,6 +239,11 @@ class SASRec(Recommender):
         self.weights_ = np.concatenate([t.detach().numpy().ravel() for t in net.state_dict().values()]
                                        ).astype(np.float32)
         self._net = net.eval()
+
+    def _training_windows(self) -> np.ndarray:
+        """(rows, max_len + 1) tokens: per user with ≥ 2 items, the last max_len + 1 (`_left_padded`)."""
+        users = np.flatnonzero(np.diff(self.seq_indptr_) >= 2)
+        return _left_padded(self.seq_indptr_, self.seq_items_, users, self.config.max_len + 1)
 
     def _initial_network(self, rng: np.random.Generator):
         """A new network: Xavier-normal matrices (as the authors' code), item embeddings optionally
@@ -376,7 +380,16 @@ class SASRec(Recommender):
         return self.score_sequences(indptr, items)
 
     def similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
-        """Cosine similarity of the item embeddings: (len(item_idx), n_items)."""
+        """Cosine similarity of the item embeddings: (len(item_idx), n_items). 0 for a product in no training
+        window (never bought, say): its embedding is its random start, learnt only as a negative, no picture of it;
+        a text-initialised one keeps its text's place."""
+        item_idx = np.asarray(item_idx)
         v = self.item_vectors()
         v = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
-        return v[np.asarray(item_idx)] @ v.T
+        sims = v[item_idx] @ v.T
+        if not self.config.init_item_vectors_path:
+            tokens = self._training_windows()
+            untrained = np.bincount(tokens[tokens > 0] - 1, minlength=self.n_items_) == 0
+            sims[:, untrained] = 0.0
+            sims[untrained[item_idx]] = 0.0
+        return sims
