@@ -152,6 +152,15 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
     assert ease.returncode == 0 and ease.stdout.splitlines()[1:] == [
         "  the ease model has nothing similar to it: it has no score for a product never bought; the content and "
         "hybrid models answer from its text"]
+    baskets, out = tmp_path / "baskets.csv", tmp_path / "recs.csv"
+    baskets.write_text("query_id,item_id\nnew,10569\nbanana,24852\n")
+    res = cli("recommend", "--store", store, "--model", "ease", "--baskets", baskets, "--n", "3", "--out", out)
+    assert res.returncode == 0 and "1 basket(s) with no item the model can score (unknown, or never bought) got " \
+        "popular items" in res.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["query_id"], r["item_id"], r["fallback"]) for r in rows if r["query_id"] == "new"] == \
+        [("new", "24852", "popular"), ("new", "13176", "popular"), ("new", "21137", "popular")]  # the best sellers
+    assert {r["fallback"] for r in rows if r["query_id"] == "banana"} == {""}
 
 
 def test_a_store_held_by_another_process_is_named_with_what_to_do(shop, cli, tmp_path) -> None:

@@ -515,9 +515,9 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
         if stats["unknown_users"]:
             click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
         if stats["fallback_queries"] > stats["unknown_users"]:
-            click.echo(f"{stats['fallback_queries'] - stats['unknown_users']:,} "
-                       f"{'user(s)' if users_file else 'basket(s)'} the model knows nothing of (no known item, or "
-                       "only items it has no score for, such as products never bought) got popular items", err=True)
+            who = "user(s)" if users_file else "basket(s)"
+            click.echo(f"{stats['fallback_queries'] - stats['unknown_users']:,} {who} with no item the model can "
+                       "score (unknown, or never bought) got popular items", err=True)
 
 
 def _write_recs(writer: Any, stats: dict[str, int], query_ids: Sequence[str], answers: Sequence[Any]) -> None:
