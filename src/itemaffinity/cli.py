@@ -729,7 +729,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     import numpy as np
 
     from itemaffinity.mining.transactions import transaction_unit
-    from itemaffinity.models.explain import RELATION_SCAN, Explainer, text_vectors
+    from itemaffinity.models.explain import RELATION_SCAN, Explainer, nothing_similar, text_vectors
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
     item_id = _stored_item_id(store_path, data, item_id)
@@ -764,10 +764,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     elif not rows:  # say why rather than print nothing
         from itemaffinity.mining.transactions import transactions
 
-        bought = transactions(data)[:, [data.items.index(item_id)]].nnz
-        click.echo(f"  the {model.name} model has nothing similar to it: it has no score for a product "
-                   f"{'bought with nothing else' if bought else 'never bought'}; the content and hybrid models "
-                   "answer from its text")
+        click.echo("  " + nothing_similar(model.name, bool(transactions(data)[:, [data.items.index(item_id)]].nnz)))
 
 
 @main.command()

@@ -85,4 +85,7 @@ def test_a_co_purchase_models_answer_for_a_new_product_is_the_best_sellers_and_s
     assert basket["items"][0]["evidence"]["reason"] == ("The ease model has nothing to go on for the items in this "
                                                         "basket yet, so this is one of the most bought products "
                                                         "(139 baskets).")
-    assert queries.similar(snap, online, "44203", model="ease", n=3, filt=ItemFilter(), explain=True)["items"] == []
+    similar = queries.similar(snap, online, "44203", model="ease", n=3, filt=ItemFilter(), explain=True)
+    assert similar["items"] == [] and similar["note"] == (
+        "the ease model has nothing similar to it: it has no score for a product never bought; the content and "
+        "hybrid models answer from its text")

@@ -63,6 +63,14 @@ def text_vectors(data: InteractionData) -> sp.csr_matrix:
     return tfidf_vectors(item_texts(data))
 
 
+def nothing_similar(model: str, bought: bool) -> str:
+    """Why a model's similar items of a product are empty (`Recommender.similar_items`): the CLI's line, the API's
+    note."""
+    return (f"the {model} model has nothing similar to it: it has no score for a product "
+            f"{'bought with nothing else' if bought else 'never bought'}; the content and hybrid models answer from "
+            "its text")
+
+
 def _rounded(value: float, digits: int) -> float | None:
     """A measure for JSON: None where it is undefined (a product never bought), since JSON has no NaN."""
     return round(float(value), digits) if np.isfinite(value) else None

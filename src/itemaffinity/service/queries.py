@@ -15,7 +15,8 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
-from itemaffinity.models.explain import RELATION_SCAN, SUBSTITUTE_MIN_TEXT, relations, shares_value
+from itemaffinity.models.explain import (RELATION_SCAN, SUBSTITUTE_MIN_TEXT, nothing_similar, relations,
+                                         shares_value)
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -302,6 +303,8 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
     if rec.items_.index(item_id) < 0:  # a product added since this model was fitted
         body["note"] = (f"the {name} model was fitted before this product was added: a rebuild that refits it "
                         "(POST /v1/admin/rebuild) includes it")
+    elif not len(out):  # the model has no score for it (`Recommender.similar_items`)
+        body["note"] = nothing_similar(name, bool(snap.item_transactions[a]))
     return body
 
 
@@ -530,16 +533,15 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
     else:
         where = "basket" if mode == "basket" else "history"
         alike = _most_alike(snap, anchors[:50], b, min_text=-1.0 if by_text else SUBSTITUTE_MIN_TEXT)
+        like = None
         if alike is not None:  # a product nobody has bought with them, e.g. a new one: its name says why
-            a, sim = alike
-            ev["text_similarity"] = sim
-            like = f"{_short(snap.title(a), snap.data.items.id(a))}'s (text similarity {sim:.2f})"
+            a, ev["text_similarity"] = alike
+            like = f"{_short(snap.title(a), snap.data.items.id(a))}'s (text similarity {alike[1]:.2f})"
+        if by_text:
             parts.append(f"No item in the {where} was bought with it yet; the {model} model ranks products by how "
-                         f"alike their texts are, and its name is most like {like}." if by_text else
-                         f"No item in the {where} was bought with it yet; its name is like {like}.")
-        elif by_text:
-            parts.append(f"No item in the {where} was bought with it yet; the {model} model ranks products by how "
-                         "alike their texts are.")
+                         "alike their texts are" + (f", and its name is most like {like}." if like else "."))
+        elif like:
+            parts.append(f"No item in the {where} was bought with it yet; its name is like {like}.")
         else:
             parts.append(f"No item in the {where} was bought with it directly; the {model} model links them "
                          "indirectly, through other products or similar shoppers.")

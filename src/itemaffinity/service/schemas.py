@@ -133,7 +133,9 @@ class RecsOut(_Response):
     model: str
     items: list[ItemResult]
     unknown_items: list[str] = []
-    fallback: str | None = Field(default=None, description="'popular' when there was no known item to go on.")
+    fallback: str | None = Field(default=None, description="'popular': the best sellers, when there was no known "
+                                 "item to go on, or none the model has a score for (products nobody has bought yet, "
+                                 "for a co-purchase model).")
     history_size: int
     user: dict[str, Any] | None = None
 
