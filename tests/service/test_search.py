@@ -40,7 +40,7 @@ def test_a_configured_sentence_model_serves_semantic_search(chinese_shop) -> Non
     settings = Settings.from_env({"ITEMAFFINITY_TEXT_MODEL": folder})
     assert settings.text_model == folder and Settings.from_env(settings.to_env()).text_model == folder
     search = load_semantic(chinese_shop, "auto", text_model=settings.text_model)
-    assert search is not None and search.kind == "sentence"
+    assert search is not None and search.kind == "sentence+tfidf"
     assert len(search.search("耳机", 3)) == 3
 
 

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
-from itemaffinity.text.ann import ProductSearch, VectorIndex
+from itemaffinity.text.ann import ProductSearch, TextFusion, VectorIndex
 from itemaffinity.text.encoders import SentenceEncoder, TfidfEncoder
 
 
@@ -79,3 +79,23 @@ def test_hnsw_search_matches_exact(sentence_model, sentence_search: ProductSearc
     assert not hnsw.index.exact and sentence_search.index.exact
     for q in ("christmas decoration", "lunch bag", "tea cup and saucer"):
         assert hnsw.search(q, 5).item_ids == sentence_search.search(q, 5).item_ids
+
+
+def test_fused_search_finds_names_typed_with_a_slip_and_what_a_query_means(sentence_search: ProductSearch,
+                                                                            retail_catalog: pa.Table) -> None:
+    """The sentence model reads a slip as another word and misses these three products; TF-IDF's character n-grams
+    find them but not what "festive ornaments" means. The mean of the two cosines finds both."""
+    titles = _titles(retail_catalog)
+    by_title = {t: i for i, t in titles.items()}
+    tfidf = ProductSearch(TfidfEncoder(), list(titles), list(titles.values()))
+    both = TextFusion(sentence_search, tfidf)
+    for title, typed in (("BAKING SET SPACEBOY DESIGN", "baing set saceboy desgn"),
+                         ("ENAMEL BREAD BIN CREAM", "eamel bred bin crea"),
+                         ("ASSORTED COLOUR MINI CASES", "assrted clour mini cass")):
+        assert by_title[title] not in sentence_search.search(typed, k=10).item_ids
+        assert by_title[title] in both.search(typed, k=10).item_ids, typed
+    christmas = [sum("CHRISTMAS" in titles[i] for i in search.search("festive ornaments", k=5).item_ids)
+                 for search in (tfidf, both)]
+    assert christmas[0] == 0 and christmas[1] >= 4
+    recs = both.search("lunch bag", k=5)
+    assert len(recs) == 5 and np.all(np.diff(recs.scores) <= 0) and 0 < recs.scores[0] <= 1

@@ -20,7 +20,8 @@ from itemaffinity.service.settings import Settings
               help="Worker processes; more than one makes read-only replicas (writes refused)  [default: 1]")
 @click.option("--read-only", is_flag=True, default=None, help="Never write to the store (no event ingest, no rebuild).")
 @click.option("--semantic", type=click.Choice(["auto", "sentence", "tfidf", "off"]), default=None,
-              help="Text search layer  [default: auto]")
+              help="Text search layer: auto is the sentence model and TF-IDF together (meaning, and names typed "
+              "with a slip)  [default: auto]")
 @click.option("--text-model", default=None, help="Sentence model of semantic search, a name or local folder "
               "(e.g. a multilingual model for a Chinese catalog)  [default: all-MiniLM-L6-v2]")
 @click.option("--models", "models_text", default=None, metavar="A,B", help="Models to load  [default: all saved]")

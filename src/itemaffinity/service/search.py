@@ -79,7 +79,7 @@ STOP_WORDS = frozenset({"A", "AN", "AND", "FOR", "OF", "THE", "TO", "IN", "ON", 
 
 
 class TextLayerSearch:
-    """Adapter over `itemaffinity.text.ann.ProductSearch` (sentence model or TF-IDF vectors)."""
+    """Adapter over `itemaffinity.text.ann.ProductSearch` (sentence model or TF-IDF vectors) or `TextFusion`."""
 
     def __init__(self, product_search, kind: str) -> None:
         self._ps = product_search
@@ -96,17 +96,18 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
 
     Args:
         data: the snapshot's interaction data (items and titles).
-        mode: "sentence" (sentence-transformers model), "tfidf", "auto" (sentence, else TF-IDF; TF-IDF when
-            the sentence model is the bundled English one and most of the catalog's texts are Chinese,
-            Japanese or Korean, which TF-IDF's character n-grams match and that model does not understand)
-            or "off".
+        mode: "sentence" (sentence-transformers model), "tfidf", "auto" (both, by the mean of their cosines,
+            `text.ann.TextFusion`: the sentence model knows what a query means, TF-IDF matches names typed with a
+            slip; else TF-IDF alone, also when the sentence model is the bundled English one and most of the
+            catalog's texts are Chinese, Japanese or Korean, which TF-IDF's character n-grams match and that model
+            does not understand) or "off".
         cache_con: a DuckDB connection for the text layer's embedding cache (None: no cache).
         text_model: the sentence model, a name or local folder (None: `default_text_model()`).
     """
     if mode == "off":
         return None
     try:
-        from itemaffinity.text.ann import ProductSearch
+        from itemaffinity.text.ann import ProductSearch, TextFusion
         from itemaffinity.text.encoders import (EmbeddingCache, SentenceEncoder, default_text_model, fitted_tfidf,
                                                 is_bundled_english, item_texts, mostly_cjk)
     except ImportError as exc:
@@ -114,24 +115,24 @@ def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: 
         return None
     t0 = time.perf_counter()
     text_model = text_model or default_text_model()
-    attempts = ["sentence", "tfidf"] if mode == "auto" else [mode]
+    attempts = ["sentence+tfidf", "tfidf"] if mode == "auto" else [mode]
     if mode == "auto" and is_bundled_english(text_model) and mostly_cjk(item_texts(data)):
         log.info("most product texts are Chinese, Japanese or Korean and the sentence model is %s (English): "
                  "TF-IDF text search (set a multilingual text model for semantic search)", text_model)
         attempts = ["tfidf"]
     for kind in attempts:
         try:
-            if kind == "sentence":
+            parts = []
+            if "sentence" in kind:
                 cache = EmbeddingCache(cache_con) if cache_con is not None else None
                 encoder = SentenceEncoder(text_model, cache=cache)
-                products = ProductSearch.from_data(data, encoder)
-            else:  # the snapshot's pair similarities fit the same catalog's TF-IDF: fitted once for both
+                parts.append(ProductSearch.from_data(data, encoder))
+                encoder.cache = None  # the catalog is encoded; search queries are not worth caching
+            if "tfidf" in kind:  # the snapshot's pair similarities fit the same catalog's TF-IDF: fitted once for both
                 texts = item_texts(data)
                 encoder, vectors = fitted_tfidf(texts)
-                products = ProductSearch(encoder, data.items.ids, texts, vectors)
-            search = TextLayerSearch(products, kind)
-            if getattr(encoder, "cache", None) is not None:
-                encoder.cache = None  # the catalog is encoded; search queries are not worth caching
+                parts.append(ProductSearch(encoder, data.items.ids, texts, vectors))
+            search = TextLayerSearch(parts[0] if len(parts) == 1 else TextFusion(*parts), kind)
         except Exception as exc:  # noqa: BLE001 - any failure of an optional layer means "not available"
             log.warning("%s text search not available: %s", kind, exc)
             continue

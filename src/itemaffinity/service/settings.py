@@ -38,9 +38,10 @@ class Settings(BaseModel):
         max_body_bytes: larger request bodies are refused with 413.
         max_events_per_request: larger event batches are refused with 422.
         models: model names to load (None: every model saved next to the store).
-        semantic: text search layer: ``auto`` (sentence model when available, else TF-IDF, loaded
-            in the background; TF-IDF too when the sentence model is the bundled English one and most titles
-            are Chinese, Japanese or Korean), ``sentence``, ``tfidf`` or ``off`` (lexical search only).
+        semantic: text search layer: ``auto`` (the sentence model and TF-IDF together when the sentence model
+            is available, else TF-IDF, loaded in the background; TF-IDF too when the sentence model is the bundled
+            English one and most titles are Chinese, Japanese or Korean), ``sentence``, ``tfidf`` or ``off``
+            (lexical search only).
         text_model: the sentence-transformers model of semantic search, a name or local folder (None: the
             bundled all-MiniLM-L6-v2, English; a multilingual model for a Chinese catalog). The environment
             variable is also what every text model defaults to (`text.encoders.default_text_model`).

@@ -149,3 +149,39 @@ class ProductSearch:
         idx, val = self.index.query(self.vectors[pos:pos + 1], k + 1)
         keep = idx[0] != pos
         return self._recs(idx[0][keep][:k], val[0][keep][:k])
+
+
+class TextFusion:
+    """Product search by the mean of two searches' cosines, a sentence model's and TF-IDF's: the sentence model
+    knows what a query means ("dog food"), TF-IDF's character n-grams match a name typed with a slip ("choclate
+    chip cookis"), which the sentence model reads as another word (chipotle). Each search proposes its `depth` best;
+    every proposed product is scored by both, exactly. (benchmarks/bench_search.py measures the three.)
+
+    Args:
+        first, second: searches over the same items in the same order.
+    """
+
+    def __init__(self, first: ProductSearch, second: ProductSearch, depth: int = 100) -> None:
+        if list(first.item_ids) != list(second.item_ids):
+            raise ValueError("the two searches must index the same items in the same order")
+        self.searches, self.depth = (first, second), depth
+        self.item_ids = first.item_ids
+
+    def search(self, query: str, k: int = 10) -> Recs:
+        return self.search_batch([query], k)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 10) -> list[Recs]:
+        queries = list(queries)
+        proposed = [s.search_batch(queries, self.depth) for s in self.searches]
+        encoded = [s.encoder.encode(queries) for s in self.searches]
+        out = []
+        for r in range(len(queries)):
+            cand = np.unique(np.concatenate([[s._pos[i] for i in p[r].item_ids] for s, p in
+                                             zip(self.searches, proposed)]).astype(np.int64))
+            score = np.zeros(len(cand))
+            for s, q in zip(self.searches, encoded):
+                cos = s.vectors[cand] @ q[r:r + 1].T
+                score += np.asarray(cos.todense() if sp.issparse(cos) else cos).ravel() / len(self.searches)
+            order = np.argsort(-score, kind="stable")[:k]
+            out.append(Recs(tuple(self.item_ids[cand[order]].tolist()), score[order].astype(np.float32)))
+        return out
