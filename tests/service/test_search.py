@@ -60,3 +60,33 @@ def test_tfidf_search_shares_the_snapshots_fit_of_the_catalog(chinese_shop, monk
     assert search is not None and search.kind == "tfidf" and fits == [len(TITLES)]
     assert {item for item, _ in search.search("耳机", 3)} == {"P1", "P2", "P3"}
     assert text_vectors(chinese_shop) is vectors and fits == [len(TITLES)]
+
+
+def test_a_read_only_store_serves_sentence_search_from_its_cached_vectors(ingest, shared_file, tmp_path) -> None:
+    """The service opens the store read-only with --read-only or several workers. The embedding cache ran CREATE
+    TABLE IF NOT EXISTS on every lookup, which a read-only store refuses even when the table is there: sentence
+    search was "not available" and `auto` fell back to TF-IDF alone. The cached vectors are read now; a read-only
+    store without a cache encodes without one."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    pytest.importorskip("sentence_transformers")
+    from itemaffinity.text.encoders import EmbeddingCache, SentenceEncoder, item_texts
+
+    orders = tmp_path / "orders.parquet"  # a real slice of Online Retail: 1,500 lines, a few hundred products
+    pq.write_table(pq.read_table(shared_file("online_retail", "online_retail.parquet")).slice(0, 1500), orders)
+    store = tmp_path / "shop.duckdb"
+    ingest(orders, preset="online-retail", store=store)
+    data = InteractionData.from_store(store)
+    with duckdb.connect(str(store), read_only=True) as ro:  # before any vector is cached: no table at all
+        search = load_semantic(data, "sentence", cache_con=ro.cursor())
+        assert search is not None and search.kind == "sentence"
+    SentenceEncoder(cache=EmbeddingCache(store)).encode(item_texts(data))  # what a writable service or analyze does
+    with duckdb.connect(str(store), read_only=True) as ro:
+        cached = EmbeddingCache(ro.cursor()).count()
+        assert cached == len(set(t for t in item_texts(data) if t)) > 100
+        search = load_semantic(data, "auto", cache_con=ro.cursor())
+        assert search is not None and search.kind == "sentence+tfidf"
+        titles = [data.titles[data.items.index(i)] for i, _ in search.search("christmas decoration", 5)]
+        assert sum("CHRISTMAS" in t for t in titles) >= 3, titles
+        assert EmbeddingCache(ro.cursor()).count() == cached

@@ -69,7 +69,7 @@ def open_store(path: str | Path, read_only: bool = False) -> Iterator[duckdb.Duc
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the store holds table `name` (tables an analysis or a mining writes may not be there yet)."""
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary",
-                            [name]).fetchone()[0])
+                            [name]).fetchall()[0][0])  # fetchall: a result left unfinished blocks the connection
 
 
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from itemaffinity.errors import InputError
+from itemaffinity.store.duckdb_store import table_exists
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -144,7 +145,13 @@ class EmbeddingCache:
             log.warning("embedding cache %s not available, encoding without it: %s", self._path,
                         str(exc).splitlines()[0])
             return None
-        con.execute(CACHE_TABLE)
+        if table_exists(con, "text_embeddings"):  # asked first: a read-only store (the service's replicas) cannot
+            return con  # run even CREATE ... IF NOT EXISTS, and reads what is there
+        try:
+            con.execute(CACHE_TABLE)
+        except duckdb.InvalidInputException:  # read-only, without the table: encoding goes on without a cache
+            self._done(con)
+            return None
         return con
 
     def _done(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -188,7 +195,8 @@ class EmbeddingCache:
             con.execute("""INSERT INTO text_embeddings SELECT n.model, n.text_sha256, n.vector FROM _ia_new n
                 ANTI JOIN text_embeddings e USING (model, text_sha256)""")
             con.unregister("_ia_new")
-        except duckdb.ConstraintException as exc:  # another writer stored some of them meanwhile
+        except (duckdb.ConstraintException, duckdb.InvalidInputException) as exc:  # another writer stored some of
+            # them meanwhile, or the store is read-only
             log.info("embedding cache: vectors not stored (%s)", str(exc).splitlines()[0])
         finally:
             self._done(con)
