@@ -51,7 +51,7 @@ class VectorIndex:
         self.n = self.vectors.shape[0]
         self.ef = ef
         self.hnsw = None
-        self._scored = None  # exact search: the indexed rows, transposed once (per query it took 35 ms on Instacart)
+        self._scored = None  # exact search: the indexed rows, transposed once, not per query (most of a query)
         if not self.sparse and len(self.rows) > exact_max:
             import hnswlib
 
