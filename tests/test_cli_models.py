@@ -149,9 +149,11 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
     sold = [r["evidence"] for r in banana if r["evidence"]["popularity"] > 0]
     assert sold and all(ev["lift"] is not None and ev["lift"] >= 0 for ev in sold)
     ease = cli("similar", "10569", "--store", store, "--model", "ease")  # no score for it: nothing, and why
-    assert ease.returncode == 0 and ease.stdout.splitlines()[1:] == [
-        "  the ease model has nothing similar to it: it has no score for a product never bought; the content and "
-        "hybrid models answer from its text"]
+    why = ("the ease model has nothing similar to it: it has no score for a product never bought; the content and "
+           "hybrid models answer from its text")
+    assert ease.returncode == 0 and ease.stdout.splitlines()[1:] == ["  " + why]
+    ease = json.loads(cli("similar", "10569", "--store", store, "--model", "ease", "--json").stdout)
+    assert ease["items"] == [] and ease["note"] == why
     baskets, out = tmp_path / "baskets.csv", tmp_path / "recs.csv"
     baskets.write_text("query_id,item_id\nnew,10569\nbanana,24852\n")
     res = cli("recommend", "--store", store, "--model", "ease", "--baskets", baskets, "--n", "3", "--out", out)

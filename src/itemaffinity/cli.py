@@ -744,9 +744,16 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     rows = recs.to_list()
     for r in rows:
         r["title"] = data.titles[data.items.index(r["item_id"])]
+    note = None
+    if relation and not rows:
+        note = f"no {relation} among the model's first {RELATION_SCAN:,} similar items"
+    elif not rows:  # say why rather than print nothing
+        from itemaffinity.mining.transactions import transactions
+
+        note = nothing_similar(model.name, bool(transactions(data)[:, [data.items.index(item_id)]].nnz))
     if as_json:
         click.echo(json.dumps({"item_id": item_id, "title": data.titles[data.items.index(item_id)],
-                               "model": model.name, "items": rows}, default=str))
+                               "model": model.name, "items": rows, **({"note": note} if note else {})}, default=str))
         return
     click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model.name})")
     together = "bought together" if transaction_unit(data) == "basket" else "same customer"
@@ -759,12 +766,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
                      "not bought yet" if ev["popularity"] == 0 else f"{ev['anchor']} not bought yet")
             line += f"  [{ev['relation']}: {sales}{sim}]"
         click.echo(line)
-    if relation and not rows:
-        click.echo(f"  no {relation} among the model's first {RELATION_SCAN:,} similar items")
-    elif not rows:  # say why rather than print nothing
-        from itemaffinity.mining.transactions import transactions
-
-        click.echo("  " + nothing_similar(model.name, bool(transactions(data)[:, [data.items.index(item_id)]].nnz)))
+    if note:
+        click.echo("  " + note)
 
 
 @main.command()
