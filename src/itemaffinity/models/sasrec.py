@@ -239,6 +239,7 @@ class SASRec(Recommender):
         self.weights_ = np.concatenate([t.detach().numpy().ravel() for t in net.state_dict().values()]
                                        ).astype(np.float32)
         self._net = net.eval()
+        self._untrained = None
 
     def _training_windows(self) -> np.ndarray:
         """(rows, max_len + 1) tokens: per user with ≥ 2 items, the last max_len + 1 (`_left_padded`)."""
@@ -388,8 +389,14 @@ class SASRec(Recommender):
         v = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
         sims = v[item_idx] @ v.T
         if not self.config.init_item_vectors_path:
-            tokens = self._training_windows()
-            untrained = np.bincount(tokens[tokens > 0] - 1, minlength=self.n_items_) == 0
+            untrained = self._untrained_items()
             sims[:, untrained] = 0.0
             sims[untrained[item_idx]] = 0.0
         return sims
+
+    def _untrained_items(self) -> np.ndarray:
+        """(n_items,) bool: in no training window; worked out once per fitted or loaded model, not per request."""
+        if getattr(self, "_untrained", None) is None:
+            tokens = self._training_windows()
+            self._untrained = np.bincount(tokens[tokens > 0] - 1, minlength=self.n_items_) == 0
+        return self._untrained
