@@ -156,15 +156,26 @@ def test_api_documentation_is_served_offline(page, shots):
 
 
 def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
-    """A product posted to the catalog after a model was fitted: once a rebuild that refits only popularity serves
-    it, its page says that model was fitted before the product was added, and how to include it, instead of
-    "nothing similar to show"."""
+    """A product posted to the catalog: at once its page, marked new, with the cold-start chain's items (no text
+    search on this server: the best sellers) and why; once a rebuild that refits only popularity serves it, a
+    model fitted before it says so, and how to include it, above the products whose texts are most like its."""
     from svc_support import API_KEY, Server, running
 
     late = Server(e2e_store.copy(tmp_path / "late"))
     with running(late), httpx.Client(base_url=late.url, headers={"X-API-Key": API_KEY}, timeout=60) as api:
         posted = api.post("/v1/catalog", json={"products": [{"item_id": "LATE-1", "title": "LATE ARRIVAL LANTERN"}]})
         assert posted.status_code == 200 and posted.json()["new_products"] == 1, posted.text
+        context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=late.url)
+        page = context.new_page()
+        page.goto("/#/item/LATE-1")  # before any rebuild: its page, marked new, with the best sellers instead
+        page.wait_for_selector("#product-title")
+        assert page.inner_text("#product-title") == "LATE ARRIVAL LANTERN"
+        expect(page.locator("#new-product")).to_contain_text("added since the last rebuild")
+        expect(page.get_by_test_id("similar-note")).to_contain_text(
+            "This product was added to the catalog after the live snapshot and nothing was bought with it yet; shown "
+            "instead: the best sellers")
+        expect(page.get_by_test_id("substitute")).to_have_count(10)
+        context.close()
         job = api.post("/v1/admin/rebuild", json={"models": ["popularity"], "cluster": False}).json()
         for _ in range(480):
             if api.get(f"/v1/admin/jobs/{job['id']}").json()["status"] in ("succeeded", "failed"):
@@ -177,8 +188,11 @@ def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
         page.wait_for_selector("#product-title")
         assert page.inner_text("#product-title") == "LATE ARRIVAL LANTERN"
         page.select_option("#model-select", "itemknn")
-        expect(page.locator("#similar")).to_contain_text(
-            "The itemknn model was fitted before this product was added: a rebuild that refits it")
+        expect(page.get_by_test_id("similar-note")).to_contain_text(
+            "The itemknn model was fitted before this product was added (a rebuild that refits it, POST "
+            "/v1/admin/rebuild, includes it); shown instead: the products whose texts are most like its text.")
+        expect(page.get_by_test_id("substitute").first).to_contain_text("LANTERN")
+        expect(page.locator("#new-product")).to_have_count(0)
         context.close()
 
 

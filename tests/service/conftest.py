@@ -23,12 +23,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> StoreInfo:
 
 @pytest.fixture(scope="session")
 def servers(store: StoreInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    """main: read-write with a key (TF-IDF search); rebuild: its own copy, for rebuild tests;
+    """main: read-write with a key (TF-IDF search); rebuild: its own copy, for rebuild tests (TF-IDF search too);
     nokeys: two read-only workers and no key configured."""
     base = tmp_path_factory.mktemp("servers")
     started = {
         "main": Server(store.copy(base / "main"), semantic="tfidf"),
-        "rebuild": Server(store.copy(base / "rebuild")),
+        "rebuild": Server(store.copy(base / "rebuild"), semantic="tfidf"),
         "nokeys": Server(store.copy(base / "nokeys"), api_keys=None, workers=2),
     }
     with running(*started.values()):

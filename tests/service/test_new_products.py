@@ -68,10 +68,10 @@ def test_a_text_models_answers_for_a_new_product_say_they_come_from_text(ingest,
     assert [ev["text_similarity"] < 0.5 for ev in evidence] == [False, True, True, True, True]
 
 
-def test_a_co_purchase_models_answer_for_a_new_product_is_the_best_sellers_and_says_so(ingest, shared_file, tmp_path):
+def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_say_so(ingest, shared_file, tmp_path):
     """EASE has no score for Crystal Pacifier, in none of Instacart's sample baskets: its basket is completed with the
     best sellers, flagged as the fallback and explained as such (it was a list of zero-score products presented as
-    EASE's), and EASE finds nothing similar to it."""
+    EASE's); its similar items come from the cold-start chain (its text), flagged and explained as such."""
     store = tmp_path / "instacart.duckdb"
     ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
     ease = create_model("ease").fit(InteractionData.from_store(store))
@@ -86,6 +86,56 @@ def test_a_co_purchase_models_answer_for_a_new_product_is_the_best_sellers_and_s
                                                         "basket yet, so this is one of the most bought products "
                                                         "(139 baskets).")
     similar = queries.similar(snap, online, "44203", model="ease", n=3, filt=ItemFilter(), explain=True)
-    assert similar["items"] == [] and similar["note"] == (
-        "the ease model has nothing similar to it: it has no score for a product never bought; the content and "
-        "hybrid models answer from its text")
+    assert similar["fallback"] == "text" and similar["note"] == (
+        "the ease model has nothing on this product: it has no score for a product never bought; shown instead: the "
+        "products whose texts are most like its text")
+    assert [r["title"] for r in similar["items"]][:2] == ["Start Silicone Pacifier",
+                                                           "6-18 Months Natural Shape Orthodontic Silicone Pacifier"]
+    first = similar["items"][0]["evidence"]
+    assert first["model_score"] is None and first["relation"] == "substitute"
+    assert first["reason"].startswith("The ease model has nothing on this product, so the answer is the products whose "
+                                      "texts are most like its text (text similarity 0.67).")
+
+
+def test_the_cold_start_chain_falls_back_from_text_to_category_to_best_sellers(ingest, shared_file, tmp_path):
+    """A product with a text is answered by the closest texts; one without, by its category's best sellers; one
+    without either (or with a category nobody buys from), by the best sellers: Instacart's sample."""
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={})
+    pacifier = snap.item_index("44203")
+    idx, scores, step = queries.cold_start_neighbours(snap, None, "Crystal Pacifier", None, 5, exclude=pacifier)
+    assert step == "text" and pacifier not in idx and "Pacifier" in snap.title(int(idx[0]))
+    assert np.all(np.diff(scores) <= 0) and scores[0] > 0.5
+    category = snap.data.categories[pacifier]
+    idx, scores, step = queries.cold_start_neighbours(snap, None, "", category, 5, exclude=pacifier)
+    counts = snap.item_transactions
+    in_category = np.flatnonzero((np.asarray(snap.data.categories, dtype=object) == category) & (counts > 0))
+    assert step == "category" and set(idx) <= set(in_category) and pacifier not in idx
+    assert list(scores) == sorted(counts[in_category], reverse=True)[:len(idx)] and len(idx) == min(5, len(in_category))
+    idx, scores, step = queries.cold_start_neighbours(snap, None, "", "no such aisle", 3)
+    assert step == "popular" and [snap.title(int(i)) for i in idx] == ["Banana", "Bag of Organic Bananas",
+                                                                      "Organic Strawberries"]
+
+
+def test_products_posted_during_a_rebuild_stay_served_until_a_snapshot_holds_them(ingest, shared_file, tmp_path):
+    """A rebuild's snapshot may have read the catalog before a product was posted: the swap keeps serving such a
+    product from its text, and drops those the new snapshot holds."""
+    from itemaffinity.service.settings import Settings
+    from itemaffinity.service.state import ServiceState
+
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={})
+        rebuilt = build_snapshot(con, str(store), version=2, models={})
+    state = ServiceState(Settings(store_path=store, semantic="off"))
+    state.current = state._serving(snap)
+    state.current.new_products.update({"LATE-9": {"item_id": "LATE-9", "title": "Crystal Pacifier Blue"},
+                                       "44203": {"item_id": "44203", "title": "Crystal Pacifier"}})
+    state.swap(rebuilt)
+    assert state.current.snap is rebuilt and list(state.current.new_products) == ["LATE-9"]
+    late = queries.similar(rebuilt, state.current.online, "LATE-9", model=None, n=3, filt=ItemFilter(),
+                           explain=False, new_products=state.current.new_products)
+    assert late["fallback"] == "popular" and late["item"]["title"] == "Crystal Pacifier Blue"

@@ -65,7 +65,9 @@ def test_rebuild_rejects_unknown_models_and_jobs(admin):
 
 def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin, servers, store):
     """POST /v1/catalog: a new product before its first sale and a new price for a known one, validated like a
-    catalog file; the next rebuild serves the new product (found by its title, answered by the refitted models)."""
+    catalog file. The new product is answered at once from its text (the cold-start chain, flagged), and the next
+    rebuild serves it (found by its title, answered by the refitted models; a model fitted before it still answers
+    from its text)."""
     top = store.facts["top_item"]
     title = admin.get(f"/v1/items/{top}").json()["title"]
     products = [{"item_id": "NEW-CAT-1", "title": f"{title} QUOKKAWARE", "price": 4.5},
@@ -79,7 +81,31 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     assert (body["received"], body["stored"], body["new_products"]) == (4, 2, 1)
     assert body["rejected"] == {"missing_item_id": 1, "duplicate_item": 1}
     assert [(x["row"], x["reason"]) for x in body["rejects"]] == [(2, "missing_item_id"), (3, "duplicate_item")]
-    assert admin.get("/v1/items/NEW-CAT-1").status_code == 404  # served from the next snapshot
+    # Served at once, from its text, until the next snapshot takes it in.
+    new = admin.get("/v1/items/NEW-CAT-1").json()
+    assert (new["title"], new["price"], new["added_since_snapshot"], new["stats"]["popularity_rank"]) == (
+        f"{title} QUOKKAWARE", 4.5, True, None)
+    deadline = time.monotonic() + 240
+    while admin.get("/health").json()["semantic"] == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    at_once = admin.get("/v1/items/NEW-CAT-1/similar", params={"n": 3, "explain": "true"}).json()
+    assert at_once["fallback"] == "text" and at_once["model"] == "tfidf"
+    assert at_once["items"][0]["item_id"] == top, "the product whose title it extends"
+    assert at_once["items"][0]["evidence"]["relation"] == "substitute"
+    assert at_once["items"][0]["evidence"]["reason"].startswith(
+        f"{title} QUOKKAWARE was added to the catalog after the live snapshot and nothing was bought with it yet")
+    assert "next rebuild" in at_once["note"]
+    related = admin.get("/v1/items/NEW-CAT-1/similar", params={"n": 3, "relation": "related"}).json()["items"]
+    assert top not in [i["item_id"] for i in related]
+    together = admin.get("/v1/items/NEW-CAT-1/bought-together").json()
+    assert together["items"] == [] and "after the live snapshot" in together["note"]
+    assert admin.get("/v1/items/NEVER-POSTED/similar").status_code == 404
+    found = admin.get("/v1/items", params={"q": "quokkaware", "limit": 2}).json()
+    assert [(i["item_id"], i["match"]) for i in found["items"]] == [("NEW-CAT-1", "new product")]
+    assert found["total"] == 1
+    paged = admin.get("/v1/items", params={"q": title.split()[0], "limit": 1, "offset": 1}).json()
+    assert paged["items"][0]["item_id"] != "NEW-CAT-1" and paged["total"] >= 2
 
     version = admin.get("/health").json()["snapshot_version"]
     job = admin.post("/v1/admin/rebuild", json={"models": ["popularity"], "cluster": False}).json()
@@ -96,5 +122,7 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     assert found and found[0]["item_id"] == "NEW-CAT-1"
     refitted = admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "popularity", "n": 3}).json()
     assert len(refitted["items"]) == 3 and refitted.get("note") is None
-    stale = admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "itemknn"}).json()
-    assert stale["items"] == [] and "fitted before this product was added" in stale["note"]
+    stale = admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "itemknn", "n": 3}).json()
+    assert "fitted before this product was added" in stale["note"] and stale["fallback"] == "text"
+    assert stale["items"][0]["item_id"] == top and stale["model"] == "itemknn"
+    assert not admin.get("/v1/items/NEW-CAT-1").json()["added_since_snapshot"]

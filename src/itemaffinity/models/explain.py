@@ -63,12 +63,16 @@ def text_vectors(data: InteractionData) -> sp.csr_matrix:
     return tfidf_vectors(item_texts(data))
 
 
+def no_score(bought: bool) -> str:
+    """Why a co-purchase model has no score for a product (`Recommender.similar_items` is empty)."""
+    return f"it has no score for a product {'bought with nothing else' if bought else 'never bought'}"
+
+
 def nothing_similar(model: str, bought: bool) -> str:
-    """Why a model's similar items of a product are empty (`Recommender.similar_items`): the CLI's line, the API's
-    note."""
-    return (f"the {model} model has nothing similar to it: it has no score for a product "
-            f"{'bought with nothing else' if bought else 'never bought'}; the content and hybrid models answer from "
-            "its text")
+    """Why a model's similar items of a product are empty: the CLI's line (the API answers from the cold-start
+    chain instead, `service.queries.cold_start_neighbours`)."""
+    return f"the {model} model has nothing similar to it: {no_score(bought)}; the content and hybrid models answer " \
+           "from its text"
 
 
 def _rounded(value: float, digits: int) -> float | None:

@@ -15,11 +15,12 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
-from itemaffinity.models.explain import (RELATION_SCAN, SUBSTITUTE_MIN_TEXT, nothing_similar, relations,
+from itemaffinity.models.explain import (RELATION_SCAN, SUBSTITUTE_MIN_TEXT, no_score, relations,
                                          shares_value)
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
+from itemaffinity.text.encoders import catalog_text
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,18 @@ def item_summary(snap: Snapshot, idx: int) -> dict[str, Any]:
             "group": snap.group_label[idx]}
 
 
-def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, Any]:
-    """The catalog record and statistics of one item."""
+def item_detail(snap: Snapshot, online: OnlineState, item_id: str,
+                new_products: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The catalog record and statistics of one item (`new_products`: those posted since the snapshot, no
+    statistics yet)."""
+    record = (new_products or {}).get(snap.mapping.fold_item_id(item_id)) if snap.item_index(item_id) < 0 else None
+    if record is not None:
+        return {**new_product_summary(record), "description": record.get("description"),
+                "category": record.get("category"), "brand": record.get("brand"), "group_id": None,
+                "stats": {"baskets": 0, "users": 0, "events": 0, "returns": 0, "first_seen": None, "last_seen": None,
+                          "baskets_online": 0, "share_of_baskets": 0.0, "popularity_rank": None},
+                "partners": 0, "bundles": 0, "rules": 0, "models": sorted(snap.models),
+                "default_model": snap.default_model, "added_since_snapshot": True}
     idx = require_item(snap, item_id)
     d = snap.data
     stored_id = d.items.id(idx)  # as the store holds it (a request may differ in letter case)
@@ -109,7 +120,7 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str) -> dict[str, 
             "bundles": len(snap.bundles.by_item.get(idx, ())),
             "rules": len(snap.rules.by_antecedent_item.get(stored_id, ())) + len(snap.rules.by_consequent_item.get(
                 stored_id, ())),
-            "models": sorted(snap.models), "default_model": snap.default_model}
+            "models": sorted(snap.models), "default_model": snap.default_model, "added_since_snapshot": False}
 
 
 def require_item(snap: Snapshot, item_id: str) -> int:
@@ -120,9 +131,18 @@ def require_item(snap: Snapshot, item_id: str) -> int:
 
 
 def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, semantic: SemanticSearch | None,
-                 q: str | None, limit: int, offset: int) -> dict[str, Any]:
-    """Product search (or the most bought items when `q` is empty), paginated."""
+                 q: str | None, limit: int, offset: int, new_products: dict[str, dict[str, Any]] | None = None
+                 ) -> dict[str, Any]:
+    """Product search (or the most bought items when `q` is empty), paginated. Products posted since the snapshot
+    (`new_products`) that match the query's words or id come first: a merchandiser looks up what was just added."""
     q = (q or "").strip()
+    fresh = list((new_products or {}).values())  # (one C-level copy: the event loop may add to it meanwhile)
+    new_hits: list[tuple[dict[str, Any], float]] = []
+    if q and fresh:
+        hit, lex = LexicalIndex(np.array([str(r["item_id"]).upper() for r in fresh], dtype=str),
+                                np.array([" " + " ".join(str(r.get("title") or "").upper().split()) for r in fresh],
+                                         dtype=str)).search(q)
+        new_hits = [(fresh[int(i)], float(v)) for i, v in sorted(zip(hit, lex), key=lambda x: -x[1])]
     match: dict[int, str] = {}
     if not q:
         order = snap.popularity_order
@@ -148,11 +168,13 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
         # then the best sellers.
         order = idx[np.lexsort((-online.transaction_counts()[idx], -close, -scores))] if len(idx) else idx
         scores = np.array([combined[int(i)] for i in order])
-    page = order[offset:offset + limit]
-    items = [{**item_summary(snap, int(i)), "score": float(s), "match": match.get(int(i), "popular"),
-              "baskets": online.item_transactions(int(i))}
-             for i, s in zip(page, scores[offset:offset + limit])]
-    return {"query": q, "total": int(len(order)), "limit": limit, "offset": offset, "items": items,
+    items = [{**new_product_summary(r), "score": v, "match": "new product", "baskets": 0}
+             for r, v in new_hits[offset:offset + limit]]
+    start = max(offset - len(new_hits), 0)
+    end = start + limit - len(items)
+    items += [{**item_summary(snap, int(i)), "score": float(s), "match": match.get(int(i), "popular"),
+               "baskets": online.item_transactions(int(i))} for i, s in zip(order[start:end], scores[start:end])]
+    return {"query": q, "total": len(new_hits) + int(len(order)), "limit": limit, "offset": offset, "items": items,
             "semantic": semantic.kind if semantic is not None else None}
 
 
@@ -290,29 +312,116 @@ def _relations_to(snap: Snapshot, online: OnlineState, a: int, b: np.ndarray,
 
 
 def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
-            model: str | None, n: int, filt: ItemFilter, explain: bool, relation: str | None = None
+            model: str | None, n: int, filt: ItemFilter, explain: bool, relation: str | None = None,
+            semantic: SemanticSearch | None = None, new_products: dict[str, dict[str, Any]] | None = None
             ) -> dict[str, Any]:
     """Items a model finds most similar to `item_id` (substitutes / alternatives), optionally only those in
-    one relation to it ("instead of": substitute; "goes with": complement)."""
-    a = require_item(snap, item_id)
+    one relation to it ("instead of": substitute; "goes with": complement). Where the model has nothing on the
+    product (fitted before it was added, or no score for a product never bought) and for a product posted to the
+    catalog since the snapshot (`new_products`), the cold-start chain answers (`cold_start_neighbours`)."""
+    a = snap.item_index(item_id)
+    if a < 0:
+        record = (new_products or {}).get(snap.mapping.fold_item_id(item_id))
+        if record is None:
+            raise NotFound(f"unknown item {item_id!r}")
+        return new_product_similar(snap, semantic, record, n=n, filt=filt, explain=explain, relation=relation)
     item_id = snap.data.items.id(a)  # as the store holds it (a request may differ in letter case)
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
     out = rec.similar_items([item_id], n=depth)[0]
-    body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
-    if rec.items_.index(item_id) < 0:  # a product added since this model was fitted
-        body["note"] = (f"the {name} model was fitted before this product was added: a rebuild that refits it "
-                        "(POST /v1/admin/rebuild) includes it")
-    elif not len(out):  # the model has no score for it (`Recommender.similar_items`)
-        body["note"] = nothing_similar(name, bool(snap.item_transactions[a]))
-    return body
+    if len(out):
+        return similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
+    d = snap.data
+    text = catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a])
+    idx, scores, kind = cold_start_neighbours(snap, semantic, text, d.categories[a], min(depth, RELATION_SCAN),
+                                              exclude=a)
+    out = Recs(tuple(d.items.id(int(i)) for i in idx), scores)
+    body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation, fallback=kind)
+    why = (f"the {name} model was fitted before this product was added (a rebuild that refits it, "
+           "POST /v1/admin/rebuild, includes it)" if rec.items_.index(item_id) < 0
+           else f"the {name} model has nothing on this product: {no_score(bool(snap.item_transactions[a]))}")
+    return {**body, "fallback": kind, "note": f"{why}; shown instead: {FALLBACK_SOURCES[kind]}"}
+
+
+FALLBACK_SOURCES = {"text": "the products whose texts are most like its text",
+                    "category": "the best sellers of its category", "popular": "the best sellers"}
+"""What the cold-start chain (`cold_start_neighbours`) answers with, by its step."""
+
+
+def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, text: str, category: str | None,
+                          depth: int, exclude: int = -1) -> tuple[np.ndarray, np.ndarray, str]:
+    """The cold-start chain for a product no model has anything on: content, then category, then popularity. Returns (item indices, scores, step): "text", the items whose texts are closest to `text` (the
+    service's text search; without it, for an item of the snapshot, its TF-IDF vector's cosines); else
+    "category", the best sellers of the same category; else "popular", the best sellers. `exclude`: the product
+    itself, when the snapshot holds it."""
+    idx, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if text and semantic is not None:
+        hits = semantic.search(text, depth + 1)
+        idx = snap.item_indices([i for i, _ in hits])
+        scores = np.array([s for _, s in hits], np.float32)
+    elif text and exclude >= 0:
+        v = snap.text_vectors
+        sims = np.asarray((v @ v[exclude].T).todense(), np.float32).ravel()
+        idx = np.argsort(-sims, kind="stable")[:depth + 1]
+        scores = sims[idx]
+    keep = (idx >= 0) & (idx != exclude) & (scores > 0)
+    if keep.any():
+        return idx[keep][:depth], scores[keep][:depth], "text"
+    counts = snap.item_transactions
+    order = snap.popularity_order[counts[snap.popularity_order] > 0]
+    same = order[np.asarray(snap.data.categories, dtype=object)[order] == category] if category else order[:0]
+    step, order = ("category", same) if len(same[same != exclude]) else ("popular", order)
+    order = order[order != exclude][:depth]
+    return order, counts[order].astype(np.float32), step
+
+
+def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record: dict[str, Any], *, n: int,
+                        filt: ItemFilter, explain: bool, relation: str | None) -> dict[str, Any]:
+    """Similar items of a product posted to the catalog since the snapshot: nothing was bought with it and no model
+    knows it, so the cold-start chain answers. A neighbour is a substitute when its text is as alike as a
+    substitute's (the text search's cosine) or it shares the category; else related (never bought together)."""
+    depth = RELATION_SCAN if relation or not filt.empty else n
+    text = catalog_text(record.get("title"), record.get("description"), record.get("category"), record.get("brand"))
+    idx, scores, kind = cold_start_neighbours(snap, semantic, text, record.get("category"), depth)
+    if not filt.empty:
+        keep = filt.mask(snap)[idx]
+        idx, scores = idx[keep], scores[keep]
+    sims = scores.astype(np.float64) if kind == "text" else np.full(len(idx), np.nan)
+    same_category = np.asarray(snap.data.categories, dtype=object)[idx] == record.get("category") \
+        if record.get("category") else np.zeros(len(idx), bool)
+    found = relations(np.zeros(len(idx)), np.full(len(idx), np.nan), sims, same_category)
+    if relation is not None:
+        keep = found == relation
+        idx, scores, sims, found = idx[keep], scores[keep], sims[keep], found[keep]
+    name = record.get("title") or record["item_id"]
+    items = []
+    for b, score, sim, rel in list(zip(idx, scores, sims, found))[:n]:
+        row = {**item_summary(snap, int(b)), "score": float(score)}
+        if explain:
+            words = [f"{name} was added to the catalog after the live snapshot and nothing was bought with it yet, so "
+                     f"the answer is {FALLBACK_SOURCES[kind]}"
+                     + (f" (text similarity {sim:.2f})." if kind == "text" else "."), RELATION_WORDS[str(rel)]]
+            row["evidence"] = {"model": None, "model_score": None, "co_count": 0, "confidence": None, "lift": None,
+                               "text_similarity": float(sim) if kind == "text" else None, "relation": str(rel),
+                               "reason": " ".join(w for w in words if w)}
+        items.append(row)
+    return {"item": new_product_summary(record), "model": semantic.kind if kind == "text" else kind, "items": items,
+            "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and nothing was "
+                                       f"bought with it yet; shown instead: {FALLBACK_SOURCES[kind]}. The next rebuild "
+                                       "(POST /v1/admin/rebuild) serves it from the models")}
+
+
+def new_product_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """`item_summary` of a product posted since the snapshot (no product group yet)."""
+    return {"item_id": record["item_id"], "title": record.get("title"), "price": record.get("price"), "group": None}
 
 
 def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, filt: ItemFilter,
-                 online: OnlineState | None = None, *, explain: bool = False, relation: str | None = None
-                 ) -> dict[str, Any]:
-    """The `similar` answer from a model's ranking of `item_id`'s neighbours: with the evidence (`explain`), and
-    only the items in `relation` to it; both read `online`'s co-counts."""
+                 online: OnlineState | None = None, *, explain: bool = False, relation: str | None = None,
+                 fallback: str | None = None) -> dict[str, Any]:
+    """The `similar` answer from a model's ranking of `item_id`'s neighbours, or from the cold-start chain's
+    (`fallback`, its step): with the evidence (`explain`), and only the items in `relation` to it; both read
+    `online`'s co-counts."""
     a = snap.item_index(item_id)
     idx = _recs_to_idx(snap, out.item_ids)
     pos = np.flatnonzero(idx >= 0)
@@ -332,23 +441,28 @@ def similar_body(snap: Snapshot, item_id: str, model: str, out: Recs, n: int, fi
         row = {**item_summary(snap, b), "score": float(out.scores[p])}
         if explain:
             facts = _pair_facts(snap, online, a, b, out.evidence[p] if out.evidence is not None else None)
-            row["evidence"] = similar_evidence(snap, a, b, model, float(out.scores[p]), facts)
+            row["evidence"] = similar_evidence(snap, a, b, model, float(out.scores[p]), facts, fallback)
         items.append(row)
     return {"item": item_summary(snap, a), "model": model, "items": items}
 
 
 def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
-                     facts: tuple[int, dict[str, float], float | None, str]) -> dict[str, Any]:
-    """Why b is among a's similar items, from the pair's `_pair_facts`."""
+                     facts: tuple[int, dict[str, float], float | None, str], fallback: str | None = None
+                     ) -> dict[str, Any]:
+    """Why b is among a's similar items, from the pair's `_pair_facts` (`fallback`: the cold-start chain's step
+    that found it, as the model had nothing on a)."""
     n_ab, m, sim, relation = facts
-    ev: dict[str, Any] = {"model": model, "model_score": score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
+    ev: dict[str, Any] = {"model": model, "model_score": None if fallback else score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
-    parts = [f"The {model} model ranks it among the most similar products (score {score:.3g})."]
+    parts = [f"The {model} model has nothing on this product, so the answer is {FALLBACK_SOURCES[fallback]}"
+             + (f" (text similarity {sim:.2f})." if fallback == "text" and sim is not None else ".")
+             if fallback else f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
     if sim is not None:
         ev["text_similarity"] = sim
+    if sim is not None and not fallback:  # (a fallback's first sentence gives the similarity)
         if not snap.item_transactions[a]:  # a new product: its text and category are all there is to go by
             parts.append(f"{snap.title(a) or snap.data.items.id(a)} has not been bought yet, so the answer comes "
                          f"from its text and category (text similarity {sim:.2f}).")
@@ -398,6 +512,17 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
             items.append(row)
     return {"item": item_summary(snap, a), "items": items, "bundles": bundles(snap, a, filt, n_bundles),
             "baskets": online.n_transactions, "online_changes": online.item_generation(a)}
+
+
+def new_product_bought_together(snap: Snapshot, item_id: str, new_products: dict[str, dict[str, Any]]
+                                ) -> dict[str, Any]:
+    """`bought_together` of a product posted since the snapshot: nothing was bought with it yet."""
+    record = new_products.get(snap.mapping.fold_item_id(item_id))
+    if record is None:
+        raise NotFound(f"unknown item {item_id!r}")
+    return {"item": new_product_summary(record), "items": [], "bundles": [], "baskets": snap.n_transactions,
+            "online_changes": 0, "note": "this product was added to the catalog after the live snapshot; baskets "
+                                         "posted with it count from the next rebuild (POST /v1/admin/rebuild)"}
 
 
 def bundles(snap: Snapshot, a: int, filt: ItemFilter, n: int) -> list[dict[str, Any]]:

@@ -67,7 +67,8 @@ class ItemResult(ItemSummary):
 
 class SearchHit(ItemSummary):
     score: float
-    match: str = Field(description="id, title, semantic, title+semantic, or popular (empty query).")
+    match: str = Field(description="id, title, semantic, title+semantic, popular (empty query), or new product "
+                                   "(posted to the catalog since the snapshot: matched by its id or title).")
     baskets: int
 
 
@@ -89,7 +90,8 @@ class ItemStats(_Response):
     last_seen: str | None
     baskets_online: int
     share_of_baskets: float
-    popularity_rank: int
+    popularity_rank: int | None = Field(description="1 for the best seller; null for a product added since the "
+                                                   "snapshot.")
 
 
 class ItemDetailOut(ItemSummary):
@@ -103,14 +105,18 @@ class ItemDetailOut(ItemSummary):
     rules: int
     models: list[str]
     default_model: str | None
+    added_since_snapshot: bool = Field(default=False, description="Posted to the catalog after the live snapshot: "
+                                       "no statistics yet, similar items from its text until the next rebuild.")
 
 
 class SimilarOut(_Response):
     item: ItemSummary
     model: str
     items: list[ItemResult]
-    note: str | None = Field(default=None, description="Why there are no items: the model was fitted before the "
-                                                       "product was added.")
+    fallback: str | None = Field(default=None, description="The model has nothing on this product (never bought, or "
+                                 "newer than the model or the snapshot), so the items come from the cold-start chain: "
+                                 "'text' (the closest texts), 'category' (its category's best sellers) or 'popular'.")
+    note: str | None = Field(default=None, description="Why the model had nothing on the product, in words.")
 
 
 class BundleOut(_Response):
@@ -127,6 +133,7 @@ class BoughtTogetherOut(_Response):
     bundles: list[BundleOut]
     baskets: int = Field(description="Baskets the counts are out of (customers where /health's unit is customer).")
     online_changes: int = Field(description="Posted-basket updates folded into this item's list since the snapshot.")
+    note: str | None = Field(default=None, description="Why there are no items: a product added since the snapshot.")
 
 
 class RecsOut(_Response):
@@ -308,6 +315,8 @@ class HealthOut(_Response):
                                   "what goes together is what the same customer bought.")
     models: list[str]
     default_model: str | None
+    added_since_snapshot: bool = Field(default=False, description="Posted to the catalog after the live snapshot: "
+                                       "no statistics yet, similar items from its text until the next rebuild.")
     writable: bool
     semantic: str
     precomputed: bool = Field(description="Plain similar/bought-together answers of every item are cached.")

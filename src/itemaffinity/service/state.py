@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,12 +34,15 @@ class StoreUnavailable(RuntimeError):
 
 @dataclass(frozen=True, eq=False)
 class Serving:
-    """What reads use: a snapshot, the events folded in since, and the search index over it."""
+    """What reads use: a snapshot, the events folded in since, the search index over it, and the products posted
+    to the catalog since (`new_products`: folded id → catalog row; answered by `queries.cold_start_neighbours` until
+    a snapshot holds them)."""
 
     snap: Snapshot
     online: OnlineState
     lexical: LexicalIndex
     api_rejects: Counter
+    new_products: dict = field(default_factory=dict)
 
 
 class CachedResponse(NamedTuple):
@@ -209,6 +212,8 @@ class ServiceState:
         serving = self._serving(snap)
         if old is not None:
             serving.online.fold(old.online.replay_after(snap.watermark))
+            # Products posted while the rebuild ran may be missing from its catalog.
+            serving.new_products.update((k, v) for k, v in old.new_products.items() if snap.item_index(k) < 0)
         self.current = serving
         self.cache.clear()
         self.start_warmup()

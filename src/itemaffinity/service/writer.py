@@ -170,6 +170,14 @@ class EventWriter:
         with self._lock:
             return self._write_catalog(rows)
 
+    def catalog_records(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored catalog rows of these items (id → item_id and the catalog's columns)."""
+        cols = ("item_id", *CATALOG_ROLES)
+        with self._lock:
+            found = self._con.execute(f"SELECT {', '.join(cols)} FROM main.catalog WHERE item_id IN "
+                                      "(SELECT unnest(?::VARCHAR[]))", [list(item_ids)]).fetchall()
+        return {row[0]: dict(zip(cols, row)) for row in found}
+
     def _write_catalog(self, rows: Sequence[dict[str, Any]]) -> CatalogWriteResult:
         con = self._con
         roles = ("item_id", *CATALOG_ROLES)

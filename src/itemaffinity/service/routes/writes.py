@@ -56,16 +56,22 @@ async def post_events(body: EventsIn, state: State) -> Response:
              summary="Add or update products")
 async def post_catalog(body: CatalogIn, state: State) -> Response:
     """New products before their first sale, or new titles, categories and prices of known ones: validated like a
-    catalog file (each bad row rejected with its reason) and stored durably. The answers use them after the next
-    rebuild: a new product's similar items then come from its text (content → category → popularity)."""
+    catalog file (each bad row rejected with its reason) and stored durably. A new product is answered at once:
+    its record, and similar items from its text (content → category → popularity); the next rebuild takes it into
+    the models, and changes to known products into the answers."""
     _writable(state)
     rows = [p.model_dump() for p in body.products]
     result = await run_in_threadpool(state.writer.write_catalog, rows)
-    known = state.current.snap.data.items
+    new = [i for i in result.stored if state.current.snap.data.items.index(i) < 0]
+    # Served from their text until a snapshot holds them (`queries.cold_start_neighbours`); read after the await, the
+    # live snapshot may be a newer one.
+    records = await run_in_threadpool(state.writer.catalog_records, new) if new else {}
+    serving = state.current
+    serving.new_products.update((i, row) for i, row in records.items() if serving.snap.data.items.index(i) < 0)
     return json_response({"run_id": result.run_id, "received": result.received, "stored": len(result.stored),
                           "rejected": result.reject_counts(),
                           "rejects": [{"row": r, "reason": why} for r, why in result.rejected],
-                          "new_products": sum(known.index(i) < 0 for i in result.stored)})
+                          "new_products": len(new)})
 
 
 @router.post("/admin/rebuild", status_code=202, response_model=JobOut, responses=problems(400, 401, 403, 409, 413, 422),

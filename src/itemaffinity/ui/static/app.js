@@ -204,11 +204,12 @@
       const s = it.stats;
       return [h("h1", { id: "product-title", text: it.title || it.item_id }),
         h("div", {}, h("span", { class: "id", text: "Product code " + it.item_id }), it.group ? h("span", { class: "chip tag", style: "margin-left:8px" }, "group: " + it.group) : null,
-          it.category ? h("span", { class: "chip tag", style: "margin-left:8px" }, it.category) : null),
+          it.category ? h("span", { class: "chip tag", style: "margin-left:8px" }, it.category) : null,
+          it.added_since_snapshot ? h("span", { class: "chip", id: "new-product", style: "margin-left:8px" }, "added since the last rebuild: no sales data yet") : null),
         it.description ? h("p", { text: it.description }) : null,
         h("div", { class: "stats" },
           stat(fmt.money(it.price), "typical price"), byCustomer() ? null : stat(fmt.int(s.baskets), "baskets"),
-          stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat("#" + fmt.int(s.popularity_rank), "best-seller rank"),
+          stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat(s.popularity_rank == null ? "new" : "#" + fmt.int(s.popularity_rank), "best-seller rank"),
           stat(s.first_seen ? s.first_seen.slice(0, 10) : "—", "first sold"), stat(s.last_seen ? s.last_seen.slice(0, 10) : "—", "last sold")),
         h("p", {}, h("a", { class: "button secondary", href: "#/network/" + encodeURIComponent(it.item_id), id: "open-network" }, "Show association network"), " ",
           h("a", { class: "button secondary", href: "#/rules" + query({ item: it.item_id }), id: "open-rules" }, "Rules with this product"))];
@@ -225,11 +226,12 @@
     function loadSimilar() {
       fill(similar, async () => {
         const r = await api(`/v1/items/${encodeURIComponent(id)}/similar`, { n: 10, explain: true, model: modelSel.value || null, relation: relationSel.value || null, ...f });
-        if (!r.items.length) return empty(r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
-        return r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
+        const note = r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : null;
+        if (!r.items.length) return empty(note || "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
+        return [note ? h("p", { class: "hint", "data-testid": "similar-note", text: note }) : null].concat(r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
           chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
             [fmt.int(x.evidence.co_count) + shared(x.evidence.co_count)], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, x.price == null ? null : [fmt.money(x.price)]]),
-          h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
+          h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason }))));
       });
     }
   }
