@@ -145,6 +145,10 @@ def test_empty_states_explain_what_to_do(page):
     page.goto("/#/item/NO-SUCH-ITEM")
     page.wait_for_selector("#product-head .error")
     assert "unknown item" in page.inner_text("#product-head")
+    page.goto("/#/customer/NO-SUCH-CUSTOMER")  # the model's fallback: said, not passed off as its suggestions
+    page.wait_for_selector("[data-testid=customer-rec]")
+    assert "This customer id has no purchases in the data; showing best sellers." in page.inner_text("#customer-head")
+    assert "No history to go on, so these are best sellers." in page.inner_text("#customer-recs")
 
 
 def test_api_documentation_is_served_offline(page, shots):
