@@ -69,9 +69,9 @@ def test_a_text_models_answers_for_a_new_product_say_they_come_from_text(ingest,
 
 
 def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_say_so(ingest, shared_file, tmp_path):
-    """EASE has no score for Crystal Pacifier, in none of Instacart's sample baskets: its basket is completed with the
-    best sellers, flagged as the fallback and explained as such (it was a list of zero-score products presented as
-    EASE's); its similar items come from the cold-start chain (its text), flagged and explained as such."""
+    """EASE has no score for Crystal Pacifier, in none of Instacart's sample baskets: its basket and its similar
+    items come from the cold-start chain (its text; it was a list of zero-score products presented as EASE's),
+    flagged and explained as such; a customer with no history gets the chain's last step, the best sellers."""
     store = tmp_path / "instacart.duckdb"
     ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
     ease = create_model("ease").fit(InteractionData.from_store(store))
@@ -80,11 +80,17 @@ def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_sa
     online = OnlineState(snap)
     basket = queries.recommend(snap, online, model="ease", n=3, filt=ItemFilter(), explain=True, history=["44203"],
                                mode="basket")
-    assert basket["fallback"] == "popular" and basket["history_size"] == 1
-    assert [r["title"] for r in basket["items"]] == ["Banana", "Bag of Organic Bananas", "Organic Strawberries"]
+    assert basket["fallback"] == "text" and basket["history_size"] == 1
+    assert [r["title"] for r in basket["items"]][:2] == ["Start Silicone Pacifier",
+                                                          "6-18 Months Natural Shape Orthodontic Silicone Pacifier"]
     assert basket["items"][0]["evidence"]["reason"] == ("The ease model has nothing to go on for the items in this "
-                                                        "basket yet, so this is one of the most bought products "
-                                                        "(139 baskets).")
+                                                        "basket yet, so this is one of the products whose texts are "
+                                                        "most like theirs (text similarity 0.67).")
+    stranger = queries.recommend(snap, online, model="ease", n=3, filt=ItemFilter(), explain=True, user_id="nobody")
+    assert stranger["fallback"] == "popular" and stranger["history_size"] == 0
+    assert [r["title"] for r in stranger["items"]] == ["Banana", "Bag of Organic Bananas", "Organic Strawberries"]
+    assert stranger["items"][0]["evidence"]["reason"] == ("Nothing to go on yet, so this is one of the most bought "
+                                                          "products (139 baskets).")
     similar = queries.similar(snap, online, "44203", model="ease", n=3, filt=ItemFilter(), explain=True)
     assert similar["fallback"] == "text" and similar["note"] == (
         "the ease model has nothing on this product: it has no score for a product never bought; shown instead: the "
@@ -105,16 +111,16 @@ def test_the_cold_start_chain_falls_back_from_text_to_category_to_best_sellers(i
     with duckdb.connect(str(store), read_only=True) as con:
         snap = build_snapshot(con, str(store), version=1, models={})
     pacifier = snap.item_index("44203")
-    idx, scores, step = queries.cold_start_neighbours(snap, None, "Crystal Pacifier", None, 5, exclude=pacifier)
+    idx, scores, step = queries.cold_start_neighbours(snap, None, ["Crystal Pacifier"], [None], 5, items=[pacifier])
     assert step == "text" and pacifier not in idx and "Pacifier" in snap.title(int(idx[0]))
     assert np.all(np.diff(scores) <= 0) and scores[0] > 0.5
     category = snap.data.categories[pacifier]
-    idx, scores, step = queries.cold_start_neighbours(snap, None, "", category, 5, exclude=pacifier)
+    idx, scores, step = queries.cold_start_neighbours(snap, None, [""], [category], 5, items=[pacifier])
     counts = snap.item_transactions
     in_category = np.flatnonzero((np.asarray(snap.data.categories, dtype=object) == category) & (counts > 0))
     assert step == "category" and set(idx) <= set(in_category) and pacifier not in idx
     assert list(scores) == sorted(counts[in_category], reverse=True)[:len(idx)] and len(idx) == min(5, len(in_category))
-    idx, scores, step = queries.cold_start_neighbours(snap, None, "", "no such aisle", 3)
+    idx, scores, step = queries.cold_start_neighbours(snap, None, [], ["no such aisle"], 3)
     assert step == "popular" and [snap.title(int(i)) for i in idx] == ["Banana", "Bag of Organic Bananas",
                                                                       "Organic Strawberries"]
 

@@ -333,8 +333,8 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
         return similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
     d = snap.data
     text = catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a])
-    idx, scores, kind = cold_start_neighbours(snap, semantic, text, d.categories[a], min(depth, RELATION_SCAN),
-                                              exclude=a)
+    idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [d.categories[a]], min(depth, RELATION_SCAN),
+                                              items=[a])
     out = Recs(tuple(d.items.id(int(i)) for i in idx), scores)
     body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation, fallback=kind)
     why = (f"the {name} model was fitted before this product was added (a rebuild that refits it, "
@@ -348,30 +348,41 @@ FALLBACK_SOURCES = {"text": "the products whose texts are most like its text",
 """What the cold-start chain (`cold_start_neighbours`) answers with, by its step."""
 
 
-def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, text: str, category: str | None,
-                          depth: int, exclude: int = -1) -> tuple[np.ndarray, np.ndarray, str]:
-    """The cold-start chain for a product no model has anything on: content, then category, then popularity. Returns (item indices, scores, step): "text", the items whose texts are closest to `text` (the
-    service's text search; without it, for an item of the snapshot, its TF-IDF vector's cosines); else
-    "category", the best sellers of the same category; else "popular", the best sellers. `exclude`: the product
-    itself, when the snapshot holds it."""
+def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts: Sequence[str],
+                          categories: Sequence[str | None], depth: int, items: Sequence[int] = ()
+                          ) -> tuple[np.ndarray, np.ndarray, str]:
+    """The cold-start chain for products no model has anything on (one product's similar items, or a basket of
+    them): content, then category, then popularity. Returns (item indices, scores, step): "text", the items whose
+    texts are closest to one of `texts` (the largest cosine: the service's text search; without it, for the
+    products the snapshot holds, `items`, their TF-IDF vectors'); else "category", the best sellers of their
+    categories; else "popular", the best sellers. `items`, the query's products in the snapshot, are never
+    answered."""
+    items = np.asarray(items, np.int64)
+    texts = [t for t in texts if t]
     idx, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if text and semantic is not None:
-        hits = semantic.search(text, depth + 1)
-        idx = snap.item_indices([i for i, _ in hits])
-        scores = np.array([s for _, s in hits], np.float32)
-    elif text and exclude >= 0:
+    if texts and semantic is not None:
+        best: dict[int, float] = {}
+        for text in texts:
+            hits = semantic.search(text, depth + len(items))
+            for i, cos in zip(snap.item_indices([h for h, _ in hits]).tolist(), (c for _, c in hits)):
+                best[i] = max(best.get(i, cos), cos)
+        idx = np.fromiter(best, np.int64, len(best))
+        scores = np.fromiter(best.values(), np.float32, len(best))
+    elif texts and len(items):
         v = snap.text_vectors
-        sims = np.asarray((v @ v[exclude].T).todense(), np.float32).ravel()
-        idx = np.argsort(-sims, kind="stable")[:depth + 1]
+        sims = (v @ v[items].T).max(axis=1).toarray().ravel().astype(np.float32)
+        idx = np.argsort(-sims, kind="stable")[:depth + len(items)]
         scores = sims[idx]
-    keep = (idx >= 0) & (idx != exclude) & (scores > 0)
+    keep = (idx >= 0) & (scores > 0) & ~np.isin(idx, items)
     if keep.any():
-        return idx[keep][:depth], scores[keep][:depth], "text"
+        order = np.argsort(-scores[keep], kind="stable")[:depth]
+        return idx[keep][order], scores[keep][order], "text"
     counts = snap.item_transactions
     order = snap.popularity_order[counts[snap.popularity_order] > 0]
-    same = order[np.asarray(snap.data.categories, dtype=object)[order] == category] if category else order[:0]
-    step, order = ("category", same) if len(same[same != exclude]) else ("popular", order)
-    order = order[order != exclude][:depth]
+    order = order[~np.isin(order, items)]
+    wanted = {c for c in categories if c}
+    same = order[[snap.data.categories[i] in wanted for i in order]] if wanted else order[:0]
+    step, order = ("category", same[:depth]) if len(same) else ("popular", order[:depth])
     return order, counts[order].astype(np.float32), step
 
 
@@ -382,7 +393,7 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
     substitute's (the text search's cosine) or it shares the category; else related (never bought together)."""
     depth = RELATION_SCAN if relation or not filt.empty else n
     text = catalog_text(record.get("title"), record.get("description"), record.get("category"), record.get("brand"))
-    idx, scores, kind = cold_start_neighbours(snap, semantic, text, record.get("category"), depth)
+    idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [record.get("category")], depth)
     if not filt.empty:
         keep = filt.mask(snap)[idx]
         idx, scores = idx[keep], scores[keep]
@@ -567,9 +578,13 @@ def _rules_for_basket(snap: Snapshot, basket_ids: set[str]) -> dict[str, tuple[i
 
 
 def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int, filt: ItemFilter, explain: bool,
-              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history"
+              user_id: str | None = None, history: Sequence[str] | None = None, mode: str = "history",
+              semantic: SemanticSearch | None = None, new_products: dict[str, dict[str, Any]] | None = None
               ) -> dict[str, Any]:
-    """Recommendations for a known user (its history plus posted events) or an item list.
+    """Recommendations for a known user (its history plus posted events) or an item list. Where the model knows
+    nothing of the query, the cold-start chain answers from the texts and categories of its products, those posted
+    to the catalog since the snapshot (`new_products`) included (`cold_start_neighbours`; `fallback` says which
+    step).
 
     Args:
         mode: "basket" (complete a basket: reasons name rules and items bought together) or
@@ -596,10 +611,16 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         else:
             out = rec.recommend(history=query_ids, n=k)
     seen = set(anchors)
-    if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought): the best sellers
-        fallback = "popular"
-        order = [int(i) for i in _filtered(snap, snap.popularity_order, filt)[:n + len(seen)] if int(i) not in seen]
-        picked = [(i, float(snap.item_transactions[i]), None) for i in order[:n]]
+    if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought)
+        d = snap.data
+        posted = [new_products[i] for i in unknown if i in (new_products or {})]
+        texts = [catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a]) for a in anchors[:50]]
+        texts += [catalog_text(r.get("title"), r.get("description"), r.get("category"), r.get("brand")) for r in posted]
+        categories = [d.categories[a] for a in anchors[:50]] + [r.get("category") for r in posted]
+        idx, scores, fallback = cold_start_neighbours(snap, semantic, texts, categories,
+                                                      n if filt.empty else RELATION_SCAN, items=anchors)
+        keep = np.arange(len(idx)) if filt.empty else np.flatnonzero(filt.mask(snap)[idx])
+        picked = [(int(idx[p]), float(scores[p]), None) for p in keep[:n]]
     else:
         idx = _recs_to_idx(snap, out.item_ids)
         pos = np.flatnonzero(idx >= 0)
@@ -633,8 +654,14 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         where = "this basket" if mode == "basket" else "their history"
         nothing = f"The {model} model has nothing to go on for the items in {where} yet" if anchors else \
             "Nothing to go on yet"
-        return {"model": None, "model_score": score, "contributing": [],
-                "reason": f"{nothing}, so this is one of the most bought products ({snap.count_of(int(score))})."}
+        ev = {"model": None, "model_score": None, "contributing": []}
+        if fallback == "text":
+            ev["text_similarity"] = score
+            what = f"one of the products whose texts are most like theirs (text similarity {score:.2f})"
+        else:
+            what = (f"one of the most bought products of their categories ({snap.count_of(int(score))})"
+                    if fallback == "category" else f"one of the most bought products ({snap.count_of(int(score))})")
+        return {**ev, "reason": f"{nothing}, so this is {what}."}
     contrib = contributions(snap, online, anchors[:50], b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "contributing": contrib}
     parts = []

@@ -140,9 +140,10 @@ class RecsOut(_Response):
     model: str
     items: list[ItemResult]
     unknown_items: list[str] = []
-    fallback: str | None = Field(default=None, description="'popular': the best sellers, when there was no known "
-                                 "item to go on, or none the model has a score for (products nobody has bought yet, "
-                                 "for a co-purchase model).")
+    fallback: str | None = Field(default=None, description="The model knew nothing of the query (no known item, or "
+                                 "none it has a score for: products nobody has bought yet, for a co-purchase model), "
+                                 "so the cold-start chain answers from its products: 'text' (the closest texts), "
+                                 "'category' (their categories' best sellers) or 'popular' (the best sellers).")
     history_size: int
     user: dict[str, Any] | None = None
 

@@ -411,6 +411,9 @@
         h("button", { class: "secondary", disabled: offset + 25 >= r.total, onclick: () => go(offset + 25) }, "Next →"))];
   }
 
+  // the cold-start chain's steps (RecsOut.fallback)
+  const FALLBACK_WORDS = { text: "the products whose texts are most like theirs", category: "best sellers of their categories", popular: "best sellers" };
+
   function customerPage(params, id) {
     const head = h("div", { class: "card", id: "customer-head" });
     const recs = h("div", { id: "customer-recs" });
@@ -428,7 +431,7 @@
         h("h2", { text: "Bought recently" }),
         u.recent_items.length ? h("div", { class: "chips" }, u.recent_items.map((it) => h("a", { class: "chip", href: itemHref(it.item_id) }, it.title || it.item_id))) : empty("No purchases yet."));
       if (!r.items.length) return empty("Nothing to recommend: the customer already bought everything the model suggests.");
-      return [r.fallback ? h("p", { class: "hint", text: r.history_size ? `The ${r.model} model has nothing to go on for the products in the history yet, so these are best sellers.` : "No history to go on, so these are best sellers." }) : h("p", { class: "hint", text: `Model: ${r.model}, from ${r.history_size} products in the history.` }),
+      return [r.fallback ? h("p", { class: "hint", text: r.history_size ? `The ${r.model} model has nothing to go on for the products in the history yet, so these are ${FALLBACK_WORDS[r.fallback] || "best sellers"}.` : "No history to go on, so these are best sellers." }) : h("p", { class: "hint", text: `Model: ${r.model}, from ${r.history_size} products in the history.` }),
         ...r.items.map((x) => h("div", { class: "list-item", "data-testid": "customer-rec" }, productCell(x),
           x.evidence && x.evidence.contributing && x.evidence.contributing.length ? chips(x.evidence.contributing.map((c) => ["with " + (c.title || c.item_id) + ": " + fmt.int(c.co_count) + " " + units().slice(0, c.co_count === 1 ? -1 : undefined)])) : null,
           h("div", { class: "reason", text: x.evidence ? x.evidence.reason : "" })))];
