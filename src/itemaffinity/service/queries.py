@@ -343,6 +343,10 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
     return {**body, "fallback": kind, "note": f"{why}; shown instead: {FALLBACK_SOURCES[kind]}"}
 
 
+COLD_START_QUERIES = 10
+"""Most products of a basket or history (and as many posted since the snapshot) the cold-start chain searches by
+text: one search each, tens of milliseconds with the sentence model."""
+
 FALLBACK_SOURCES = {"text": "the products whose texts are most like its text",
                     "category": "the best sellers of its category", "popular": "the best sellers"}
 """What the cold-start chain (`cold_start_neighbours`) answers with, by its step."""
@@ -613,10 +617,11 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     seen = set(anchors)
     if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought)
         d = snap.data
-        posted = [new_products[i] for i in unknown if i in (new_products or {})]
-        texts = [catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a]) for a in anchors[:50]]
+        posted = [new_products[i] for i in unknown if i in (new_products or {})][:COLD_START_QUERIES]
+        first = anchors[:COLD_START_QUERIES]
+        texts = [catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a]) for a in first]
         texts += [catalog_text(r.get("title"), r.get("description"), r.get("category"), r.get("brand")) for r in posted]
-        categories = [d.categories[a] for a in anchors[:50]] + [r.get("category") for r in posted]
+        categories = [d.categories[a] for a in first] + [r.get("category") for r in posted]
         idx, scores, fallback = cold_start_neighbours(snap, semantic, texts, categories,
                                                       n if filt.empty else RELATION_SCAN, items=anchors)
         keep = np.arange(len(idx)) if filt.empty else np.flatnonzero(filt.mask(snap)[idx])
