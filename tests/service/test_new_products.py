@@ -145,3 +145,32 @@ def test_products_posted_during_a_rebuild_stay_served_until_a_snapshot_holds_the
     late = queries.similar(rebuilt, state.current.online, "LATE-9", model=None, n=3, filt=ItemFilter(),
                            explain=False, new_products=state.current.new_products)
     assert late["fallback"] == "popular" and late["item"]["title"] == "Crystal Pacifier Blue"
+
+
+def test_evidence_names_the_category_and_brand_a_product_shares(write, ingest, tmp_path):
+    """Bought-together, similar and basket evidence say whether a product has the category and brand of the one
+    asked about (of one of the basket's): a small shop whose catalog has both."""
+    catalog = write("catalog.csv", "item_id,title,category,brand\n"
+                                   "a,Stoneware mug blue,Kitchen > Mugs,Acme\nb,Stoneware mug red,Kitchen > Mugs,Acme\n"
+                                   "c,Enamel mug,Kitchen > Mugs,Zed\nd,Tea towel,,\n")
+    rows = ["order,sku"] + [f"o{k},{x}" for k in range(40) for x in ("a", "b", "c", "d")[:2 + k % 3]]
+    store = tmp_path / "shop.duckdb"
+    ingest(write("orders.csv", "\n".join(rows) + "\n"), cols=["basket_id=order", "item_id=sku"], catalog=catalog,
+           store=store)
+    ease = create_model("ease").fit(InteractionData.from_store(store))
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={"ease": ease}, pair_min_count=1)
+    online = OnlineState(snap)
+    together = queries.bought_together(snap, online, "a", n=5, filt=ItemFilter(), explain=True)
+    shared = {r["item_id"]: (r["evidence"]["same_category"], r["evidence"]["same_brand"]) for r in together["items"]}
+    assert shared == {"b": (True, True), "c": (True, False), "d": (None, None)}
+    b = next(r for r in together["items"] if r["item_id"] == "b")["evidence"]["reason"]
+    assert b.endswith("Same category (Kitchen > Mugs) and brand (Acme).")
+    similar = queries.similar(snap, online, "a", model="ease", n=5, filt=ItemFilter(), explain=True)
+    c = next(r for r in similar["items"] if r["item_id"] == "c")["evidence"]
+    assert (c["same_category"], c["same_brand"]) == (True, False) and "Same category (Kitchen > Mugs)." in c["reason"]
+    basket = queries.recommend(snap, online, model="ease", n=2, filt=ItemFilter(), explain=True, history=["d", "a"],
+                               mode="basket")
+    by_id = {r["item_id"]: r["evidence"] for r in basket["items"]}
+    assert set(by_id) == {"b", "c"} and by_id["b"]["same_brand"] and by_id["c"]["same_brand"] is False
+    assert by_id["b"]["reason"].endswith("Same category (Kitchen > Mugs) and brand (Acme) as Stoneware mug blue (a).")

@@ -243,6 +243,24 @@ def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
     return {"same_group": same, "group": snap.group_label[b]}
 
 
+def shared_catalog(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[dict[str, bool | None], str]:
+    """Whether item b has the category and the brand of one of `anchors` (None where b has none), and a sentence
+    naming them ("" for none): the catalog's part of the evidence."""
+    d = snap.data
+    facts: dict[str, bool | None] = {}
+    said: dict[int, list[str]] = {}  # anchor → "category (Kitchen > Mugs)", "brand (Acme)"
+    for field, values in (("category", d.categories), ("brand", d.brands)):
+        mine = values[b]
+        match = next((a for a in anchors if values[a] == mine), None) if mine else None
+        facts[f"same_{field}"] = None if not mine else match is not None
+        if match is not None:
+            said.setdefault(match, []).append(f"{field} ({mine})")
+    sentence = "; ".join(" and ".join(fields) + ("" if len(anchors) == 1 else
+                                                 f" as {_short(snap.title(a), d.items.id(a))}")
+                         for a, fields in said.items())
+    return facts, (f"Same {sentence}." if sentence else "")
+
+
 def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_similarity: float | None,
               model_evidence: dict[str, Any] | None = None) -> str:
     """complement | substitute | related, as the models layer labels a pair."""
@@ -416,9 +434,13 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
             words = [f"{name} was added to the catalog after the live snapshot and nothing was bought with it yet, so "
                      f"the answer is {FALLBACK_SOURCES[kind]}"
                      + (f" (text similarity {sim:.2f})." if kind == "text" else "."), RELATION_WORDS[str(rel)]]
+            shared = {f"same_{f}": None if not values[b] else values[b] == record.get(f)
+                      for f, values in (("category", snap.data.categories), ("brand", snap.data.brands))}
+            same = " and ".join(f"{f} ({record[f]})" for f in ("category", "brand") if shared[f"same_{f}"])
+            words.insert(1, f"Same {same}." if same else "")
             row["evidence"] = {"model": None, "model_score": None, "co_count": 0, "confidence": None, "lift": None,
                                "text_similarity": float(sim) if kind == "text" else None, "relation": str(rel),
-                               "reason": " ".join(w for w in words if w)}
+                               **shared, "reason": " ".join(w for w in words if w)}
         items.append(row)
     return {"item": new_product_summary(record), "model": semantic.kind if kind == "text" else kind, "items": items,
             "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and nothing was "
@@ -467,7 +489,9 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
     """Why b is among a's similar items, from the pair's `_pair_facts` (`fallback`: the cold-start chain's step
     that found it, as the model had nothing on a)."""
     n_ab, m, sim, relation = facts
-    ev: dict[str, Any] = {"model": model, "model_score": None if fallback else score, "co_count": n_ab, **m, **_group_evidence(snap, a, b),
+    catalog, same_catalog = shared_catalog(snap, [a], b)
+    ev: dict[str, Any] = {"model": model, "model_score": None if fallback else score, "co_count": n_ab, **m,
+                          **_group_evidence(snap, a, b), **catalog,
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
     parts = [f"The {model} model has nothing on this product, so the answer is {FALLBACK_SOURCES[fallback]}"
@@ -475,6 +499,7 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
              if fallback else f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
+    parts.append(same_catalog)
     if sim is not None:
         ev["text_similarity"] = sim
     if sim is not None and not fallback:  # (a fallback's first sentence gives the similarity)
@@ -487,7 +512,7 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
     ev["relation"] = relation
     if RELATION_WORDS.get(relation):
         parts.append(RELATION_WORDS[relation])
-    ev["reason"] = " ".join(parts)
+    ev["reason"] = " ".join(p for p in parts if p)
     return ev
 
 
@@ -513,12 +538,13 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
         row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
         if explain:
             n_ab, conf, lift = int(rows.n_ab[p]), float(rows.confidence[p]), float(rows.lift[p])
+            catalog, same_catalog = shared_catalog(snap, [a], b)
             ev = {"co_count": n_ab, "item_baskets": int(rows.n_a[p]), "partner_baskets": int(rows.n_b[p]),
                   "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]),
-                  **_group_evidence(snap, a, b),
+                  **_group_evidence(snap, a, b), **catalog,
                   "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
                                     "confidence": conf, "lift": lift}],
-                  "reason": pair_reason(snap, a, b, n_ab, conf, lift)}
+                  "reason": " ".join(w for w in (pair_reason(snap, a, b, n_ab, conf, lift), same_catalog) if w)}
             if not np.isnan(sims[k]):
                 ev["text_similarity"] = float(sims[k])
             ev["relation"] = str(found[k])
@@ -706,7 +732,9 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         top = snap.item_index(contrib[0]["item_id"])
         ev["relation"] = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"],
                                    snap.text_similarity(top, b), model_ev)
-    ev["reason"] = " ".join(parts)
+    facts, sentence = shared_catalog(snap, anchors[:50], b)
+    ev.update(facts)
+    ev["reason"] = " ".join(parts + ([sentence] if sentence else []))
     return ev
 
 

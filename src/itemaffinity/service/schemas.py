@@ -54,6 +54,9 @@ class Evidence(_Response):
     confidence: float | None = None
     text_similarity: float | None = None
     same_group: bool | None = None
+    same_category: bool | None = Field(default=None, description="It has the category of the product (of one of the "
+                                       "query's products); null where it has none.")
+    same_brand: bool | None = Field(default=None, description="The same for the brand.")
     relation: str | None = Field(default=None, description="complement or substitute, when the model says.")
     model: str | None = None
     model_score: float | None = None

@@ -220,6 +220,7 @@
       if (!r.items.length) return empty(`No product is bought with this one often enough yet (at least 2${shared(2)} are needed)` + (f.category || f.min_price || f.max_price ? ", or the filters leave none." : "."));
       return r.items.map((x) => h("div", { class: "list-item", "data-testid": "complement" }, productCell(x),
         chips([[fmt.int(x.evidence.co_count) + shared(x.evidence.co_count), "good"], [fmt.times(x.evidence.lift) + " chance"], [fmt.pct(x.evidence.confidence, 0) + " of its " + units()],
+          x.evidence.same_brand ? ["same brand", "tag"] : null, x.evidence.same_category ? ["same category", "tag"] : null,
           x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, x.price == null ? null : [fmt.money(x.price)]]),
         h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason })));
     });
@@ -229,7 +230,7 @@
         const note = r.note ? r.note.charAt(0).toUpperCase() + r.note.slice(1) + "." : null;
         if (!r.items.length) return empty(note || "The model has nothing similar to show" + (f.category || f.min_price || f.max_price || relationSel.value ? " with these filters." : "."));
         return [note ? h("p", { class: "hint", "data-testid": "similar-note", text: note }) : null].concat(r.items.map((x) => h("div", { class: "list-item", "data-testid": "substitute" }, productCell(x),
-          chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
+          chips([x.evidence.same_group ? ["same group", "tag"] : null, x.evidence.same_brand ? ["same brand", "tag"] : null, x.evidence.same_category ? ["same category", "tag"] : null, x.evidence.text_similarity !== undefined && x.evidence.text_similarity !== null ? ["name similarity " + fmt.num(x.evidence.text_similarity)] : null,
             [fmt.int(x.evidence.co_count) + shared(x.evidence.co_count)], x.evidence.relation && x.evidence.relation !== "related" ? [x.evidence.relation, "tag"] : null, x.price == null ? null : [fmt.money(x.price)]]),
           h("div", { class: "reason", "data-testid": "reason", text: x.evidence.reason }))));
       });
