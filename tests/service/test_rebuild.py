@@ -104,6 +104,9 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     completed = admin.post("/v1/baskets/complete", json={"items": ["NEW-CAT-1"], "n": 3, "explain": True}).json()
     assert (completed["fallback"], completed["unknown_items"], completed["items"][0]["item_id"]) == (
         "text", ["NEW-CAT-1"], top), "a basket of a product posted since the snapshot: completed from its text"
+    assert completed["items"][0]["evidence"]["reason"].startswith(
+        "The items in this basket were added to the catalog after the live snapshot, so this is one of the products "
+        "whose texts are most like theirs")
     found = admin.get("/v1/items", params={"q": "quokkaware", "limit": 2}).json()
     assert [(i["item_id"], i["match"]) for i in found["items"]] == [("NEW-CAT-1", "new product")]
     assert found["total"] == 1

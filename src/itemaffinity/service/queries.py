@@ -641,9 +641,9 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
         else:
             out = rec.recommend(history=query_ids, n=k)
     seen = set(anchors)
+    posted = [new_products[i] for i in unknown if i in (new_products or {})][:COLD_START_QUERIES]
     if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought)
         d = snap.data
-        posted = [new_products[i] for i in unknown if i in (new_products or {})][:COLD_START_QUERIES]
         first = anchors[:COLD_START_QUERIES]
         texts = [catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a]) for a in first]
         texts += [catalog_text(r.get("title"), r.get("description"), r.get("category"), r.get("brand")) for r in posted]
@@ -670,29 +670,36 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     for b, score, model_ev in picked:
         row = {**item_summary(snap, b), "score": score}
         if explain:
-            row["evidence"] = recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode, fallback,
-                                                 by_text=rec.ranks_by_text)
+            row["evidence"] = fallback_evidence(snap, name, score, mode, fallback, bool(anchors), bool(posted)) \
+                if fallback else recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode,
+                                                    by_text=rec.ranks_by_text)
         items.append(row)
     return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
             "history_size": len(anchors)}
 
 
+def fallback_evidence(snap: Snapshot, model: str, score: float, mode: str, fallback: str, known: bool,
+                      posted: bool) -> dict[str, Any]:
+    """Why a recommendation of the cold-start chain (`fallback`, its step) is shown: the query had products the
+    model has nothing on (`known`), products added since the snapshot (`posted`), or none."""
+    where = "this basket" if mode == "basket" else "their history"
+    nothing = (f"The {model} model has nothing to go on for the items in {where} yet" if known else
+               f"The items in {where} were added to the catalog after the live snapshot" if posted else
+               "Nothing to go on yet")
+    ev: dict[str, Any] = {"model": None, "model_score": None, "contributing": []}
+    if fallback == "text":
+        ev["text_similarity"] = score
+        what = f"one of the products whose texts are most like theirs (text similarity {score:.2f})"
+    else:
+        what = (f"one of the most bought products of their categories ({snap.count_of(int(score))})"
+                if fallback == "category" else f"one of the most bought products ({snap.count_of(int(score))})")
+    return {**ev, "reason": f"{nothing}, so this is {what}."}
+
+
 def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[int], b: int, model: str,
                        score: float, model_ev: dict[str, Any] | None, rules: dict[str, tuple[int, float]],
-                       mode: str, fallback: str | None, by_text: bool = False) -> dict[str, Any]:
+                       mode: str, by_text: bool = False) -> dict[str, Any]:
     """Why b is recommended for `anchors`; `by_text`: the model ranks by text (`Recommender.ranks_by_text`)."""
-    if fallback:
-        where = "this basket" if mode == "basket" else "their history"
-        nothing = f"The {model} model has nothing to go on for the items in {where} yet" if anchors else \
-            "Nothing to go on yet"
-        ev = {"model": None, "model_score": None, "contributing": []}
-        if fallback == "text":
-            ev["text_similarity"] = score
-            what = f"one of the products whose texts are most like theirs (text similarity {score:.2f})"
-        else:
-            what = (f"one of the most bought products of their categories ({snap.count_of(int(score))})"
-                    if fallback == "category" else f"one of the most bought products ({snap.count_of(int(score))})")
-        return {**ev, "reason": f"{nothing}, so this is {what}."}
     contrib = contributions(snap, online, anchors[:50], b)
     ev: dict[str, Any] = {"model": model, "model_score": score, "contributing": contrib}
     parts = []
