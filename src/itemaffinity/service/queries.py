@@ -272,10 +272,6 @@ def _relation(snap: Snapshot, a: int, b: int, n_ab: int, lift: float, text_simil
 
 
 # -- results ------------------------------------------------------------------------------------
-def _filtered(snap: Snapshot, idx: np.ndarray, filt: ItemFilter) -> np.ndarray:
-    return idx if filt.empty else idx[filt.mask(snap)[idx]]
-
-
 def _model(snap: Snapshot, name: str | None) -> tuple[str, Recommender]:
     name = name or snap.default_model
     if not snap.models:
