@@ -114,7 +114,9 @@ class ItemDetailOut(ItemSummary):
 
 class SimilarOut(_Response):
     item: ItemSummary
-    model: str
+    model: str = Field(description="The model asked for (else the default); for a product posted since the snapshot, "
+                                   "which no model knows yet, what answered: the text search (e.g. sentence+tfidf), "
+                                   "'category' or 'popular'.")
     items: list[ItemResult]
     fallback: str | None = Field(default=None, description="The model has nothing on this product (never bought, or "
                                  "newer than the model or the snapshot), so the items come from the cold-start chain: "
