@@ -85,7 +85,7 @@ def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_sa
                                                           "6-18 Months Natural Shape Orthodontic Silicone Pacifier"]
     assert basket["items"][0]["evidence"]["reason"] == ("The ease model has nothing to go on for the items in this "
                                                         "basket yet, so this is one of the products whose texts are "
-                                                        "most like theirs (text similarity 0.67).")
+                                                        "most like theirs (text search score 0.67).")
     stranger = queries.recommend(snap, online, model="ease", n=3, filt=ItemFilter(), explain=True, user_id="nobody")
     assert stranger["fallback"] == "popular" and stranger["history_size"] == 0
     assert [r["title"] for r in stranger["items"]] == ["Banana", "Bag of Organic Bananas", "Organic Strawberries"]
@@ -100,7 +100,7 @@ def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_sa
     first = similar["items"][0]["evidence"]
     assert first["model_score"] is None and first["relation"] == "substitute"
     assert first["reason"].startswith("The ease model has nothing on this product, so the answer is the products whose "
-                                      "texts are most like its text (text similarity 0.67).")
+                                      "texts are most like its text (text search score 0.67).")
 
 
 def test_the_cold_start_chain_falls_back_from_text_to_category_to_best_sellers(ingest, shared_file, tmp_path):
@@ -111,7 +111,8 @@ def test_the_cold_start_chain_falls_back_from_text_to_category_to_best_sellers(i
     with duckdb.connect(str(store), read_only=True) as con:
         snap = build_snapshot(con, str(store), version=1, models={})
     pacifier = snap.item_index("44203")
-    idx, scores, step = queries.cold_start_neighbours(snap, None, ["Crystal Pacifier"], [None], 5, items=[pacifier])
+    text = "Crystal Pacifier. babies > baby accessories"  # its catalog text: title and category
+    idx, scores, step = queries.cold_start_neighbours(snap, None, [text], [None], 5, items=[pacifier])
     assert step == "text" and pacifier not in idx and "Pacifier" in snap.title(int(idx[0]))
     assert np.all(np.diff(scores) <= 0) and scores[0] > 0.5
     category = snap.data.categories[pacifier]
@@ -144,7 +145,8 @@ def test_products_posted_during_a_rebuild_stay_served_until_a_snapshot_holds_the
     assert state.current.snap is rebuilt and list(state.current.new_products) == ["LATE-9"]
     late = queries.similar(rebuilt, state.current.online, "LATE-9", model=None, n=3, filt=ItemFilter(),
                            explain=False, new_products=state.current.new_products)
-    assert late["fallback"] == "popular" and late["item"]["title"] == "Crystal Pacifier Blue"
+    assert late["fallback"] == "text" and late["item"]["title"] == "Crystal Pacifier Blue"
+    assert late["items"][0]["item_id"] == "44203", "its look-alike, by the snapshot's TF-IDF (no text search here)"
 
 
 def test_evidence_names_the_category_and_brand_a_product_shares(write, ingest, tmp_path):

@@ -115,7 +115,8 @@ def item_detail(snap: Snapshot, online: OnlineState, item_id: str,
                       "first_seen": _iso(d.item_first_seen[idx]), "last_seen": _iso(d.item_last_seen[idx]),
                       "baskets_online": int(online.count_delta[idx]),
                       "share_of_baskets": online.item_transactions(idx) / max(online.n_transactions, 1),
-                      "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1},
+                      "popularity_rank": int(np.flatnonzero(snap.popularity_order == idx)[0]) + 1
+                      if snap.item_transactions[idx] else None},
             "partners": len(online.pairs(idx)),
             "bundles": len(snap.bundles.by_item.get(idx, ())),
             "rules": len(snap.rules.by_antecedent_item.get(stored_id, ())) + len(snap.rules.by_consequent_item.get(
@@ -371,10 +372,9 @@ def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts
                           ) -> tuple[np.ndarray, np.ndarray, str]:
     """The cold-start chain for products no model has anything on (one product's similar items, or a basket of
     them): content, then category, then popularity. Returns (item indices, scores, step): "text", the items whose
-    texts are closest to one of `texts` (the largest cosine: the service's text search; without it, for the
-    products the snapshot holds, `items`, their TF-IDF vectors'); else "category", the best sellers of their
-    categories; else "popular", the best sellers. `items`, the query's products in the snapshot, are never
-    answered."""
+    texts are closest to one of `texts` (the largest cosine: the service's text search, else the snapshot's TF-IDF);
+    else "category", the best sellers of their categories; else "popular", the best sellers. `items`, the query's
+    products in the snapshot, are never answered."""
     items = np.asarray(items, np.int64)
     texts = [t for t in texts if t]
     idx, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -386,9 +386,8 @@ def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts
                 best[i] = max(best.get(i, cos), cos)
         idx = np.fromiter(best, np.int64, len(best))
         scores = np.fromiter(best.values(), np.float32, len(best))
-    elif texts and len(items):
-        v = snap.text_vectors
-        sims = (v @ v[items].T).max(axis=1).toarray().ravel().astype(np.float32)
+    elif texts:
+        sims = np.nan_to_num(snap.text_similarities_to(texts)).astype(np.float32)
         idx = np.argsort(-sims, kind="stable")[:depth + len(items)]
         scores = sims[idx]
     keep = (idx >= 0) & (scores > 0) & ~np.isin(idx, items)
@@ -408,14 +407,14 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
                         filt: ItemFilter, explain: bool, relation: str | None) -> dict[str, Any]:
     """Similar items of a product posted to the catalog since the snapshot: nothing was bought with it and no model
     knows it, so the cold-start chain answers. A neighbour is a substitute when its text is as alike as a
-    substitute's (the text search's cosine) or it shares the category; else related (never bought together)."""
+    substitute's (the snapshot's TF-IDF cosine, as for every pair) or it shares the category; else related."""
     depth = RELATION_SCAN if relation or not filt.empty else n
     text = catalog_text(record.get("title"), record.get("description"), record.get("category"), record.get("brand"))
     idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [record.get("category")], depth)
     if not filt.empty:
         keep = filt.mask(snap)[idx]
         idx, scores = idx[keep], scores[keep]
-    sims = scores.astype(np.float64) if kind == "text" else np.full(len(idx), np.nan)
+    sims = snap.text_similarities_to([text])[idx] if text else np.full(len(idx), np.nan)
     same_category = np.asarray(snap.data.categories, dtype=object)[idx] == record.get("category") \
         if record.get("category") else np.zeros(len(idx), bool)
     found = relations(np.zeros(len(idx)), np.full(len(idx), np.nan), sims, same_category)
@@ -429,16 +428,17 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
         if explain:
             words = [f"{name} was added to the catalog after the live snapshot and nothing was bought with it yet, so "
                      f"the answer is {FALLBACK_SOURCES[kind]}"
-                     + (f" (text similarity {sim:.2f})." if kind == "text" else "."), RELATION_WORDS[str(rel)]]
+                     + (f" (text search score {score:.2f})." if kind == "text" else "."), RELATION_WORDS[str(rel)]]
             shared = {f"same_{f}": None if not values[b] else values[b] == record.get(f)
                       for f, values in (("category", snap.data.categories), ("brand", snap.data.brands))}
             same = " and ".join(f"{f} ({record[f]})" for f in ("category", "brand") if shared[f"same_{f}"])
             words.insert(1, f"Same {same}." if same else "")
             row["evidence"] = {"model": None, "model_score": None, "co_count": 0, "confidence": None, "lift": None,
-                               "text_similarity": float(sim) if kind == "text" else None, "relation": str(rel),
+                               "text_similarity": None if np.isnan(sim) else float(sim), "relation": str(rel),
                                **shared, "reason": " ".join(w for w in words if w)}
         items.append(row)
-    return {"item": new_product_summary(record), "model": semantic.kind if kind == "text" else kind, "items": items,
+    source = (semantic.kind if semantic is not None else "tfidf") if kind == "text" else kind
+    return {"item": new_product_summary(record), "model": source, "items": items,
             "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and nothing was "
                                        f"bought with it yet; shown instead: {FALLBACK_SOURCES[kind]}. The next rebuild "
                                        "(POST /v1/admin/rebuild) serves it from the models")}
@@ -491,14 +491,14 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
                                             "co_count": n_ab, **m}]}
     parts = [f"The {model} model has nothing on this product, so the answer is {FALLBACK_SOURCES[fallback]}"
-             + (f" (text similarity {sim:.2f})." if fallback == "text" and sim is not None else ".")
+             + (f" (text search score {score:.2f})." if fallback == "text" else ".")
              if fallback else f"The {model} model ranks it among the most similar products (score {score:.3g})."]
     if ev["same_group"]:
         parts.append(f"Both are in the product group \u201c{snap.group_label[b]}\u201d.")
     parts.append(same_catalog)
     if sim is not None:
         ev["text_similarity"] = sim
-    if sim is not None and not fallback:  # (a fallback's first sentence gives the similarity)
+    if sim is not None and not fallback:  # (a fallback's first sentence says it is by text)
         if not snap.item_transactions[a]:  # a new product: its text and category are all there is to go by
             parts.append(f"{snap.title(a) or snap.data.items.id(a)} has not been bought yet, so the answer comes "
                          f"from its text and category (text similarity {sim:.2f}).")
@@ -638,6 +638,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
             out = rec.recommend(history=query_ids, n=k)
     seen = set(anchors)
     posted = [new_products[i] for i in unknown if i in (new_products or {})][:COLD_START_QUERIES]
+    text_sims = None  # the fallback's TF-IDF cosines to the query's texts, for its evidence
     if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought)
         d = snap.data
         first = anchors[:COLD_START_QUERIES]
@@ -648,6 +649,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
                                                       n if filt.empty else RELATION_SCAN, items=anchors)
         keep = np.arange(len(idx)) if filt.empty else np.flatnonzero(filt.mask(snap)[idx])
         picked = [(int(idx[p]), float(scores[p]), None) for p in keep[:n]]
+        text_sims = snap.text_similarities_to(texts) if explain and any(texts) else None
     else:
         idx = _recs_to_idx(snap, out.item_ids)
         pos = np.flatnonzero(idx >= 0)
@@ -666,26 +668,29 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     for b, score, model_ev in picked:
         row = {**item_summary(snap, b), "score": score}
         if explain:
-            row["evidence"] = fallback_evidence(snap, name, score, mode, fallback, bool(anchors), bool(posted)) \
-                if fallback else recommend_evidence(snap, online, anchors, b, name, score, model_ev, rules, mode,
-                                                    by_text=rec.ranks_by_text)
+            row["evidence"] = fallback_evidence(
+                snap, name, score, mode, fallback, bool(anchors), bool(posted),
+                None if text_sims is None else text_sims[b]) if fallback else recommend_evidence(
+                snap, online, anchors, b, name, score, model_ev, rules, mode, by_text=rec.ranks_by_text)
         items.append(row)
     return {"model": name, "items": items, "unknown_items": unknown, "fallback": fallback,
             "history_size": len(anchors)}
 
 
 def fallback_evidence(snap: Snapshot, model: str, score: float, mode: str, fallback: str, known: bool,
-                      posted: bool) -> dict[str, Any]:
+                      posted: bool, text_similarity: float | None) -> dict[str, Any]:
     """Why a recommendation of the cold-start chain (`fallback`, its step) is shown: the query had products the
-    model has nothing on (`known`), products added since the snapshot (`posted`), or none."""
+    model has nothing on (`known`), products added since the snapshot (`posted`), or none; `text_similarity`: its
+    largest TF-IDF cosine to their texts."""
     where = "this basket" if mode == "basket" else "their history"
     nothing = (f"The {model} model has nothing to go on for the items in {where} yet" if known else
                f"The items in {where} were added to the catalog after the live snapshot" if posted else
                "Nothing to go on yet")
     ev: dict[str, Any] = {"model": None, "model_score": None, "contributing": []}
+    if text_similarity is not None and not np.isnan(text_similarity):
+        ev["text_similarity"] = float(text_similarity)
     if fallback == "text":
-        ev["text_similarity"] = score
-        what = f"one of the products whose texts are most like theirs (text similarity {score:.2f})"
+        what = f"one of the products whose texts are most like theirs (text search score {score:.2f})"
     else:
         what = (f"one of the most bought products of their categories ({snap.count_of(int(score))})"
                 if fallback == "category" else f"one of the most bought products ({snap.count_of(int(score))})")

@@ -93,8 +93,8 @@ class ItemStats(_Response):
     last_seen: str | None
     baskets_online: int
     share_of_baskets: float
-    popularity_rank: int | None = Field(description="1 for the best seller; null for a product added since the "
-                                                   "snapshot.")
+    popularity_rank: int | None = Field(description="1 for the best seller; null for a product not bought in the "
+                                                   "snapshot (or added since).")
 
 
 class ItemDetailOut(ItemSummary):

@@ -22,10 +22,9 @@ from itemaffinity.data.interactions import InteractionData
 from itemaffinity.data.mapping import Mapping as IngestMapping
 from itemaffinity.models.base import Recommender
 from itemaffinity.mining.transactions import transaction_unit, transactions
-from itemaffinity.models.explain import text_vectors
 from itemaffinity.store.artifacts import latest_evaluations, load_saved_model, saved_models
 from itemaffinity.store.duckdb_store import ingest_mapping, table_exists
-from itemaffinity.text.encoders import plain_text
+from itemaffinity.text.encoders import TfidfEncoder, fitted_tfidf, item_texts, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +121,7 @@ class Snapshot:
         popularity_order: item indices by transactions (baskets, or customers), most bought first.
         text_vectors: TF-IDF vectors of the catalog texts. A pair's text similarity is their cosine everywhere:
             in its evidence and relation here, in the store's pairs table and on the CLI.
+        text_encoder: the TF-IDF encoder of `text_vectors`, for texts of products the snapshot does not hold.
     """
 
     version: int
@@ -149,6 +149,7 @@ class Snapshot:
     popularity_order: np.ndarray
     category_keys: np.ndarray = field(repr=False)
     text_vectors: sp.csr_matrix = field(repr=False)
+    text_encoder: TfidfEncoder = field(repr=False)
 
     @property
     def n_items(self) -> int:
@@ -190,6 +191,13 @@ class Snapshot:
         has_text = (v.indptr[a + 1] > v.indptr[a]) & (v.indptr[b + 1] > v.indptr[b])  # the pairs' items only
         sims[~has_text] = np.nan
         return sims
+
+    def text_similarities_to(self, texts: Sequence[str]) -> np.ndarray:
+        """(n_items,) the largest cosine of each item's catalog text to one of `texts` (texts of products the
+        snapshot may not hold), as `text_similarities` measures a pair; NaN for items without text."""
+        sims = (self.text_vectors @ self.text_encoder.encode(texts).T).max(axis=1).toarray().ravel()
+        sims[np.diff(self.text_vectors.indptr) == 0] = np.nan
+        return sims.astype(np.float64)
 
     def text_similarity(self, a: int, b: int) -> float | None:
         """Cosine of items a and b's catalog texts (None when either has none)."""
@@ -418,6 +426,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
     cats = np.empty(data.n_items, dtype=object)  # lower-cased catalog category and product group
     for i, (c, g) in enumerate(zip(data.categories, group_label)):
         cats[i] = tuple(str(x).lower() for x in (c, g) if x)
+    encoder, vectors = fitted_tfidf(item_texts(data))
     snap = Snapshot(
         version=version, built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         watermark=int(watermark or 0), data=data, transactions=tx,
@@ -429,7 +438,7 @@ def build_snapshot(con: duckdb.DuckDBPyConnection, store_path: str, *, version: 
         reject_examples={k: tuple(v) for k, v in examples.items()}, mapping=ingest_mapping(con), models=dict(models),
         default_model=default_model_name(evaluations, models, _stored_default(con)),
         popularity_order=np.argsort(-item_tx, kind="stable"), category_keys=cats,
-        text_vectors=text_vectors(data))
+        text_vectors=vectors, text_encoder=encoder)
     log.info("snapshot %d: %d items, %d pair rows, %d bundles, %d rules, models %s in %.1fs", version,
              data.n_items, len(pairs.partner), len(bundles.members), len(rules), ", ".join(snap.models) or "none",
              time.perf_counter() - t0)

@@ -209,7 +209,7 @@
         it.description ? h("p", { text: it.description }) : null,
         h("div", { class: "stats" },
           stat(fmt.money(it.price), "typical price"), byCustomer() ? null : stat(fmt.int(s.baskets), "baskets"),
-          stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat(s.popularity_rank == null ? "new" : "#" + fmt.int(s.popularity_rank), "best-seller rank"),
+          stat(fmt.pct(s.share_of_baskets, 2), "of all " + units()), stat(fmt.int(s.users), "customers"), stat(s.popularity_rank == null ? "—" : "#" + fmt.int(s.popularity_rank), "best-seller rank"),
           stat(s.first_seen ? s.first_seen.slice(0, 10) : "—", "first sold"), stat(s.last_seen ? s.last_seen.slice(0, 10) : "—", "last sold")),
         h("p", {}, h("a", { class: "button secondary", href: "#/network/" + encodeURIComponent(it.item_id), id: "open-network" }, "Show association network"), " ",
           h("a", { class: "button secondary", href: "#/rules" + query({ item: it.item_id }), id: "open-rules" }, "Rules with this product"))];
