@@ -101,6 +101,7 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     together = admin.get("/v1/items/NEW-CAT-1/bought-together").json()
     assert together["items"] == [] and "after the live snapshot" in together["note"]
     assert admin.get("/v1/items/NEVER-POSTED/similar").status_code == 404
+    assert admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "no-such-model"}).status_code == 422
     completed = admin.post("/v1/baskets/complete", json={"items": ["NEW-CAT-1"], "n": 3, "explain": True}).json()
     assert (completed["fallback"], completed["unknown_items"], completed["items"][0]["item_id"]) == (
         "text", ["NEW-CAT-1"], top), "a basket of a product posted since the snapshot: completed from its text"

@@ -339,6 +339,8 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
         record = (new_products or {}).get(snap.mapping.fold_item_id(item_id))
         if record is None:
             raise NotFound(f"unknown item {item_id!r}")
+        if model is not None:
+            _model(snap, model)  # an unknown name is refused as for any product
         return new_product_similar(snap, semantic, record, n=n, filt=filt, explain=explain, relation=relation)
     item_id = snap.data.items.id(a)  # as the store holds it (a request may differ in letter case)
     name, rec = _model(snap, model)

@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -42,7 +42,7 @@ class Serving:
     online: OnlineState
     lexical: LexicalIndex
     api_rejects: Counter
-    new_products: dict = field(default_factory=dict)
+    new_products: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class CachedResponse(NamedTuple):
