@@ -144,6 +144,8 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
     assert all(ev["co_count"] == 0 and ev["text_similarity"] > 0 for ev in evidence)
     text = cli(*args).stdout
     assert text.count("not bought yet") == 5 and "lift 0.0" not in text
+    same_aisle = [ev["same_category"] for ev in evidence]  # the shared category, as the JSON says it
+    assert any(same_aisle) and text.count(", same category]") == sum(same_aisle)
     banana = json.loads(cli("similar", "24852", "--store", store, "--model", "tfidf", "--n", "20", "--explain",
                             "--json").stdout)["items"]  # Banana's sold look-alikes keep a real lift
     sold = [r["evidence"] for r in banana if r["evidence"]["popularity"] > 0]

@@ -764,7 +764,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
             sim = f"  text sim {ev['text_similarity']:.2f}" if "text_similarity" in ev else ""
             sales = (f"{together} {ev['co_count']}×, lift {ev['lift']:.1f}" if ev["lift"] is not None else
                      "not bought yet" if ev["popularity"] == 0 else f"{ev['anchor']} not bought yet")
-            line += f"  [{ev['relation']}: {sales}{sim}]"
+            shared = "".join(f", same {f}" for f in ("category", "brand") if ev.get(f"same_{f}"))
+            line += f"  [{ev['relation']}: {sales}{sim}{shared}]"
         click.echo(line)
     if note:
         click.echo("  " + note)
