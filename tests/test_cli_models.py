@@ -150,12 +150,16 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
                             "--json").stdout)["items"]  # Banana's sold look-alikes keep a real lift
     sold = [r["evidence"] for r in banana if r["evidence"]["popularity"] > 0]
     assert sold and all(ev["lift"] is not None and ev["lift"] >= 0 for ev in sold)
-    ease = cli("similar", "10569", "--store", store, "--model", "ease")  # no score for it: nothing, and why
-    why = ("the ease model has nothing similar to it: it has no score for a product never bought; the content and "
-           "hybrid models answer from its text")
-    assert ease.returncode == 0 and ease.stdout.splitlines()[1:] == ["  " + why]
-    ease = json.loads(cli("similar", "10569", "--store", store, "--model", "ease", "--json").stdout)
-    assert ease["items"] == [] and ease["note"] == why
+    ease = cli("similar", "10569", "--store", store, "--model", "ease", "--n", "3")  # no score: the chain, and why
+    why = ("the ease model has nothing on this product: it has no score for a product never bought; shown instead: "
+           "the products whose texts are most like its text")
+    lines = ease.stdout.splitlines()
+    assert ease.returncode == 0 and len(lines) == 5 and lines[-1] == "  " + why, ease.stdout
+    assert lines[0].endswith("(model ease; shown instead: the products whose texts are most like its text)")
+    ease = json.loads(cli("similar", "10569", "--store", store, "--model", "ease", "--n", "3", "--json").stdout)
+    assert ease["fallback"] == "text" and ease["note"] == why
+    assert [r["item_id"] for r in ease["items"]] == [r["item_id"] for r in payload["items"]][:3], \
+        "the look-alikes the tfidf model finds: the chain's text step is the same TF-IDF"
     baskets, out = tmp_path / "baskets.csv", tmp_path / "recs.csv"
     baskets.write_text("query_id,item_id\nnew,10569\nbanana,24852\n")
     res = cli("recommend", "--store", store, "--model", "ease", "--baskets", baskets, "--n", "3", "--out", out)

@@ -727,16 +727,30 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     from dataclasses import replace
 
     import numpy as np
+    import scipy.sparse as sp
 
-    from itemaffinity.mining.transactions import transaction_unit
-    from itemaffinity.models.explain import RELATION_SCAN, Explainer, nothing_similar, text_vectors
+    from itemaffinity.mining.transactions import transaction_unit, transactions
+    from itemaffinity.models.base import Recs
+    from itemaffinity.models.explain import (FALLBACK_SOURCES, RELATION_SCAN, Explainer, cold_start_chain,
+                                             fallback_note, text_vectors)
 
     model, data = _model_for(store_path, model_text, ctx.obj["progress"])
     item_id = _stored_item_id(store_path, data, item_id)
-    explainer = Explainer(data, text_vectors(data)) if explain or relation else None
+    a = data.items.index(item_id)
+    vectors = text_vectors(data) if explain or relation else None
+    explainer = Explainer(data, vectors) if explain or relation else None
     recs = model.similar_items([item_id], n=RELATION_SCAN if relation else n)[0]
+    fallback = note = None
+    if not len(recs):  # the model has nothing on it: the cold-start chain answers, as the service's does
+        vectors = vectors if vectors is not None else text_vectors(data)
+        counts = np.diff(sp.csc_matrix(transactions(data)).indptr)
+        sims = (vectors @ vectors[a].T).toarray().ravel()
+        idx, scores, fallback = cold_start_chain(np.arange(data.n_items), sims, data.categories, counts,
+                                                 [data.categories[a]], RELATION_SCAN if relation else n, items=[a])
+        recs = Recs(tuple(data.items.ids_of(idx)), scores)
+        note = fallback_note(model.name, fallback, known=model.items_.index(item_id) >= 0, bought=bool(counts[a]))
     if relation:  # the model's ranking, kept where the pair's evidence names the relation
-        found = explainer.pair_stats(data.items.index(item_id), data.items.indices(recs.item_ids))["relation"]
+        found = explainer.pair_stats(a, data.items.indices(recs.item_ids))["relation"]
         keep = np.flatnonzero(found == relation)[:n]
         recs = replace(recs, item_ids=tuple(recs.item_ids[k] for k in keep), scores=recs.scores[keep].copy())
     if explain:
@@ -744,18 +758,16 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     rows = recs.to_list()
     for r in rows:
         r["title"] = data.titles[data.items.index(r["item_id"])]
-    note = None
     if relation and not rows:
-        note = f"no {relation} among the model's first {RELATION_SCAN:,} similar items"
-    elif not rows:  # say why rather than print nothing
-        from itemaffinity.mining.transactions import transactions
-
-        note = nothing_similar(model.name, bool(transactions(data)[:, [data.items.index(item_id)]].nnz))
+        note = (f"no {relation} among {FALLBACK_SOURCES[fallback]} (the first {RELATION_SCAN:,})" if fallback else
+                f"no {relation} among the model's first {RELATION_SCAN:,} similar items")
     if as_json:
-        click.echo(json.dumps({"item_id": item_id, "title": data.titles[data.items.index(item_id)],
-                               "model": model.name, "items": rows, **({"note": note} if note else {})}, default=str))
+        click.echo(json.dumps({"item_id": item_id, "title": data.titles[a], "model": model.name, "items": rows,
+                               **({"fallback": fallback} if fallback else {}), **({"note": note} if note else {})},
+                              default=str))
         return
-    click.echo(f"{item_id}  {data.titles[data.items.index(item_id)] or ''}   (model {model.name})")
+    click.echo(f"{item_id}  {data.titles[a] or ''}   (model {model.name}"
+               + (f"; shown instead: {FALLBACK_SOURCES[fallback]})" if fallback else ")"))
     together = "bought together" if transaction_unit(data) == "basket" else "same customer"
     for rank, r in enumerate(rows, 1):
         line = f"{rank:>3}. {_column(r['item_id'], 12)} {_column(r['title'], 40)} {r['score']:.4f}"

@@ -63,16 +63,41 @@ def text_vectors(data: InteractionData) -> sp.csr_matrix:
     return tfidf_vectors(item_texts(data))
 
 
-def no_score(bought: bool) -> str:
-    """Why a co-purchase model has no score for a product (`Recommender.similar_items` is empty)."""
-    return f"it has no score for a product {'bought with nothing else' if bought else 'never bought'}"
+FALLBACK_SOURCES = {"text": "the products whose texts are most like its text",
+                    "category": "the best sellers of its category", "popular": "the best sellers"}
+"""What the cold-start chain (`cold_start_chain`) answers with, by its step."""
 
 
-def nothing_similar(model: str, bought: bool) -> str:
-    """Why a model's similar items of a product are empty: the CLI's line (the API answers from the cold-start
-    chain instead, `service.queries.cold_start_neighbours`)."""
-    return f"the {model} model has nothing similar to it: {no_score(bought)}; the content and hybrid models answer " \
-           "from its text"
+def cold_start_chain(text_idx: np.ndarray, text_scores: np.ndarray, categories: Sequence[str | None],
+                     counts: np.ndarray, query_categories: Sequence[str | None], depth: int, items: Sequence[int] = ()
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
+    """The cold-start chain of issue #5 for products no model has anything on (one product's similar items, or a
+    basket of them): content, then category, then popularity. Returns (item indices, scores, step): "text", the
+    candidates `text_idx` by their text cosines `text_scores` (those above 0); else "category", the best sellers
+    (`counts`: each item's baskets, or customers) of `query_categories`; else "popular", the best sellers. `items`,
+    the query's own products, are never answered."""
+    items = np.asarray(items, np.int64)
+    keep = (text_idx >= 0) & (text_scores > 0) & ~np.isin(text_idx, items)
+    if keep.any():
+        order = np.argsort(-text_scores[keep], kind="stable")[:depth]
+        return text_idx[keep][order], np.asarray(text_scores[keep][order], np.float32), "text"
+    order = np.argsort(-counts, kind="stable")
+    order = order[(counts[order] > 0) & ~np.isin(order, items)]
+    wanted = {c for c in query_categories if c}
+    same = order[[categories[i] in wanted for i in order]] if wanted else order[:0]
+    order = same if len(same) else order
+    return order[:depth], counts[order[:depth]].astype(np.float32), "category" if len(same) else "popular"
+
+
+def fallback_note(model: str, step: str, *, known: bool, bought: bool) -> str:
+    """Why a model's similar items of a product come from the cold-start chain's `step`: the model was fitted
+    before the product was added (not `known`), or it has no score for it (never bought, or bought with nothing
+    else): the CLI's line, the API's note."""
+    why = (f"the {model} model has nothing on this product: it has no score for a product "
+           f"{'bought with nothing else' if bought else 'never bought'}" if known else
+           f"the {model} model was fitted before this product was added (a rebuild that refits it, "
+           "POST /v1/admin/rebuild, includes it)")
+    return f"{why}; shown instead: {FALLBACK_SOURCES[step]}"
 
 
 def _rounded(value: float, digits: int) -> float | None:

@@ -15,8 +15,8 @@ import numpy as np
 
 from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
-from itemaffinity.models.explain import (RELATION_SCAN, SUBSTITUTE_MIN_TEXT, no_score, relations,
-                                         shares_value)
+from itemaffinity.models.explain import (FALLBACK_SOURCES, RELATION_SCAN, SUBSTITUTE_MIN_TEXT, cold_start_chain,
+                                         fallback_note, relations, shares_value)
 from itemaffinity.service.online import OnlineState
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
@@ -354,30 +354,20 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
                                               items=[a])
     out = Recs(tuple(d.items.id(int(i)) for i in idx), scores)
     body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation, fallback=kind)
-    why = (f"the {name} model was fitted before this product was added (a rebuild that refits it, "
-           "POST /v1/admin/rebuild, includes it)" if rec.items_.index(item_id) < 0
-           else f"the {name} model has nothing on this product: {no_score(bool(snap.item_transactions[a]))}")
-    return {**body, "fallback": kind, "note": f"{why}; shown instead: {FALLBACK_SOURCES[kind]}"}
+    note = fallback_note(name, kind, known=rec.items_.index(item_id) >= 0, bought=bool(snap.item_transactions[a]))
+    return {**body, "fallback": kind, "note": note}
 
 
 COLD_START_QUERIES = 10
 """Most products of a basket or history (and as many posted since the snapshot) the cold-start chain searches by
 text: one search each, tens of milliseconds with the sentence model."""
 
-FALLBACK_SOURCES = {"text": "the products whose texts are most like its text",
-                    "category": "the best sellers of its category", "popular": "the best sellers"}
-"""What the cold-start chain (`cold_start_neighbours`) answers with, by its step."""
-
 
 def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts: Sequence[str],
                           categories: Sequence[str | None], depth: int, items: Sequence[int] = ()
                           ) -> tuple[np.ndarray, np.ndarray, str]:
-    """The cold-start chain for products no model has anything on (one product's similar items, or a basket of
-    them): content, then category, then popularity. Returns (item indices, scores, step): "text", the items whose
-    texts are closest to one of `texts` (the largest cosine: the service's text search, else the snapshot's TF-IDF);
-    else "category", the best sellers of their categories; else "popular", the best sellers. `items`, the query's
-    products in the snapshot, are never answered."""
-    items = np.asarray(items, np.int64)
+    """`explain.cold_start_chain` over the snapshot, its text step by the service's text search (the largest
+    cosine to one of `texts`), else by the snapshot's TF-IDF. `items`: the query's products in the snapshot."""
     texts = [t for t in texts if t]
     idx, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
     if texts and semantic is not None:
@@ -392,17 +382,7 @@ def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts
         sims = np.nan_to_num(snap.text_similarities_to(texts)).astype(np.float32)
         idx = np.argsort(-sims, kind="stable")[:depth + len(items)]
         scores = sims[idx]
-    keep = (idx >= 0) & (scores > 0) & ~np.isin(idx, items)
-    if keep.any():
-        order = np.argsort(-scores[keep], kind="stable")[:depth]
-        return idx[keep][order], scores[keep][order], "text"
-    counts = snap.item_transactions
-    order = snap.popularity_order[counts[snap.popularity_order] > 0]
-    order = order[~np.isin(order, items)]
-    wanted = {c for c in categories if c}
-    same = order[[snap.data.categories[i] in wanted for i in order]] if wanted else order[:0]
-    step, order = ("category", same[:depth]) if len(same) else ("popular", order[:depth])
-    return order, counts[order].astype(np.float32), step
+    return cold_start_chain(idx, scores, snap.data.categories, snap.item_transactions, categories, depth, items)
 
 
 def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record: dict[str, Any], *, n: int,
