@@ -193,8 +193,9 @@ def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
         assert page.inner_text("#product-title") == "LATE ARRIVAL LANTERN"
         page.select_option("#model-select", "itemknn")
         expect(page.get_by_test_id("similar-note")).to_contain_text(
-            "The itemknn model was fitted before this product was added (a rebuild that refits it, POST "
-            "/v1/admin/rebuild, includes it); shown instead: the products whose texts are most like its text.")
+            "The itemknn model was fitted before this product was added (a refit includes it: POST "
+            "/v1/admin/rebuild on the service, or itemaffinity analyze); shown instead: the products whose texts are "
+            "most like its text.")
         expect(page.get_by_test_id("substitute").first).to_contain_text("LANTERN")
         expect(page.locator("#new-product")).to_have_count(0)
         context.close()

@@ -95,8 +95,8 @@ def fallback_note(model: str, step: str, *, known: bool, bought: bool) -> str:
     else): the CLI's line, the API's note."""
     why = (f"the {model} model has nothing on this product: it has no score for a product "
            f"{'bought with nothing else' if bought else 'never bought'}" if known else
-           f"the {model} model was fitted before this product was added (a rebuild that refits it, "
-           "POST /v1/admin/rebuild, includes it)")
+           f"the {model} model was fitted before this product was added (a refit includes it: POST "
+           "/v1/admin/rebuild on the service, or itemaffinity analyze)")
     return f"{why}; shown instead: {FALLBACK_SOURCES[step]}"
 
 
