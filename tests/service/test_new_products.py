@@ -139,14 +139,21 @@ def test_products_posted_during_a_rebuild_stay_served_until_a_snapshot_holds_the
         rebuilt = build_snapshot(con, str(store), version=2, models={})
     state = ServiceState(Settings(store_path=store, semantic="off"))
     state.current = state._serving(snap)
-    state.current.new_products.update({"LATE-9": {"item_id": "LATE-9", "title": "Crystal Pacifier Blue"},
+    state.current.new_products.update({"LATE-9": {"item_id": "LATE-9", "title": "Crystal Pacifier Blue",
+                                                  "category": "babies > baby accessories"},
                                        "44203": {"item_id": "44203", "title": "Crystal Pacifier"}})
     state.swap(rebuilt)
     assert state.current.snap is rebuilt and list(state.current.new_products) == ["LATE-9"]
     late = queries.similar(rebuilt, state.current.online, "LATE-9", model=None, n=3, filt=ItemFilter(),
-                           explain=False, new_products=state.current.new_products)
+                           explain=True, new_products=state.current.new_products)
     assert late["fallback"] == "text" and late["item"]["title"] == "Crystal Pacifier Blue"
     assert late["items"][0]["item_id"] == "44203", "its look-alike, by the snapshot's TF-IDF (no text search here)"
+    evidence = late["items"][0]["evidence"]
+    assert (evidence["same_category"], evidence["same_brand"], evidence["relation"]) == (True, None, "substitute")
+    assert evidence["reason"].startswith("Crystal Pacifier Blue was added to the catalog after the live snapshot and "
+                                         "nothing was bought with it yet, so the answer is the products whose texts "
+                                         "are most like its text (text search score ")
+    assert "Same category (babies > baby accessories)." in evidence["reason"]
 
 
 def test_evidence_names_the_category_and_brand_a_product_shares(write, ingest, tmp_path):

@@ -244,21 +244,26 @@ def _group_evidence(snap: Snapshot, a: int, b: int) -> dict[str, Any]:
     return {"same_group": same, "group": snap.group_label[b]}
 
 
-def shared_catalog(snap: Snapshot, anchors: Sequence[int], b: int) -> tuple[dict[str, bool | None], str]:
-    """Whether item b has the category and the brand of one of `anchors` (None where b has none), and a sentence
-    naming them ("" for none): the catalog's part of the evidence."""
+def catalog_fields(snap: Snapshot, a: int) -> dict[str, Any]:
+    """Item a's name, category and brand, as `shared_catalog` compares them."""
+    d = snap.data
+    return {"name": _short(snap.title(a), d.items.id(a)), "category": d.categories[a], "brand": d.brands[a]}
+
+
+def shared_catalog(snap: Snapshot, query: Sequence[dict[str, Any]], b: int) -> tuple[dict[str, bool | None], str]:
+    """Whether item b has the category and the brand of one of the `query` products (`catalog_fields`; None where b
+    has none), and a sentence naming them ("" for none): the catalog's part of the evidence."""
     d = snap.data
     facts: dict[str, bool | None] = {}
-    said: dict[int, list[str]] = {}  # anchor → "category (Kitchen > Mugs)", "brand (Acme)"
+    said: dict[str, list[str]] = {}  # query product's name → "category (Kitchen > Mugs)", "brand (Acme)"
     for field, values in (("category", d.categories), ("brand", d.brands)):
         mine = values[b]
-        match = next((a for a in anchors if values[a] == mine), None) if mine else None
+        match = next((q["name"] for q in query if q.get(field) == mine), None) if mine else None
         facts[f"same_{field}"] = None if not mine else match is not None
         if match is not None:
             said.setdefault(match, []).append(f"{field} ({mine})")
-    sentence = "; ".join(" and ".join(fields) + ("" if len(anchors) == 1 else
-                                                 f" as {_short(snap.title(a), d.items.id(a))}")
-                         for a, fields in said.items())
+    sentence = "; ".join(" and ".join(fields) + ("" if len(query) == 1 else f" as {name}")
+                         for name, fields in said.items())
     return facts, (f"Same {sentence}." if sentence else "")
 
 
@@ -399,6 +404,7 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
     sims = snap.text_similarities_to([text])[idx] if text else np.full(len(idx), np.nan)
     same_category = np.asarray(snap.data.categories, dtype=object)[idx] == record.get("category") \
         if record.get("category") else np.zeros(len(idx), bool)
+    query = [{**record, "name": _short(record.get("title"), record["item_id"])}]
     found = relations(np.zeros(len(idx)), np.full(len(idx), np.nan), sims, same_category)
     if relation is not None:
         keep = found == relation
@@ -408,13 +414,10 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
     for b, score, sim, rel in list(zip(idx, scores, sims, found))[:n]:
         row = {**item_summary(snap, int(b)), "score": float(score)}
         if explain:
+            shared, same = shared_catalog(snap, query, int(b))
             words = [f"{name} was added to the catalog after the live snapshot and nothing was bought with it yet, so "
                      f"the answer is {FALLBACK_SOURCES[kind]}"
-                     + (f" (text search score {score:.2f})." if kind == "text" else "."), RELATION_WORDS[str(rel)]]
-            shared = {f"same_{f}": None if not values[b] else values[b] == record.get(f)
-                      for f, values in (("category", snap.data.categories), ("brand", snap.data.brands))}
-            same = " and ".join(f"{f} ({record[f]})" for f in ("category", "brand") if shared[f"same_{f}"])
-            words.insert(1, f"Same {same}." if same else "")
+                     + (f" (text search score {score:.2f})." if kind == "text" else "."), same, RELATION_WORDS[str(rel)]]
             row["evidence"] = {"model": None, "model_score": None, "co_count": 0, "confidence": None, "lift": None,
                                "text_similarity": None if np.isnan(sim) else float(sim), "relation": str(rel),
                                **shared, "reason": " ".join(w for w in words if w)}
@@ -467,7 +470,7 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
     """Why b is among a's similar items, from the pair's `_pair_facts` (`fallback`: the cold-start chain's step
     that found it, as the model had nothing on a)."""
     n_ab, m, sim, relation = facts
-    catalog, same_catalog = shared_catalog(snap, [a], b)
+    catalog, same_catalog = shared_catalog(snap, [catalog_fields(snap, a)], b)
     ev: dict[str, Any] = {"model": model, "model_score": None if fallback else score, "co_count": n_ab, **m,
                           **_group_evidence(snap, a, b), **catalog,
                           "contributing": [{"item_id": snap.data.items.id(a), "title": snap.title(a),
@@ -516,7 +519,7 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
         row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
         if explain:
             n_ab, conf, lift = int(rows.n_ab[p]), float(rows.confidence[p]), float(rows.lift[p])
-            catalog, same_catalog = shared_catalog(snap, [a], b)
+            catalog, same_catalog = shared_catalog(snap, [catalog_fields(snap, a)], b)
             ev = {"co_count": n_ab, "item_baskets": int(rows.n_a[p]), "partner_baskets": int(rows.n_b[p]),
                   "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]),
                   **_group_evidence(snap, a, b), **catalog,
@@ -722,7 +725,7 @@ def recommend_evidence(snap: Snapshot, online: OnlineState, anchors: Sequence[in
         top = snap.item_index(contrib[0]["item_id"])
         ev["relation"] = _relation(snap, top, b, contrib[0]["co_count"], contrib[0]["lift"],
                                    snap.text_similarity(top, b), model_ev)
-    facts, sentence = shared_catalog(snap, anchors[:50], b)
+    facts, sentence = shared_catalog(snap, [catalog_fields(snap, x) for x in anchors[:50]], b)
     ev.update(facts)
     ev["reason"] = " ".join(parts + ([sentence] if sentence else []))
     return ev
