@@ -353,11 +353,9 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
     out = rec.similar_items([item_id], n=depth)[0]
     if len(out):
         return similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation)
-    d = snap.data
-    text = catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a])
-    idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [d.categories[a]], min(depth, RELATION_SCAN),
-                                              items=[a])
-    out = Recs(tuple(d.items.id(int(i)) for i in idx), scores)
+    idx, scores, kind = cold_start_neighbours(snap, semantic, [item_text(snap, a)], [snap.data.categories[a]],
+                                              min(depth, RELATION_SCAN), items=[a])
+    out = Recs(tuple(snap.data.items.ids_of(idx)), scores)
     body = similar_body(snap, item_id, name, out, n, filt, online, explain=explain, relation=relation, fallback=kind)
     note = fallback_note(name, kind, known=rec.items_.index(item_id) >= 0, bought=bool(snap.item_transactions[a]))
     return {**body, "fallback": kind, "note": note}
@@ -396,7 +394,7 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
     knows it, so the cold-start chain answers. A neighbour is a substitute when its text is as alike as a
     substitute's (the snapshot's TF-IDF cosine, as for every pair) or it shares the category; else related."""
     depth = RELATION_SCAN if relation or not filt.empty else n
-    text = catalog_text(record.get("title"), record.get("description"), record.get("category"), record.get("brand"))
+    text = record_text(record)
     idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [record.get("category")], depth)
     if not filt.empty:
         keep = filt.mask(snap)[idx]
@@ -427,6 +425,17 @@ def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record:
             "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and nothing was "
                                        f"bought with it yet; shown instead: {FALLBACK_SOURCES[kind]}. The next rebuild "
                                        "(POST /v1/admin/rebuild) serves it from the models")}
+
+
+def item_text(snap: Snapshot, a: int) -> str:
+    """Item a's catalog text (title, description, category, brand), as the cold-start chain searches by it."""
+    d = snap.data
+    return catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a])
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """`item_text` of a product posted since the snapshot, from its catalog row."""
+    return catalog_text(record.get("title"), record.get("description"), record.get("category"), record.get("brand"))
 
 
 def new_product_summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -627,8 +636,7 @@ def recommend(snap: Snapshot, online: OnlineState, *, model: str | None, n: int,
     if out is None or out.fallback:  # nothing the model knows of (e.g. products never bought)
         d = snap.data
         first = anchors[:COLD_START_QUERIES]
-        texts = [catalog_text(d.titles[a], snap.descriptions[a], d.categories[a], d.brands[a]) for a in first]
-        texts += [catalog_text(r.get("title"), r.get("description"), r.get("category"), r.get("brand")) for r in posted]
+        texts = [item_text(snap, a) for a in first] + [record_text(r) for r in posted]
         categories = [d.categories[a] for a in first] + [r.get("category") for r in posted]
         idx, scores, fallback = cold_start_neighbours(snap, semantic, texts, categories,
                                                       n if filt.empty else RELATION_SCAN, items=anchors)
