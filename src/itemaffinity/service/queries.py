@@ -363,7 +363,7 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
 
 COLD_START_QUERIES = 10
 """Most products of a basket or history (and as many posted since the snapshot) the cold-start chain searches by
-text: one search each, tens of milliseconds with the sentence model."""
+text (encoded in one batch; each is still a search over the catalog)."""
 
 
 def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts: Sequence[str],
@@ -375,8 +375,7 @@ def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts
     idx, scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
     if texts and semantic is not None:
         best: dict[int, float] = {}
-        for text in texts:
-            hits = semantic.search(text, depth + len(items))
+        for hits in semantic.search_batch(texts, depth + len(items)):  # encoded together: most of a search
             for i, cos in zip(snap.item_indices([h for h, _ in hits]).tolist(), (c for _, c in hits)):
                 best[i] = max(best.get(i, cos), cos)
         idx = np.fromiter(best, np.int64, len(best))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ class SemanticSearch(Protocol):
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The k items closest to a free-text query: (item_id, cosine), best first."""
+
+    def search_batch(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        """`search` for several queries, encoded together."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,8 +89,11 @@ class TextLayerSearch:
         self.kind = kind
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        recs = self._ps.search(query, k)
-        return [(str(i), float(s)) for i, s in zip(recs.item_ids, recs.scores)]
+        return self.search_batch([query], k)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        return [[(str(i), float(s)) for i, s in zip(recs.item_ids, recs.scores)]
+                for recs in self._ps.search_batch(list(queries), k)]
 
 
 def load_semantic(data: InteractionData, mode: str, cache_con=None, text_model: str | None = None
