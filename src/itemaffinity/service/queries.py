@@ -140,9 +140,7 @@ def search_items(snap: Snapshot, online: OnlineState, lexical: LexicalIndex, sem
     fresh = list((new_products or {}).values())  # (one C-level copy: the event loop may add to it meanwhile)
     new_hits: list[tuple[dict[str, Any], float]] = []
     if q and fresh:
-        hit, lex = LexicalIndex(np.array([str(r["item_id"]).upper() for r in fresh], dtype=str),
-                                np.array([" " + " ".join(str(r.get("title") or "").upper().split()) for r in fresh],
-                                         dtype=str)).search(q)
+        hit, lex = LexicalIndex.of([r["item_id"] for r in fresh], [r.get("title") for r in fresh]).search(q)
         new_hits = [(fresh[int(i)], float(v)) for i, v in sorted(zip(hit, lex), key=lambda x: -x[1])]
     match: dict[int, str] = {}
     if not q:

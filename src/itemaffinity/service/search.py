@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -46,9 +46,13 @@ class LexicalIndex:
 
     @classmethod
     def from_data(cls, data: InteractionData) -> "LexicalIndex":
-        ids = np.array([str(i).upper() for i in data.items.ids], dtype=str)
-        titles = np.array([" " + " ".join(str(t or "").upper().split()) for t in data.titles], dtype=str)
-        return cls(ids, titles)
+        return cls.of(data.items.ids, data.titles)
+
+    @classmethod
+    def of(cls, ids: Sequence[Any], titles: Sequence[Any]) -> "LexicalIndex":
+        """An index over aligned ids and titles (a title may be None)."""
+        return cls(np.array([str(i).upper() for i in ids], dtype=str),
+                   np.array([" " + " ".join(str(t or "").upper().split()) for t in titles], dtype=str))
 
     def search(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """Matching item indices and scores in [0, 1] (unordered).
