@@ -186,9 +186,10 @@ def test_a_catalog_of_mostly_unsold_products(name: str, instacart: InteractionDa
 def test_a_product_never_sold_gets_best_sellers_marked_as_such(name: str, instacart: InteractionData) -> None:
     """Mini Dog Treats is in none of the sample's baskets: a co-purchase model has no score for it. A basket of it is
     answered with the best sellers, marked `fallback` (it was an arbitrary list of zero scores: a chocolate bar,
-    cold caplets, a salsa; bpr's, from factors learnt only as a negative), and nothing is similar to it. The others
-    answer from what they have for any basket: popularity, rules' popularity below their rules, usermix's average
-    customer, bpr's learnt item biases."""
+    cold caplets, a salsa; bpr's, from factors learnt only as a negative), and nothing is similar to it. rules and
+    usermix did not say so: rules' "similar" items were its popularity floor, Banana first, and usermix's were what
+    the customers who bought least buy (Strawberries, Soda), both unflagged. The others answer from what they have
+    for any basket: popularity, bpr's learnt item biases."""
     model = create_model(name, **_params(name)).fit(instacart)
     new = "10569"
     assert instacart.item_baskets[instacart.items.index(new)] == 0
@@ -196,7 +197,7 @@ def test_a_product_never_sold_gets_best_sellers_marked_as_such(name: str, instac
     similar = model.similar_items([new], n=5)[0]
     best_sellers = model.recommend(basket=[], n=5)
     assert best_sellers.fallback and best_sellers.item_ids[0] == "24852"  # Banana, the most bought product
-    if name in ("itemknn", "lineknn", "userknn", "ease", "als"):
+    if name in ("itemknn", "lineknn", "userknn", "ease", "als", "rules", "usermix"):
         assert recs.fallback and recs.item_ids == best_sellers.item_ids and len(similar) == 0
     else:
         assert not recs.fallback and len(recs) == 5 and new not in recs.item_ids

@@ -253,17 +253,24 @@ def test_web_ui_is_served_offline(api, path):
 
 
 def test_precomputed_answers_equal_computed_ones(api, store):
+    """The default model (rules) has no rule from the rare product: its similar items are the cold-start chain's,
+    computed on first use and cached then, not a precomputed empty list (as the warm-up cached them before)."""
     deadline = time.monotonic() + 120
     while not api.get("/health").json()["precomputed"]:
         assert time.monotonic() < deadline, "precomputation did not finish"
         time.sleep(0.5)
-    item = store.facts["fresh_pairs"][5][0]  # a rare item no other test asks about
-    for route in ("similar", "bought-together"):
+    rare = store.facts["fresh_pairs"][5][0]  # a rare item no other test asks about
+    for item, route in ((rare, "bought-together"), (store.facts["top_item"], "similar")):
         cached = api.get(f"/v1/items/{item}/{route}")
         assert cached.headers.get("x-cache") == "hit"
         computed = api.get(f"/v1/items/{item}/{route}", params={"n": 10, "explain": "false"})
         assert computed.headers.get("x-cache") is None
-        assert cached.content == computed.content
+        assert cached.content == computed.content and cached.json()["items"]
+    first = api.get(f"/v1/items/{rare}/similar")
+    assert first.headers.get("x-cache") is None and first.json()["model"] == "rules"
+    assert first.json()["fallback"] == "text" and len(first.json()["items"]) == 10
+    again = api.get(f"/v1/items/{rare}/similar")
+    assert again.headers.get("x-cache") == "hit" and again.content == first.content
 
 
 @pytest.mark.parametrize("route", ["similar", "bought-together"])

@@ -71,16 +71,19 @@ def test_rows_are_validated_like_file_ingest(writer, api):
 
 
 def test_events_update_a_new_customers_history(writer, api, store):
+    """The default model (rules) has no rule from the two rare products the customer bought: its answer comes from
+    their texts; itemknn answers from what was bought with them. Both no longer answer with the best sellers."""
     a, b = store.facts["fresh_pairs"][1]
     user = "api-new-customer-7"
     assert api.get(f"/v1/users/{user}/recommendations").json()["fallback"] == "popular"
     r = writer.post("/v1/events", json={"events": [{"item_id": a, "user_id": user, "basket_id": "api-c-1"},
                                                    {"item_id": b, "user_id": user, "basket_id": "api-c-1"}]})
     assert r.json()["accepted"] == 2
-    recs = api.get(f"/v1/users/{user}/recommendations", params={"n": 5}).json()
-    assert recs["fallback"] is None and recs["history_size"] == 2
-    assert {a, b} <= {i["item_id"] for i in recs["user"]["recent_items"]}
-    assert not {a, b} & {i["item_id"] for i in recs["items"]}
+    for model, fallback in (("rules", "text"), ("itemknn", None)):
+        recs = api.get(f"/v1/users/{user}/recommendations", params={"n": 5, "model": model}).json()
+        assert recs["fallback"] == fallback and recs["history_size"] == 2
+        assert {a, b} <= {i["item_id"] for i in recs["user"]["recent_items"]}
+        assert not {a, b} & {i["item_id"] for i in recs["items"]} and len(recs["items"]) == 5
 
 
 def test_unknown_items_are_stored_for_the_next_rebuild(writer):

@@ -7,6 +7,7 @@ import math
 
 import duckdb
 import numpy as np
+import pytest
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.models import create_model
@@ -101,6 +102,29 @@ def test_a_co_purchase_models_answers_for_a_new_product_are_the_fallbacks_and_sa
     assert first["model_score"] is None and first["relation"] == "substitute"
     assert first["reason"].startswith("The ease model has nothing on this product, so the answer is the products whose "
                                       "texts are most like its text (text search score 0.67).")
+
+
+@pytest.mark.parametrize("name", ["rules", "usermix"])
+def test_models_with_a_popularity_floor_say_when_it_is_all_they_have(name, ingest, shared_file, tmp_path):
+    """rules and usermix score every product for any basket (rules' popularity floor below their rules; usermix's
+    customers, who for a never-bought product are whoever bought least), so the service showed Banana (rules) or
+    Strawberries and Soda (usermix) as "similar" to Instacart's Crystal Pacifier, unflagged. Now the floor alone
+    counts as nothing: the cold-start chain answers, from its text, and says so; Banana's answers stay the model's."""
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    model = create_model(name).fit(InteractionData.from_store(store))
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={name: model})
+    online = OnlineState(snap)
+    similar = queries.similar(snap, online, "44203", model=name, n=3, filt=ItemFilter(), explain=True)
+    assert similar["fallback"] == "text" and "Pacifier" in similar["items"][0]["title"]
+    assert similar["note"].startswith(f"the {name} model has nothing on this product")
+    basket = queries.recommend(snap, online, model=name, n=3, filt=ItemFilter(), explain=True, history=["44203"],
+                               mode="basket")
+    assert basket["fallback"] == "text" and "Pacifier" in basket["items"][0]["title"]
+    banana = queries.similar(snap, online, "24852", model=name, n=3, filt=ItemFilter(), explain=True)
+    assert "fallback" not in banana and len(banana["items"]) == 3
+    assert banana["items"][0]["evidence"]["model"] == name
 
 
 def test_the_cold_start_chain_falls_back_from_text_to_category_to_best_sellers(ingest, shared_file, tmp_path):

@@ -198,8 +198,8 @@ class Recommender:
             scores = self.similar_scores(idx[known])
             exclude = sp.csr_matrix((np.ones(len(known)), (np.arange(len(known)), idx[known])),
                                     shape=(len(known), self.n_items_))
+            blank = self._scores_nothing(exclude, scores, exclude)
             top, val = rank_top_n(scores, n, exclude)
-            blank = scores_nothing(scores, exclude)
             for k, row in enumerate(known):
                 if not blank[k]:
                     out[row] = self._recs(top[k], val[k])
@@ -231,15 +231,21 @@ class Recommender:
                 scores[known] = self.score_users(uidx[known])
             seen = sp.csr_matrix(self.user_history_[np.where(known, uidx, 0)].multiply(
                 known[:, None].astype(np.float32)))
-            fallback = ~known | scores_nothing(scores, seen)
+            fallback = ~known | self._scores_nothing(seen, scores, seen)
         else:
             seen = query_matrix([self.items_.indices(h) for h in histories or []], self.n_items_)
             scores = self.score(seen) if seen.nnz else np.zeros(seen.shape, np.float32)
-            fallback = (np.diff(seen.indptr) == 0) | scores_nothing(scores, seen)  # no known item, or none scored
+            fallback = (np.diff(seen.indptr) == 0) | self._scores_nothing(seen, scores, seen)  # no known item, or none scored
         if fallback.any():
             scores[fallback] = self._popularity_fallback()
         top, val = rank_top_n(scores, n, seen if exclude_seen else None, cand)
         return [self._recs(top[k], val[k], bool(fallback[k])) for k in range(top.shape[0])]
+
+    def _scores_nothing(self, queries: sp.csr_matrix, scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
+        """(q,) the query rows this model has nothing to say about, answered with the flagged best sellers (and
+        nothing similar): by default those it scores zero for every item outside `exclude`. A model whose scores
+        carry a floor for every query (rules, usermix) says when that floor is all it has."""
+        return scores_nothing(scores, exclude)
 
     def _popularity_fallback(self) -> np.ndarray:
         """Scores for a query with nothing known: item popularity in the training data, tiny scale."""

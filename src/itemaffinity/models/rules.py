@@ -2,7 +2,9 @@
 
 A rule A → C applies to a query when A ⊆ query; each item of C scores the best confidence among
 the rules that apply (ties broken by lift), as in `mining.complete_basket`, vectorised over many
-queries. Items no rule reaches keep a tiny popularity score so every ranking is complete.
+queries. Items no rule reaches keep a tiny popularity score so every ranking is complete; a query no rule
+applies to is answered by that floor alone, flagged as the best sellers (`Recs.fallback`), and nothing is
+similar to an item no rule starts from.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import Field
 
 from itemaffinity.data.interactions import InteractionData
 from itemaffinity.mining import association_rules, frequent_itemsets, transactions
-from itemaffinity.models.base import ModelConfig, Recommender
+from itemaffinity.models.base import ModelConfig, Recommender, scores_nothing
 
 BATCH = 256
 
@@ -69,3 +71,9 @@ class RulesRecommender(Recommender):
     def similar_scores(self, item_idx: np.ndarray) -> np.ndarray:
         return self.score(sp.csr_matrix((np.ones(len(item_idx)), (np.arange(len(item_idx)), item_idx)),
                                         shape=(len(item_idx), self.n_items_)))
+
+    def _scores_nothing(self, queries: sp.csr_matrix, scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
+        return scores_nothing(scores - self.fallback_, exclude)  # nothing above the popularity floor
+
+    def _popularity_fallback(self) -> np.ndarray:
+        return self.fallback_

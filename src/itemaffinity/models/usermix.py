@@ -100,3 +100,12 @@ class UserMixture(Recommender):
             smooth = np.asarray(post @ (mu / (totals + mu))).ravel().astype(np.float32)
             out[s:s + BATCH] = np.asarray((post @ profile_probs).todense()) + smooth[:, None] * self.background_[None, :]
         return out
+
+    def _scores_nothing(self, queries: sp.csr_matrix, scores: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
+        """A query of products no customer bought says nothing of who is shopping (its posterior would favour
+        whoever bought least), so it gets the flagged best sellers."""
+        nothing = super()._scores_nothing(queries, scores, exclude)
+        if not self.profiles_.shape[0]:  # no customers: item popularity is the model's own answer
+            return nothing
+        bought = (np.asarray(self.profiles_.sum(axis=0)).ravel() > 0).astype(np.float32)
+        return nothing | (sp.csr_matrix(queries > 0, dtype=np.float32) @ bought == 0)

@@ -1,7 +1,9 @@
 """Precomputed answers: after a snapshot goes live, the plain `similar` (default model) and
 `bought-together` answers of every item (n=10, no filters, no explanation — what a shop widget
 asks for) are computed in small slices on the event loop and put in the response cache, so the
-first shopper to open a product page gets a cached answer too.
+first shopper to open a product page gets a cached answer too. Where the model has nothing on a product, its
+`similar` answer is the cold-start chain's, a text search each (about 10 ms on Online Retail, where rules has no
+rule from 2,240 of 3,921 products): too slow to run for thousands on the event loop, so it is cached on first use.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ async def warm(state: "ServiceState", serving: "Serving") -> None:
         ids = snap.data.items.ids_of(chunk)
         if model is not None:
             for item_id, idx, recs in zip(ids, chunk, model.similar_items(ids, n=N)):
-                body = queries.similar_body(snap, item_id, snap.default_model, recs, N, filt)
-                _put(state, serving, SIMILAR, item_id, dumps(body), -1)
+                if len(recs):  # else the cold-start chain's answer, a text search: computed on first use
+                    body = queries.similar_body(snap, item_id, snap.default_model, recs, N, filt)
+                    _put(state, serving, SIMILAR, item_id, dumps(body), -1)
         for item_id, idx in zip(ids, chunk):
             body = queries.bought_together(snap, online, item_id, n=N, filt=filt, explain=False)
             _put(state, serving, BOUGHT, item_id, dumps(body), idx)
