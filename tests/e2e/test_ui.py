@@ -255,3 +255,44 @@ def test_a_store_without_orders_counts_customers(browser, tmp_path, cli, shared_
         assert f"— {reviews} purchases." in head and "spend" not in head and "days before" not in head  # no dates, prices
         context.close()
         assert not errors, errors
+
+
+def test_a_grocery_product_page_names_shared_categories_and_answers_unsold_products_from_text(browser, tmp_path, cli,
+                                                                                               shared_file):
+    """Instacart's aisles are categories: a product page shows the aisle, and the related products in the same
+    aisle say so ("same category"), in the chips and the reasons. Crystal Pacifier, in none of the sample's
+    baskets, gets look-alike pacifiers from its text, and the page says why."""
+    from svc_support import Server, running
+
+    store = tmp_path / "instacart.duckdb"
+    res = cli("ingest", shared_file("instacart", "order_products_sample.parquet"), "--preset", "instacart",
+              "--store", store)
+    assert res.returncode == 0, res.stderr
+    from itemaffinity.data.interactions import InteractionData
+    from itemaffinity.models.registry import create_model
+    from itemaffinity.store.artifacts import save_model
+
+    # No mined tables (a minute for 49,688 products' text neighbours): the server counts the pairs on first asking.
+    save_model(store, create_model("itemknn").fit(InteractionData.from_store(store)))
+    with running(Server(store, semantic="tfidf")) as (server,):
+        context = browser.new_context(viewport={"width": 1300, "height": 1000}, base_url=server.url)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto("/#/item/24852")  # Banana
+        page.wait_for_selector("[data-testid=substitute]")
+        assert page.inner_text("#product-title") == "Banana"
+        expect(page.locator("#product-head")).to_contain_text("produce > fresh fruits")
+        similar = page.get_by_test_id("substitute").filter(has=page.locator(".chip", has_text="same category"))
+        expect(similar.first).to_be_visible()
+        assert "Same category (produce > fresh fruits)" in similar.first.get_by_test_id("reason").inner_text()
+        together = page.get_by_test_id("complement").filter(has=page.locator(".chip", has_text="same category"))
+        expect(together.first).to_be_visible()
+        page.goto("/#/item/44203")  # Crystal Pacifier: never bought
+        page.wait_for_selector("[data-testid=similar-note]")
+        expect(page.get_by_test_id("similar-note")).to_contain_text(
+            "The itemknn model has nothing on this product: it has no score for a product never bought; shown "
+            "instead: the products whose texts are most like its text")
+        expect(page.get_by_test_id("substitute").first).to_contain_text("Pacifier")
+        context.close()
+        assert not errors, errors
