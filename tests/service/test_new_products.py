@@ -207,3 +207,47 @@ def test_evidence_names_the_category_and_brand_a_product_shares(write, ingest, t
     by_id = {r["item_id"]: r["evidence"] for r in basket["items"]}
     assert set(by_id) == {"b", "c"} and by_id["b"]["same_brand"] and by_id["c"]["same_brand"] is False
     assert by_id["b"]["reason"].endswith("Same category (Kitchen > Mugs) and brand (Acme) as Stoneware mug blue (a).")
+
+
+def test_baskets_posted_with_a_new_product_give_its_partners_before_a_rebuild(ingest, shared_file, tmp_path):
+    """A product posted to the catalog and then sold: its bought-together list counts the baskets posted with it
+    (it was empty, with a note to wait for a rebuild), with the measures and reasons of every pair; its page counts
+    them; its similar items say no model knows it yet. Instacart's sample, three new orders and one of the sample's
+    orders it joins."""
+    from itemaffinity.service.online import PostedEvent
+
+    store = tmp_path / "instacart.duckdb"
+    ingest(shared_file("instacart", "order_products_sample.parquet"), preset="instacart", store=store)
+    with duckdb.connect(str(store), read_only=True) as con:
+        snap = build_snapshot(con, str(store), version=1, models={})
+    online = OnlineState(snap)
+    new = {"NEW-1": {"item_id": "NEW-1", "title": "Organic Banana Chips", "category": "snacks > chips pretzels"}}
+    x = snap.transactions
+    order = snap.data.baskets.id(0)  # one of the sample's orders, and its products
+    in_order = x.indices[x.indptr[0]:x.indptr[1]]
+    bought = [("p1", "NEW-1"), ("p1", "24852"), ("p1", "21903"), ("p2", "24852"), ("p2", "NEW-1"), ("p2", "21903"),
+              ("p3", "NEW-1"), ("p3", "24852"), ("p4", "NEW-1"), (order, "NEW-1"), ("p1", "NEW-1")]
+    online.fold(PostedEvent(1, None, item, "purchase", basket) for basket, item in bought)
+    assert online.n_transactions == snap.n_transactions + 4, "p1–p4 are new baskets; the sample's order is not"
+    assert online.new_item_transactions("NEW-1") == 5 and online.item_transactions(snap.item_index("24852")) == \
+        snap.item_transactions[snap.item_index("24852")] + 3
+    assert (online.new_item_co_row("NEW-1")[in_order] == 1).all()
+
+    together = queries.new_product_bought_together(snap, online, "NEW-1", new, n=5, filt=ItemFilter(), explain=True)
+    assert [(r["title"], r["evidence"]["co_count"]) for r in together["items"]] == [("Banana", 3),
+                                                                                 ("Organic Baby Spinach", 2)]
+    banana = next(r["evidence"] for r in together["items"] if r["item_id"] == "24852")
+    assert (banana["co_count"], banana["item_baskets"], banana["confidence"]) == (3, 5, 0.6)
+    assert banana["reason"] == ("Bought together in 3 baskets: 60% of baskets with Organic Banana Chips (NEW-1) "
+                                "also have Banana (24852), 4.1× as often as chance would give.")
+    assert together["online_changes"] == 5 and "5 baskets posted with it since" in together["note"]
+    produce = queries.new_product_bought_together(snap, online, "NEW-1", new, n=5, explain=False,
+                                                  filt=ItemFilter(exclude_category=("produce > fresh fruits",)))
+    assert [r["item_id"] for r in produce["items"]] == ["21903"], "Banana's aisle left out; spinach's is another"
+
+    detail = queries.item_detail(snap, online, "NEW-1", new)
+    assert (detail["stats"]["baskets"], detail["partners"], detail["added_since_snapshot"]) == (5, 2, True)
+    similar = queries.similar(snap, online, "NEW-1", model=None, n=3, filt=ItemFilter(), explain=True,
+                              new_products=new)
+    assert similar["note"].startswith("this product was added to the catalog after the live snapshot and no model "
+                                      "knows it yet; shown instead: the products whose texts are most like its text")

@@ -8,7 +8,9 @@ an item touched online gets its partner list recomputed, on its next read, from 
 transactions plus the online co-counts, with the same measure,
 minimum count and list length as the analysis (`mining.pair_stats` + `top_k_per_item` by shrunk
 lift). Lists of items not touched since the snapshot stay as the analysis wrote them; a rebuild
-makes every list exact again. Bundles, rules and models change only with a rebuild.
+makes every list exact again. A product the snapshot does not hold (posted to the catalog since) gets
+its own list the same way, from the transactions posted with it; the other products' lists take it in
+with the rebuild. Bundles, rules and models change only with a rebuild.
 
 All methods run on the server's event-loop thread (the write path hands its accepted rows back to
 the loop), so the state needs no locks.
@@ -78,16 +80,15 @@ def co_counts(snap: Snapshot, item_idx: int) -> np.ndarray:
     return np.bincount(x.indices[pos], minlength=snap.n_items).astype(np.int64)
 
 
-def rank_pairs(item_idx: int, co: np.ndarray, counts: np.ndarray, n_transactions: int, k: int,
+def rank_pairs(co: np.ndarray, n_a: int, counts: np.ndarray, n_transactions: int, k: int,
                min_count: int) -> PairRows:
-    """The k strongest partners by shrunk lift, from a co-count row and per-item transaction counts.
+    """The k strongest partners by shrunk lift, from an item's co-count row (0 at the item itself), its own
+    transaction count `n_a` and per-item transaction counts.
 
     Ties go to the smaller partner index, as in `mining.top_k_per_item`.
     """
-    co = co.copy()
-    co[item_idx] = 0
     cand = np.flatnonzero(co >= min_count)
-    n_ab, n_a, n_b = co[cand], np.full(len(cand), counts[item_idx], np.int64), counts[cand]
+    n_ab, n_a, n_b = co[cand], np.full(len(cand), n_a, np.int64), counts[cand]
     shrunk = MEASURES["shrunk_lift"](n_ab, n_a, n_b, n_transactions)
     top = np.argsort(-shrunk, kind="stable")[:k]
     n_ab, n_a, n_b, cand = n_ab[top], n_a[top], n_b[top], cand[top]
@@ -116,6 +117,10 @@ class OnlineState:
         self.user_delta: dict[str, dict[int, float]] = {}
         self.folded = 0
         self.unknown_items = 0
+        # Products the snapshot does not hold (posted to the catalog since): the transactions each joined, and
+        # each transaction's such products.
+        self.new_item_keys: dict[str, set[str]] = {}
+        self.new_members: dict[str, set[str]] = {}
         self.log: list[PostedEvent] = []
         self._pairs: dict[int, tuple[int, PairRows]] = {}
         weights = snap.data.event_weights
@@ -123,7 +128,8 @@ class OnlineState:
 
     # -- writes ---------------------------------------------------------------------------------
     def fold(self, events: Iterable[PostedEvent]) -> int:
-        """Fold accepted events in; returns how many touched a known item (others wait for a rebuild)."""
+        """Fold accepted events in; returns how many touched an item of the snapshot (the others count only
+        towards their own partner lists, `new_item_pairs`, until a rebuild)."""
         items = self.snap.data.items
         n = 0
         for ev in events:
@@ -131,6 +137,9 @@ class OnlineState:
             idx = items.index(ev.item_id)
             if idx < 0:
                 self.unknown_items += 1
+                key = self._transaction_key(ev)
+                if key is not None:
+                    self._add_new_item(key, ev.item_id)
                 continue
             n += 1
             key = self._transaction_key(ev)
@@ -149,17 +158,23 @@ class OnlineState:
             return ev.basket_id if ev.event in BASKET_EVENTS else None
         return ev.user_id if self._weights.get(ev.event, 0.0) > 0 else None
 
-    def _add_to_transaction(self, key: str, idx: int) -> None:
-        """Item `idx` joins the transaction `key` (a basket id, or a customer id in a store without orders)."""
+    def _members(self, key: str) -> set[int]:
+        """The snapshot's items of transaction `key` (a basket id, or a customer id in a store without orders),
+        with those posted since."""
         members = self.touched.get(key)
         if members is None:
             row = self.snap.transaction_index(key)
             x = self.snap.transactions
             members = set(x.indices[x.indptr[row]:x.indptr[row + 1]].tolist()) if row >= 0 else set()
             self.touched[key] = members
+        return members
+
+    def _add_to_transaction(self, key: str, idx: int) -> None:
+        """Item `idx` joins the transaction `key`."""
+        members = self._members(key)
         if idx in members:
             return
-        if not members:
+        if not members and key not in self.new_members:
             self.new_transactions += 1
         co = self.co.setdefault(idx, Counter())
         for other in members:
@@ -169,6 +184,14 @@ class OnlineState:
         members.add(idx)
         self.count_delta[idx] += 1
         self.generation[idx] = self.generation.get(idx, 0) + 1
+
+    def _add_new_item(self, key: str, item_id: str) -> None:
+        """A product the snapshot does not hold joins the transaction `key`; its partners are counted on reading."""
+        joined = self.new_members.setdefault(key, set())
+        if not joined and not self._members(key):
+            self.new_transactions += 1
+        joined.add(item_id)
+        self.new_item_keys.setdefault(item_id, set()).add(key)
 
     # -- reads ----------------------------------------------------------------------------------
     @property
@@ -204,10 +227,31 @@ class OnlineState:
         cached = self._pairs.get(item_idx)
         if cached is not None and cached[0] == gen:
             return cached[1]
-        rows = rank_pairs(item_idx, self.co_row(item_idx), self.transaction_counts(), self.n_transactions, self.k,
-                          self.min_count)
+        co = self.co_row(item_idx)
+        co[item_idx] = 0
+        rows = rank_pairs(co, self.item_transactions(item_idx), self.transaction_counts(), self.n_transactions,
+                          self.k, self.min_count)
         self._pairs[item_idx] = (gen, rows)
         return rows
+
+    def new_item_transactions(self, item_id: str) -> int:
+        """Transactions posted since the snapshot that hold `item_id`, a product the snapshot does not hold."""
+        return len(self.new_item_keys.get(item_id, ()))
+
+    def new_item_pairs(self, item_id: str) -> PairRows:
+        """The partners among the snapshot's items of a product the snapshot does not hold, from the transactions
+        posted with it, ranked as every item's are (the snapshot's products list it from the next rebuild)."""
+        return rank_pairs(self.new_item_co_row(item_id), self.new_item_transactions(item_id),
+                          self.transaction_counts(), self.n_transactions, self.k, self.min_count)
+
+    def new_item_co_row(self, item_id: str) -> np.ndarray:
+        """(n_items,) posted transactions holding both `item_id` (a product the snapshot does not hold) and each
+        of the snapshot's items."""
+        co = np.zeros(self.snap.n_items, np.int64)
+        for key in self.new_item_keys.get(item_id, ()):
+            members = self.touched.get(key, ())
+            co[np.fromiter(members, np.int64, len(members))] += 1
+        return co
 
     def user_history(self, user_id: str) -> dict[int, float]:
         """item index → summed event weight (snapshot history plus posted events), positive only."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from itemaffinity.mining.measures import MEASURES
 from itemaffinity.models.base import Recommender, Recs
 from itemaffinity.models.explain import (FALLBACK_SOURCES, RELATION_SCAN, SUBSTITUTE_MIN_TEXT, cold_start_chain,
                                          fallback_note, relations, shares_value)
-from itemaffinity.service.online import OnlineState
+from itemaffinity.service.online import OnlineState, PairRows
 from itemaffinity.service.search import LexicalIndex, SemanticSearch
 from itemaffinity.service.snapshot import Snapshot
 from itemaffinity.text.encoders import catalog_text
@@ -95,15 +95,18 @@ def item_summary(snap: Snapshot, idx: int) -> dict[str, Any]:
 
 def item_detail(snap: Snapshot, online: OnlineState, item_id: str,
                 new_products: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The catalog record and statistics of one item (`new_products`: those posted since the snapshot, no
-    statistics yet)."""
+    """The catalog record and statistics of one item (`new_products`: those posted since the snapshot, with the
+    baskets posted with them since)."""
     record = (new_products or {}).get(snap.mapping.fold_item_id(item_id)) if snap.item_index(item_id) < 0 else None
     if record is not None:
+        baskets = online.new_item_transactions(record["item_id"])
         return {**new_product_summary(record), "description": record.get("description"),
                 "category": record.get("category"), "brand": record.get("brand"), "group_id": None,
-                "stats": {"baskets": 0, "users": 0, "events": 0, "returns": 0, "first_seen": None, "last_seen": None,
-                          "baskets_online": 0, "share_of_baskets": 0.0, "popularity_rank": None},
-                "partners": 0, "bundles": 0, "rules": 0, "models": sorted(snap.models),
+                "stats": {"baskets": baskets, "users": 0, "events": 0, "returns": 0, "first_seen": None,
+                          "last_seen": None, "baskets_online": baskets,
+                          "share_of_baskets": baskets / max(online.n_transactions, 1), "popularity_rank": None},
+                "partners": len(online.new_item_pairs(record["item_id"])), "bundles": 0, "rules": 0,
+                "models": sorted(snap.models),
                 "default_model": snap.default_model, "added_since_snapshot": True}
     idx = require_item(snap, item_id)
     d = snap.data
@@ -208,12 +211,14 @@ RELATION_WORDS = {
 }
 
 
-def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float) -> str:
+def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float,
+                a_name: str | None = None) -> str:
     """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance." In a store
-    without orders the same of customers: "Both bought by N customers: X% of customers with A also have B"."""
+    without orders the same of customers: "Both bought by N customers: X% of customers with A also have B".
+    `a_name` names A where the snapshot does not hold it (a product posted since; `a` is then −1)."""
     if n_ab == 0:
         return f"Never bought {'in the same basket' if snap.unit == 'basket' else 'by the same customer'} so far."
-    a_name = _short(snap.title(a), snap.data.items.id(a))
+    a_name = a_name or _short(snap.title(a), snap.data.items.id(a))
     b_name = _short(snap.title(b), snap.data.items.id(b))
     times = f"{lift:.1f}× as often as chance would give" if lift >= 1.05 else \
         ("about as often as chance would give" if lift > 0.95 else f"less often than chance ({lift:.2f}×)")
@@ -344,7 +349,8 @@ def similar(snap: Snapshot, online: OnlineState, item_id: str, *,
             raise NotFound(f"unknown item {item_id!r}")
         if model is not None:
             _model(snap, model)  # an unknown name is refused as for any product
-        return new_product_similar(snap, semantic, record, n=n, filt=filt, explain=explain, relation=relation)
+        return new_product_similar(snap, online, semantic, record, n=n, filt=filt, explain=explain,
+                                   relation=relation)
     item_id = snap.data.items.id(a)  # as the store holds it (a request may differ in letter case)
     name, rec = _model(snap, model)
     depth = RELATION_SCAN if relation else (n if filt.empty else rec.n_items_)
@@ -385,42 +391,58 @@ def cold_start_neighbours(snap: Snapshot, semantic: SemanticSearch | None, texts
     return cold_start_chain(idx, scores, snap.data.categories, snap.item_transactions, categories, depth, items)
 
 
-def new_product_similar(snap: Snapshot, semantic: SemanticSearch | None, record: dict[str, Any], *, n: int,
-                        filt: ItemFilter, explain: bool, relation: str | None) -> dict[str, Any]:
-    """Similar items of a product posted to the catalog since the snapshot: nothing was bought with it and no model
-    knows it, so the cold-start chain answers. A neighbour is a substitute when its text is as alike as a
-    substitute's (the snapshot's TF-IDF cosine, as for every pair) or it shares the category; else related."""
+def record_alike(snap: Snapshot, record: dict[str, Any], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How alike a product posted since the snapshot is to the snapshot's items `idx`, as its relations are
+    labelled: the text similarity (the snapshot's TF-IDF cosine, as for every pair; NaN without a text) and a
+    shared category."""
+    text = record_text(record)
+    sims = snap.text_similarities_to([text])[idx] if text and len(idx) else np.full(len(idx), np.nan)
+    same_category = np.asarray(snap.data.categories, dtype=object)[idx] == record.get("category") \
+        if record.get("category") else np.zeros(len(idx), bool)
+    return sims, same_category
+
+
+def new_product_similar(snap: Snapshot, online: OnlineState, semantic: SemanticSearch | None,
+                        record: dict[str, Any], *, n: int, filt: ItemFilter, explain: bool,
+                        relation: str | None) -> dict[str, Any]:
+    """Similar items of a product posted to the catalog since the snapshot: no model knows it, so the cold-start
+    chain answers. Its relation to a neighbour is labelled as every pair's, from the baskets posted with it and how
+    alike they are (the snapshot's TF-IDF cosine, a shared category)."""
     depth = RELATION_SCAN if relation or not filt.empty else n
     text = record_text(record)
     idx, scores, kind = cold_start_neighbours(snap, semantic, [text], [record.get("category")], depth)
     if not filt.empty:
         keep = filt.mask(snap)[idx]
         idx, scores = idx[keep], scores[keep]
-    sims = snap.text_similarities_to([text])[idx] if text else np.full(len(idx), np.nan)
-    same_category = np.asarray(snap.data.categories, dtype=object)[idx] == record.get("category") \
-        if record.get("category") else np.zeros(len(idx), bool)
+    sims, same_category = record_alike(snap, record, idx)
     query = [{**record, "name": _short(record.get("title"), record["item_id"])}]
-    found = relations(np.zeros(len(idx)), np.full(len(idx), np.nan), sims, same_category)
+    baskets = online.new_item_transactions(record["item_id"])
+    co = online.new_item_co_row(record["item_id"])[idx]
+    lift = MEASURES["lift"](co, baskets, online.transaction_counts()[idx], online.n_transactions) if baskets \
+        else np.full(len(idx), np.nan)
+    found = relations(co, lift, sims, same_category)
     if relation is not None:
         keep = found == relation
-        idx, scores, sims, found = idx[keep], scores[keep], sims[keep], found[keep]
+        idx, scores, sims, found, co, lift = idx[keep], scores[keep], sims[keep], found[keep], co[keep], lift[keep]
     name = record.get("title") or record["item_id"]
+    why = "no model knows it yet" if baskets else "nothing was bought with it yet"
     items = []
-    for b, score, sim, rel in list(zip(idx, scores, sims, found))[:n]:
+    for b, score, sim, rel, n_ab, pair_lift in list(zip(idx, scores, sims, found, co, lift))[:n]:
         row = {**item_summary(snap, int(b)), "score": float(score)}
         if explain:
             shared, same = shared_catalog(snap, query, int(b))
-            words = [f"{name} was added to the catalog after the live snapshot and nothing was bought with it yet, so "
-                     f"the answer is {FALLBACK_SOURCES[kind]}"
-                     + (f" (text search score {score:.2f})." if kind == "text" else "."), same, RELATION_WORDS[str(rel)]]
-            row["evidence"] = {"model": None, "model_score": None, "co_count": 0, "confidence": None, "lift": None,
+            words = [f"{name} was added to the catalog after the live snapshot and {why}, so the answer is "
+                     f"{FALLBACK_SOURCES[kind]}" + (f" (text search score {score:.2f})." if kind == "text" else "."),
+                     same, RELATION_WORDS[str(rel)]]
+            row["evidence"] = {"model": None, "model_score": None, "co_count": int(n_ab), "confidence": None,
+                               "lift": None if np.isnan(pair_lift) else float(pair_lift),
                                "text_similarity": None if np.isnan(sim) else float(sim), "relation": str(rel),
                                **shared, "reason": " ".join(w for w in words if w)}
         items.append(row)
     source = (semantic.kind if semantic is not None else "tfidf") if kind == "text" else kind
     return {"item": new_product_summary(record), "model": source, "items": items,
-            "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and nothing was "
-                                       f"bought with it yet; shown instead: {FALLBACK_SOURCES[kind]}. The next rebuild "
+            "fallback": kind, "note": (f"this product was added to the catalog after the live snapshot and {why}; "
+                                       f"shown instead: {FALLBACK_SOURCES[kind]}. The next rebuild "
                                        "(POST /v1/admin/rebuild) serves it from the models")}
 
 
@@ -519,38 +541,70 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
         if relation is not None:
             keep = found == relation
             pos, found, sims = pos[keep], found[keep], sims[keep]
-    items = []
-    for k, p in enumerate(pos[:n]):
-        b = int(rows.partner[p])
-        row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
-        if explain:
-            n_ab, conf, lift = int(rows.n_ab[p]), float(rows.confidence[p]), float(rows.lift[p])
-            catalog, same_catalog = shared_catalog(snap, [catalog_fields(snap, a)], b)
-            ev = {"co_count": n_ab, "item_baskets": int(rows.n_a[p]), "partner_baskets": int(rows.n_b[p]),
-                  "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]),
-                  **_group_evidence(snap, a, b), **catalog,
-                  "contributing": [{"item_id": item_id, "title": snap.title(a), "co_count": n_ab,
-                                    "confidence": conf, "lift": lift}],
-                  "reason": " ".join(w for w in (pair_reason(snap, a, b, n_ab, conf, lift), same_catalog) if w)}
-            if not np.isnan(sims[k]):
-                ev["text_similarity"] = float(sims[k])
-            ev["relation"] = str(found[k])
-            items.append({**row, "evidence": ev})
-        else:
-            items.append(row)
+    else:
+        found = sims = None
+    query = {**catalog_fields(snap, a), "item_id": item_id, "title": snap.title(a)}
+    items = partner_items(snap, rows, pos[:n], found, sims, a, query, lambda b: _group_evidence(snap, a, b), explain)
     return {"item": item_summary(snap, a), "items": items, "bundles": bundles(snap, a, filt, n_bundles),
             "baskets": online.n_transactions, "online_changes": online.item_generation(a)}
 
 
-def new_product_bought_together(snap: Snapshot, item_id: str, new_products: dict[str, dict[str, Any]]
-                                ) -> dict[str, Any]:
-    """`bought_together` of a product posted since the snapshot: nothing was bought with it yet."""
+def partner_items(snap: Snapshot, rows: PairRows, pos: np.ndarray, found: np.ndarray | None,
+                  sims: np.ndarray | None, a: int, query: dict[str, Any], group_of: Callable[[int], dict[str, Any]],
+                  explain: bool) -> list[dict[str, Any]]:
+    """The bought-together items at `pos` of item a's partner `rows`, with their evidence where `explain`: the
+    pair's counts and measures, the product group (`group_of`), the catalog fields shared with the `query` product
+    (`catalog_fields` with its item_id and title), and the relations `found` and text similarities `sims` (aligned
+    with pos). `a` is −1 for a product posted since the snapshot."""
+    items = []
+    for k, p in enumerate(pos):
+        b = int(rows.partner[p])
+        row = {**item_summary(snap, b), "score": float(rows.shrunk_lift[p])}
+        if explain:
+            n_ab, conf, lift = int(rows.n_ab[p]), float(rows.confidence[p]), float(rows.lift[p])
+            catalog, same_catalog = shared_catalog(snap, [query], b)
+            ev = {"co_count": n_ab, "item_baskets": int(rows.n_a[p]), "partner_baskets": int(rows.n_b[p]),
+                  "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]), **group_of(b),
+                  **catalog, "contributing": [{"item_id": query["item_id"], "title": query["title"], "co_count": n_ab,
+                                               "confidence": conf, "lift": lift}],
+                  "reason": " ".join(w for w in (pair_reason(snap, a, b, n_ab, conf, lift, a_name=query["name"]),
+                                                 same_catalog) if w)}
+            if not np.isnan(sims[k]):
+                ev["text_similarity"] = float(sims[k])
+            ev["relation"] = str(found[k])
+            row["evidence"] = ev
+        items.append(row)
+    return items
+
+
+def new_product_bought_together(snap: Snapshot, online: OnlineState, item_id: str,
+                                new_products: dict[str, dict[str, Any]], *, n: int, filt: ItemFilter,
+                                explain: bool, relation: str | None = None) -> dict[str, Any]:
+    """`bought_together` of a product posted since the snapshot: its partners in the baskets posted with it since
+    (`OnlineState.new_item_pairs`), with the same measures, relations and evidence; bundles wait for a rebuild."""
     record = new_products.get(snap.mapping.fold_item_id(item_id))
     if record is None:
         raise NotFound(f"unknown item {item_id!r}")
-    return {"item": new_product_summary(record), "items": [], "bundles": [], "baskets": snap.n_transactions,
-            "online_changes": 0, "note": "this product was added to the catalog after the live snapshot; baskets "
-                                         "posted with it count from the next rebuild (POST /v1/admin/rebuild)"}
+    rows = online.new_item_pairs(record["item_id"])
+    pos = np.arange(len(rows))
+    if not filt.empty:
+        pos = pos[filt.mask(snap)[rows.partner]]
+    partner = rows.partner[pos]
+    sims, same_category = record_alike(snap, record, partner)
+    found = relations(rows.n_ab[pos], rows.lift[pos].astype(np.float64), sims, same_category)
+    if relation is not None:
+        keep = found == relation
+        pos, sims, found = pos[keep], sims[keep], found[keep]
+    query = {**record, "title": record.get("title"), "name": _short(record.get("title"), record["item_id"])}
+    items = partner_items(snap, rows, pos[:n], found, sims, -1, query,
+                          lambda b: {"same_group": False, "group": snap.group_label[b]}, explain)
+    baskets = online.new_item_transactions(record["item_id"])
+    return {"item": new_product_summary(record), "items": items, "bundles": [], "baskets": online.n_transactions,
+            "online_changes": baskets,
+            "note": f"this product was added to the catalog after the live snapshot: its partners come from the "
+                    f"{snap.count_of(baskets)} posted with it since (at least {online.min_count} with a partner); "
+                    f"bundles, and its place in other products' lists, come with the next rebuild (POST "
+                    f"/v1/admin/rebuild)"}
 
 
 def bundles(snap: Snapshot, a: int, filt: ItemFilter, n: int) -> list[dict[str, Any]]:

@@ -137,8 +137,10 @@ class BoughtTogetherOut(_Response):
     items: list[ItemResult]
     bundles: list[BundleOut]
     baskets: int = Field(description="Baskets the counts are out of (customers where /health's unit is customer).")
-    online_changes: int = Field(description="Posted-basket updates folded into this item's list since the snapshot.")
-    note: str | None = Field(default=None, description="Why there are no items: a product added since the snapshot.")
+    online_changes: int = Field(description="Posted-basket updates folded into this item's list since the snapshot "
+                                "(for a product added since: the baskets posted with it).")
+    note: str | None = Field(default=None, description="A product added since the snapshot: where its partners come "
+                             "from until the next rebuild.")
 
 
 class RecsOut(_Response):

@@ -64,7 +64,8 @@ async def bought_together(request: Request, item_id: ItemPath, state: State, ser
     snap, online = serving.snap, serving.online
     idx = snap.item_index(item_id)
     if idx < 0:
-        return json_response(queries.new_product_bought_together(snap, item_id, serving.new_products))
+        return json_response(queries.new_product_bought_together(snap, online, item_id, serving.new_products, n=n,
+                                                                 filt=filters, explain=explain, relation=relation))
     body = dumps(queries.bought_together(snap, online, item_id, n=n, filt=filters, explain=explain,
                                          relation=relation))
     return cached_json(request, state, serving, body, idx)
