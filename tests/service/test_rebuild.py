@@ -65,8 +65,8 @@ def test_rebuild_rejects_unknown_models_and_jobs(admin):
 
 def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin, servers, store):
     """POST /v1/catalog: a new product before its first sale and a new price for a known one, validated like a
-    catalog file. The new product is answered at once from its text (the cold-start chain, flagged), and the next
-    rebuild serves it (found by its title, answered by the refitted models; a model fitted before it still answers
+    catalog file. The new product is answered at once from its text (the cold-start chain, flagged), its partners
+    from the baskets posted with it, and the next rebuild serves it (found by its title, answered by the refitted models; a model fitted before it still answers
     from its text)."""
     top = store.facts["top_item"]
     title = admin.get(f"/v1/items/{top}").json()["title"]
@@ -100,6 +100,12 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     assert top not in [i["item_id"] for i in related]
     together = admin.get("/v1/items/NEW-CAT-1/bought-together").json()
     assert together["items"] == [] and "after the live snapshot" in together["note"]
+    sold = [{"item_id": i, "basket_id": f"quokka-{k}"} for k in range(2) for i in ("NEW-CAT-1", top)]
+    assert admin.post("/v1/events", json={"events": sold}).json()["pending_rebuild"] == 2
+    together = admin.get("/v1/items/NEW-CAT-1/bought-together", params={"explain": "true"}).json()
+    assert [(i["item_id"], i["evidence"]["co_count"]) for i in together["items"]] == [(top, 2)], \
+        "sold twice with the top item since it was posted: its partner before any rebuild"
+    assert together["online_changes"] == 2 and admin.get("/v1/items/NEW-CAT-1").json()["stats"]["baskets"] == 2
     assert admin.get("/v1/items/NEVER-POSTED/similar").status_code == 404
     assert admin.get("/v1/items/NEW-CAT-1/similar", params={"model": "no-such-model"}).status_code == 422
     completed = admin.post("/v1/baskets/complete", json={"items": ["NEW-CAT-1"], "n": 3, "explain": True}).json()
@@ -123,7 +129,7 @@ def test_posted_products_are_validated_stored_and_answered_after_a_rebuild(admin
     assert state["status"] == "succeeded", state
     assert admin.get("/health").json()["snapshot_version"] == version + 1
     item = admin.get("/v1/items/NEW-CAT-1").json()
-    assert (item["title"], item["price"], item["stats"]["baskets"]) == (f"{title} QUOKKAWARE", 4.5, 0)
+    assert (item["title"], item["price"], item["stats"]["baskets"]) == (f"{title} QUOKKAWARE", 4.5, 2)
     assert admin.get(f"/v1/items/{top}").json()["price"] == 9.99
     found = admin.get("/v1/items", params={"q": "quokkaware"}).json()["items"]
     assert found and found[0]["item_id"] == "NEW-CAT-1"
