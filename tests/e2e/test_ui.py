@@ -179,6 +179,16 @@ def test_a_product_newer_than_the_model_says_so(browser, e2e_store, tmp_path):
             "This product was added to the catalog after the live snapshot and nothing was bought with it yet; shown "
             "instead: the products whose texts are most like its text")
         expect(page.get_by_test_id("substitute").first).to_contain_text("LANTERN")
+        expect(page.locator("#complements")).to_contain_text("No product is bought with this one often enough yet")
+        top = e2e_store.facts["top_item"]
+        sold = [{"item_id": i, "basket_id": f"late-{k}"} for k in range(2) for i in ("LATE-1", top)]
+        assert api.post("/v1/events", json={"events": sold}).json()["pending_rebuild"] == 2
+        page.reload()  # sold twice with the best seller: its partner at once, with the reason
+        complement = page.get_by_test_id("complement")
+        expect(complement).to_have_count(1)
+        expect(complement.locator(".chip").first).to_have_text("2 shared baskets")
+        expect(complement.get_by_test_id("reason")).to_contain_text(
+            "Bought together in 2 baskets: 100% of baskets with LATE ARRIVAL LANTERN (LATE-1) also have ")
         context.close()
         job = api.post("/v1/admin/rebuild", json={"models": ["popularity"], "cluster": False}).json()
         for _ in range(480):
