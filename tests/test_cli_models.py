@@ -168,6 +168,13 @@ def test_similar_evidence_of_a_product_never_bought_has_no_lift(cli, shared_file
     rows = list(csv.DictReader(open(out)))
     assert [(r["query_id"], r["item_id"], r["fallback"]) for r in rows if r["query_id"] == "new"] == \
         [("new", "24852", "popular"), ("new", "13176", "popular"), ("new", "21137", "popular")]  # the best sellers
+    # rules: Chocolate Sandwich Cookies were bought once, too rarely for a rule; Banana starts rules
+    baskets.write_text("query_id,item_id\nnew,10569\ncookies,1\nbanana,24852\n")
+    res = cli("recommend", "--store", store, "--model", "rules", "--baskets", baskets, "--n", "3", "--out", out)
+    assert res.returncode == 0 and "2 basket(s) with no item the model can score (unknown, never bought, or no rule " \
+        "starts from it) got popular items" in res.stderr, res.stderr
+    flags = {r["query_id"]: r["fallback"] for r in csv.DictReader(open(out))}
+    assert flags == {"new": "popular", "cookies": "popular", "banana": ""}
     assert {r["fallback"] for r in rows if r["query_id"] == "banana"} == {""}
 
 

@@ -516,14 +516,16 @@ def recommend(ctx: click.Context, store_path: str, model_text: str, baskets_file
             click.echo(f"{stats['unknown_users']:,} unknown user(s) got popular items", err=True)
         if stats["fallback_queries"] > stats["unknown_users"]:
             who = "user(s)" if users_file else "basket(s)"
+            why = "unknown, never bought, or no rule starts from it" if model.name == "rules" else \
+                "unknown, or never bought"
             click.echo(f"{stats['fallback_queries'] - stats['unknown_users']:,} {who} with no item the model can "
-                       "score (unknown, or never bought) got popular items", err=True)
+                       f"score ({why}) got popular items", err=True)
 
 
 def _write_recs(writer: Any, stats: dict[str, int], query_ids: Sequence[str], answers: Sequence[Any]) -> None:
     """CSV rows of each query's recommendations; `fallback` marks popular items for a query the model knows nothing
-    of (`Recs.fallback`: an unknown user, a basket of unknown items or of products never bought), so that a shop can
-    tell them from its own answers."""
+    of (`Recs.fallback`: an unknown user, a basket of unknown items or of products never bought, or, for rules, of
+    items no rule starts from), so that a shop can tell them from its own answers."""
     for qid, recs in zip(query_ids, answers):
         marker = "popular" if recs.fallback else ""
         writer.writerows([qid, r + 1, i, f"{sc:.6g}", marker] for r, (i, sc) in enumerate(zip(recs.item_ids, recs.scores)))

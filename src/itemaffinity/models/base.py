@@ -34,7 +34,8 @@ class Recs:
         scores: scores aligned with item_ids (read-only float array).
         evidence: optional per-item evidence dicts (why it was recommended).
         fallback: the model knew nothing of the query (an unknown user, no known item, or items it has no score
-            for, such as products never bought for a co-purchase model): these are the most bought items.
+            for, such as products never bought for a co-purchase model, or items no rule starts from for rules):
+            these are the most bought items.
     """
 
     item_ids: tuple[str, ...]
