@@ -118,9 +118,9 @@ class OnlineState:
         self.folded = 0
         self.unknown_items = 0
         # Products the snapshot does not hold (posted to the catalog since): the transactions each joined, and
-        # each transaction's such products.
+        # the transactions any of them joined.
         self.new_item_keys: dict[str, set[str]] = {}
-        self.new_members: dict[str, set[str]] = {}
+        self.joined_by_new: set[str] = set()
         self.log: list[PostedEvent] = []
         self._pairs: dict[int, tuple[int, PairRows]] = {}
         weights = snap.data.event_weights
@@ -174,7 +174,7 @@ class OnlineState:
         members = self._members(key)
         if idx in members:
             return
-        if not members and key not in self.new_members:
+        if not members and key not in self.joined_by_new:
             self.new_transactions += 1
         co = self.co.setdefault(idx, Counter())
         for other in members:
@@ -187,10 +187,9 @@ class OnlineState:
 
     def _add_new_item(self, key: str, item_id: str) -> None:
         """A product the snapshot does not hold joins the transaction `key`; its partners are counted on reading."""
-        joined = self.new_members.setdefault(key, set())
-        if not joined and not self._members(key):
+        if key not in self.joined_by_new and not self._members(key):
             self.new_transactions += 1
-        joined.add(item_id)
+        self.joined_by_new.add(key)
         self.new_item_keys.setdefault(item_id, set()).add(key)
 
     # -- reads ----------------------------------------------------------------------------------
