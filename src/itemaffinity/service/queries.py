@@ -211,14 +211,12 @@ RELATION_WORDS = {
 }
 
 
-def pair_reason(snap: Snapshot, a: int, b: int, n_ab: int, confidence: float, lift: float,
-                a_name: str | None = None) -> str:
-    """"Bought together in N baskets: X% of baskets with A also have B, L× more often than chance." In a store
-    without orders the same of customers: "Both bought by N customers: X% of customers with A also have B".
-    `a_name` names A where the snapshot does not hold it (a product posted since; `a` is then −1)."""
+def pair_reason(snap: Snapshot, a_name: str, b: int, n_ab: int, confidence: float, lift: float) -> str:
+    """"Bought together in N baskets: X% of baskets with A (`a_name`, as `catalog_fields` names it) also have B, L×
+    more often than chance." In a store without orders the same of customers: "Both bought by N customers: X% of
+    customers with A also have B"."""
     if n_ab == 0:
         return f"Never bought {'in the same basket' if snap.unit == 'basket' else 'by the same customer'} so far."
-    a_name = a_name or _short(snap.title(a), snap.data.items.id(a))
     b_name = _short(snap.title(b), snap.data.items.id(b))
     times = f"{lift:.1f}× as often as chance would give" if lift >= 1.05 else \
         ("about as often as chance would give" if lift > 0.95 else f"less often than chance ({lift:.2f}×)")
@@ -517,7 +515,7 @@ def similar_evidence(snap: Snapshot, a: int, b: int, model: str, score: float,
                          f"from its text and category (text similarity {sim:.2f}).")
         elif sim >= SUBSTITUTE_MIN_TEXT:
             parts.append(f"Their names are alike (text similarity {sim:.2f}).")
-    parts.append(pair_reason(snap, a, b, n_ab, m["confidence"], m["lift"]))
+    parts.append(pair_reason(snap, catalog_fields(snap, a)["name"], b, n_ab, m["confidence"], m["lift"]))
     ev["relation"] = relation
     if RELATION_WORDS.get(relation):
         parts.append(RELATION_WORDS[relation])
@@ -544,18 +542,18 @@ def bought_together(snap: Snapshot, online: OnlineState, item_id: str, *,
     else:
         found = sims = None
     query = {**catalog_fields(snap, a), "item_id": item_id, "title": snap.title(a)}
-    items = partner_items(snap, rows, pos[:n], found, sims, a, query, lambda b: _group_evidence(snap, a, b), explain)
+    items = partner_items(snap, rows, pos[:n], found, sims, query, lambda b: _group_evidence(snap, a, b), explain)
     return {"item": item_summary(snap, a), "items": items, "bundles": bundles(snap, a, filt, n_bundles),
             "baskets": online.n_transactions, "online_changes": online.item_generation(a)}
 
 
 def partner_items(snap: Snapshot, rows: PairRows, pos: np.ndarray, found: np.ndarray | None,
-                  sims: np.ndarray | None, a: int, query: dict[str, Any], group_of: Callable[[int], dict[str, Any]],
+                  sims: np.ndarray | None, query: dict[str, Any], group_of: Callable[[int], dict[str, Any]],
                   explain: bool) -> list[dict[str, Any]]:
-    """The bought-together items at `pos` of item a's partner `rows`, with their evidence where `explain`: the
-    pair's counts and measures, the product group (`group_of`), the catalog fields shared with the `query` product
-    (`catalog_fields` with its item_id and title), and the relations `found` and text similarities `sims` (aligned
-    with pos). `a` is −1 for a product posted since the snapshot."""
+    """The bought-together items at `pos` of the `query` product's partner `rows`, with their evidence where
+    `explain`: the pair's counts and measures, the product group (`group_of`), the catalog fields they share
+    (`query`: `catalog_fields` with its item_id and title; a product posted since the snapshot, its catalog row),
+    and the relations `found` and text similarities `sims` (aligned with pos)."""
     items = []
     for k, p in enumerate(pos):
         b = int(rows.partner[p])
@@ -567,8 +565,8 @@ def partner_items(snap: Snapshot, rows: PairRows, pos: np.ndarray, found: np.nda
                   "confidence": conf, "lift": lift, "shrunk_lift": float(rows.shrunk_lift[p]), **group_of(b),
                   **catalog, "contributing": [{"item_id": query["item_id"], "title": query["title"], "co_count": n_ab,
                                                "confidence": conf, "lift": lift}],
-                  "reason": " ".join(w for w in (pair_reason(snap, a, b, n_ab, conf, lift, a_name=query["name"]),
-                                                 same_catalog) if w)}
+                  "reason": " ".join(w for w in (pair_reason(snap, query["name"], b, n_ab, conf, lift), same_catalog)
+                                     if w)}
             if not np.isnan(sims[k]):
                 ev["text_similarity"] = float(sims[k])
             ev["relation"] = str(found[k])
@@ -596,7 +594,7 @@ def new_product_bought_together(snap: Snapshot, online: OnlineState, item_id: st
         keep = found == relation
         pos, sims, found = pos[keep], sims[keep], found[keep]
     query = {**record, "title": record.get("title"), "name": _short(record.get("title"), record["item_id"])}
-    items = partner_items(snap, rows, pos[:n], found, sims, -1, query,
+    items = partner_items(snap, rows, pos[:n], found, sims, query,
                           lambda b: {"same_group": False, "group": snap.group_label[b]}, explain)
     baskets = online.new_item_transactions(record["item_id"])
     return {"item": new_product_summary(record), "items": items, "bundles": [], "baskets": online.n_transactions,
