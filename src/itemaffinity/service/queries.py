@@ -600,7 +600,7 @@ def new_product_bought_together(snap: Snapshot, online: OnlineState, item_id: st
     return {"item": new_product_summary(record), "items": items, "bundles": [], "baskets": online.n_transactions,
             "online_changes": baskets,
             "note": f"this product was added to the catalog after the live snapshot: its partners come from the "
-                    f"{snap.count_of(baskets)} posted with it since (at least {online.min_count} with a partner); "
+                    f"{snap.count_of(baskets)} posted with it since (a partner must be in {online.min_count} of them); "
                     f"bundles, and its place in other products' lists, come with the next rebuild (POST "
                     f"/v1/admin/rebuild)"}
 
