@@ -259,6 +259,9 @@ def test_precomputed_answers_equal_computed_ones(api, store):
     while not api.get("/health").json()["precomputed"]:
         assert time.monotonic() < deadline, "precomputation did not finish"
         time.sleep(0.5)
+    while api.get("/health").json()["semantic"] == "loading":  # the chain's answers are cached once it has loaded
+        assert time.monotonic() < deadline, "the text search did not load"
+        time.sleep(0.5)
     rare = store.facts["fresh_pairs"][5][0]  # a rare item no other test asks about
     for item, route in ((rare, "bought-together"), (store.facts["top_item"], "similar")):
         cached = api.get(f"/v1/items/{item}/{route}")
