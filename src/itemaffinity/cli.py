@@ -729,9 +729,8 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     from dataclasses import replace
 
     import numpy as np
-    import scipy.sparse as sp
 
-    from itemaffinity.mining.transactions import transaction_unit, transactions
+    from itemaffinity.mining.transactions import transaction_counts, transaction_unit
     from itemaffinity.models.base import Recs
     from itemaffinity.models.explain import (FALLBACK_SOURCES, RELATION_SCAN, Explainer, cold_start_chain,
                                              fallback_note, text_vectors)
@@ -745,7 +744,7 @@ def similar(ctx: click.Context, item_id: str, store_path: str, model_text: str, 
     fallback = note = None
     if not len(recs):  # the model has nothing on it: the cold-start chain answers, as the service's does
         vectors = vectors if vectors is not None else text_vectors(data)
-        counts = np.diff(sp.csc_matrix(transactions(data)).indptr)
+        counts = transaction_counts(data)
         sims = (vectors @ vectors[a].T).toarray().ravel()
         idx, scores, fallback = cold_start_chain(np.arange(data.n_items), sims, data.categories, counts,
                                                  [data.categories[a]], RELATION_SCAN if relation else n, items=[a])

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
 
 from itemaffinity.data.interactions import InteractionData  # noqa: E402
-from itemaffinity.mining.transactions import transaction_unit, transactions  # noqa: E402
+from itemaffinity.mining.transactions import transaction_counts, transaction_unit  # noqa: E402
 from itemaffinity.text.encoders import CJK  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,6 @@ def short_title(text: str | None) -> str | None:
     if text is None or len(text) <= TITLE_CHARS:
         return text
     return text[:TITLE_CHARS].rsplit(" ", 1)[0].rstrip(" ,;-–") + "…"
-
-
-def transaction_counts(data: InteractionData) -> np.ndarray:
-    """(n_items,) transactions holding each item: baskets, or in a log without orders (reviews, ratings, views)
-    customers, as the analysis mines them (`mining.transactions`)."""
-    return np.bincount(transactions(data).indices, minlength=data.n_items)
 
 
 def dataset_sections(report: Report, con: duckdb.DuckDBPyConnection, data: InteractionData) -> None:

@@ -61,3 +61,9 @@ def transactions(data: InteractionData, unit: str | None = None) -> sp.csr_matri
     except KeyError:
         raise KeyError(f"unknown transaction unit {unit!r}; known: {', '.join(TRANSACTION_UNITS)}") from None
     return binarize(matrix)
+
+
+def transaction_counts(data: InteractionData) -> np.ndarray:
+    """(n_items,) transactions holding each item: baskets, or in a log without orders (reviews, ratings, views)
+    customers, as the analysis mines them (`transactions`)."""
+    return np.bincount(transactions(data).indices, minlength=data.n_items)
