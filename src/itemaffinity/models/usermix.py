@@ -58,9 +58,9 @@ class UserMixture(Recommender):
         background = counts + 1.0
         self.background_ = (background / background.sum()).astype(np.float32)
 
-    def _derived(self) -> tuple[np.ndarray, sp.spmatrix, sp.csr_matrix]:
-        """(profile totals n_u, log-likelihood gains, smoothed-away profile probabilities), built once
-        from the fitted state and reused by every call (not saved: derivable)."""
+    def _derived(self) -> tuple[np.ndarray, sp.spmatrix, sp.csr_matrix, np.ndarray]:
+        """(profile totals n_u, log-likelihood gains, smoothed-away profile probabilities, 1.0 for each product some
+        customer bought), built once from the fitted state and reused by every call (not saved: derivable)."""
         cached = getattr(self, "_derived_cache", None)
         if cached is None or cached[0] is not self.profiles_:
             mu, prof = self.config.mu, self.profiles_
@@ -68,13 +68,14 @@ class UserMixture(Recommender):
             gain = prof.copy()
             gain.data = np.log1p(gain.data / (mu * self.background_[gain.indices]))
             probs = sp.csr_matrix(sp.diags(1.0 / (totals + mu)) @ prof, dtype=np.float32)
-            self._derived_cache = cached = (prof, totals, gain.T, probs)
-        return cached[1], cached[2], cached[3]
+            bought = (np.asarray(prof.sum(axis=0)).ravel() > 0).astype(np.float32)
+            self._derived_cache = cached = (prof, totals, gain.T, probs, bought)
+        return cached[1], cached[2], cached[3], cached[4]
 
     def posterior(self, queries: sp.csr_matrix) -> sp.csr_matrix:
         """(q, n_users) CSR of P(u | query) over each row's `top_users` most likely customers."""
         mu = self.config.mu
-        totals, gain_t, _ = self._derived()
+        totals, gain_t, _, _ = self._derived()
         q = sp.csr_matrix(queries > 0, dtype=np.float32)
         size = np.diff(q.indptr).astype(np.float32)
         # The Σ log(μ p_i) term is the same for every customer and cancels in the posterior.
@@ -91,7 +92,7 @@ class UserMixture(Recommender):
 
     def score(self, queries: sp.csr_matrix) -> np.ndarray:
         mu = self.config.mu
-        totals, _, profile_probs = self._derived()
+        totals, _, profile_probs, _ = self._derived()
         if not len(totals):  # no customers: the background alone, item popularity
             return np.tile(self.background_, (queries.shape[0], 1))
         out = np.zeros(queries.shape, dtype=np.float32)
@@ -107,5 +108,5 @@ class UserMixture(Recommender):
         nothing = super()._scores_nothing(queries, scores, exclude)
         if not self.profiles_.shape[0]:  # no customers: item popularity is the model's own answer
             return nothing
-        bought = (np.asarray(self.profiles_.sum(axis=0)).ravel() > 0).astype(np.float32)
+        bought = self._derived()[3]
         return nothing | (sp.csr_matrix(queries > 0, dtype=np.float32) @ bought == 0)
